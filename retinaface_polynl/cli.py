@@ -1,0 +1,53 @@
+"""The ``retinaface-polynl`` command line: a thin layer over the Python API.
+
+Each sub-command lives in ``retinaface_polynl/commands/<name>.py`` with two
+functions, ``add_parser(subparsers)`` and ``run(args) -> int``; this file only
+collects them.  Command modules import heavy libraries inside ``run`` so that
+``--help`` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+
+COMMANDS = ("presets", "detect")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retinaface-polynl",
+        description="RetinaFace face detection with Poly-NL attention: detect, evaluate, train, export.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'retinaface-polynl COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f".commands.{name}", __package__)
+        sub_parser = module.add_parser(sub)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        # Expected failures (bad input, wrong checkpoint, missing file): one line, no stack trace.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``retinaface-polynl`` command line, one module each."""

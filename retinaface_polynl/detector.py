@@ -1,0 +1,316 @@
+"""``Detector``: the Python API everything else (CLI, TTA, evaluation) stands on.
+
+    image (BGR uint8, as OpenCV reads it) -> resize (optional) -> minus BGR mean
+    -> backend (the network + anchor decoding) -> score threshold -> top-k
+    -> NMS (torchvision) -> boxes / scores / landmarks in original-image pixels
+
+Input size is explicit: by default the network sees the image at its original
+size; ``size`` resizes the short side to that many pixels and ``max_size`` caps
+the long side (both may be given; the smaller scale wins).  Colour order is BGR
+unless ``rgb=True``.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torchvision.ops import batched_nms
+
+from .checkpoints import load_model
+from .media import read_image, to_bgr_uint8
+from .presets import ModelConfig, get_preset
+
+log = logging.getLogger(__name__)
+
+BGR_MEAN = (104.0, 117.0, 123.0)
+STRIDE = 32  # the coarsest pyramid stride: batches are padded to a multiple of it
+
+
+@dataclass
+class Detections:
+    """Faces found in one image, in that image's pixels.
+
+    Attributes:
+        boxes: (N, 4) float32 ``x1, y1, x2, y2``.
+        scores: (N,) float32 face probability, descending.
+        landmarks: (N, 5, 2) float32: left eye, right eye, nose, left and right
+            mouth corners (left/right as seen in the image).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def to_dict(self) -> dict[str, list]:
+        """Plain Python: ``{"boxes": [[x1, y1, x2, y2], ...], "scores": [...], "landmarks": [[[x, y] x5], ...]}``."""
+        return {
+            "boxes": np.round(self.boxes.astype(float), 2).tolist(),
+            "scores": np.round(self.scores.astype(float), 5).tolist(),
+            "landmarks": np.round(self.landmarks.astype(float), 2).tolist(),
+        }
+
+    def to_xywh(self) -> np.ndarray:
+        """Boxes as ``x, y, w, h`` (the WIDER FACE submission layout)."""
+        b = self.boxes.copy()
+        b[:, 2:] -= b[:, :2]
+        return b
+
+
+def default_weights_path() -> Path | None:
+    """The checkpoint shipped with the package, if any (no download, ever)."""
+    from importlib import resources
+
+    candidates = []
+    try:
+        candidates.append(Path(str(resources.files("retinaface_polynl") / "_weights")))
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - unusual installs
+        pass
+    candidates.append(Path(__file__).resolve().parents[1] / "weights")
+    for folder in candidates:
+        default = folder / "default.pth"
+        if default.is_file():
+            return default
+    return None
+
+
+def resize_scale(height: int, width: int, size: int | None, max_size: int | None) -> float:
+    """Scale factor that brings the short side to ``size`` and keeps the long side <= ``max_size``."""
+    scale = 1.0
+    if size is not None:
+        scale = size / min(height, width)
+    if max_size is not None and max(height, width) * scale > max_size:
+        scale = max_size / max(height, width)
+    return scale
+
+
+def preprocess(image_bgr: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """BGR uint8 (H, W, 3) -> float32 (3, H', W'), resized by ``scale``, minus the BGR mean."""
+    if scale != 1.0:
+        h, w = image_bgr.shape[:2]
+        new = (max(1, round(w * scale)), max(1, round(h * scale)))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image_bgr = cv2.resize(image_bgr, new, interpolation=interp)
+    x = image_bgr.astype(np.float32) - np.asarray(BGR_MEAN, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def pad_batch(arrays: Sequence[np.ndarray], multiple: int = STRIDE) -> np.ndarray:
+    """Stack (3, h, w) arrays into (B, 3, H, W), zero-padded (i.e. mean-coloured) at the bottom/right."""
+    h = max(a.shape[1] for a in arrays)
+    w = max(a.shape[2] for a in arrays)
+    h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    out = np.zeros((len(arrays), 3, h, w), np.float32)
+    for i, a in enumerate(arrays):
+        out[i, :, : a.shape[1], : a.shape[2]] = a
+    return out
+
+
+class TorchBackend:
+    """Runs the PyTorch model; returns decoded boxes, scores and landmarks for every anchor."""
+
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(batch).to(self.device)
+        p = self.model.predict(x)
+        return p.boxes.float().cpu(), p.scores.float().cpu(), p.landmarks.float().cpu()
+
+
+def postprocess(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    landmarks: torch.Tensor,
+    threshold: float,
+    nms_threshold: float,
+    top_k: int,
+    max_detections: int,
+) -> Detections:
+    """One image's decoded anchors -> thresholded, NMS-ed detections (input pixels)."""
+    keep = scores > threshold
+    boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
+    if scores.numel() > top_k:
+        scores, order = scores.topk(top_k)
+        boxes, landmarks = boxes[order], landmarks[order]
+    keep = batched_nms(boxes, scores, torch.zeros_like(scores, dtype=torch.int64), nms_threshold)[:max_detections]
+    return Detections(boxes[keep].numpy(), scores[keep].numpy(), landmarks[keep].numpy())
+
+
+def scale_back(det: Detections, scale: float, height: int, width: int) -> Detections:
+    """Input-pixel detections -> original-image pixels (boxes clipped to the image)."""
+    boxes = det.boxes / scale
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
+    return Detections(boxes.astype(np.float32), det.scores, (det.landmarks / scale).astype(np.float32))
+
+
+ImageLike = np.ndarray | str | Path
+
+
+class Detector:
+    """A RetinaFace / Poly-NL face detector.
+
+    Args:
+        weights: a checkpoint (ours or Pytorch_Retinaface's); ``None`` with no
+            ``preset`` uses the weights shipped with the package.
+        preset: a preset name (``retinaface-polynl presets`` lists them) or a
+            :class:`ModelConfig`.  With ``weights`` it overrides the checkpoint's
+            own configuration (e.g. add a Poly-NL block to a plain checkpoint);
+            alone it builds an untrained model (for benchmarks and training).
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        threshold: minimum face score kept.
+        nms_threshold: IoU above which NMS suppresses the lower-scored box.
+        top_k: boxes kept per image before NMS; ``max_detections`` after it.
+        size, max_size: default input size (short side, long-side cap) for
+            single-scale detection; ``None`` keeps the original size.
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        preset: str | ModelConfig | None = None,
+        device: str = "cpu",
+        threshold: float = 0.5,
+        nms_threshold: float = 0.4,
+        top_k: int = 5000,
+        max_detections: int = 750,
+        size: int | None = None,
+        max_size: int | None = None,
+    ) -> None:
+        self.device = _device(device)
+        config = get_preset(preset) if isinstance(preset, str) else preset
+        if weights is None and config is None:
+            weights = default_weights_path()
+            if weights is None:
+                raise ValueError(
+                    "no default weights are installed with this package; pass weights=PATH "
+                    "(e.g. a Pytorch_Retinaface mobilenet0.25_Final.pth) or preset=NAME for an untrained model"
+                )
+        self.weights = Path(weights) if weights is not None else None
+        if self.weights is not None:
+            loaded = load_model(self.weights, config=config, device=self.device)
+            self.model, self.config = loaded.model, loaded.config
+        else:
+            from .models.retinaface import RetinaFace
+
+            log.warning("preset %s without weights: the network is untrained, its detections are noise", config.name)
+            self.model, self.config = RetinaFace(config).eval(), config
+        self.backend = TorchBackend(self.model, self.device)
+        self.threshold = threshold
+        self.nms_threshold = nms_threshold
+        self.top_k = top_k
+        self.max_detections = max_detections
+        self.size = size
+        self.max_size = max_size
+
+    def __repr__(self) -> str:
+        return (
+            f"Detector(preset={self.config.name!r}, backbone={self.config.backbone!r}, "
+            f"attention={self.config.attention!r}, weights={str(self.weights) if self.weights else None!r}, "
+            f"backend={self.backend.name!r}, device={str(self.device)!r})"
+        )
+
+    # -- helpers shared with TTA -------------------------------------------------------
+    def prepare(self, image: ImageLike, rgb: bool = False) -> np.ndarray:
+        """Any accepted image (path, BGR/RGB/gray/RGBA array, 8/16-bit) -> BGR uint8 (H, W, 3)."""
+        if isinstance(image, (str, Path)):
+            return read_image(image)
+        return to_bgr_uint8(image, rgb=rgb)
+
+    def predict_raw(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Preprocessed batch (B, 3, H, W) -> decoded boxes (B, A, 4), scores (B, A), landmarks (B, A, 5, 2)
+        in network-input pixels, for every anchor."""
+        return self.backend(batch)
+
+    def postprocess(self, boxes, scores, landmarks, threshold: float | None = None) -> Detections:
+        return postprocess(
+            boxes,
+            scores,
+            landmarks,
+            self.threshold if threshold is None else threshold,
+            self.nms_threshold,
+            self.top_k,
+            self.max_detections,
+        )
+
+    # -- public API ----------------------------------------------------------------------
+    def detect(
+        self,
+        image: ImageLike,
+        threshold: float | None = None,
+        size: int | None = None,
+        max_size: int | None = None,
+        rgb: bool = False,
+        tta: Any = None,
+    ) -> Detections:
+        """Detect faces in one image (a path or an array; BGR unless ``rgb=True``).
+
+        ``tta`` selects test-time augmentation (``None``/"none" for single scale).
+        """
+        if tta not in (None, "none"):
+            from .tta import detect_tta
+
+            return detect_tta(self, self.prepare(image, rgb=rgb), tta, threshold=threshold)
+        return self.detect_batch([image], threshold=threshold, size=size, max_size=max_size, rgb=rgb)[0]
+
+    def detect_batch(
+        self,
+        images: Iterable[ImageLike],
+        threshold: float | None = None,
+        size: int | None = None,
+        max_size: int | None = None,
+        rgb: bool = False,
+        batch_size: int = 8,
+    ) -> list[Detections]:
+        """Detect faces in several images of any sizes, ``batch_size`` at a time.
+
+        Images are grouped by their network-input size so that a batch needs no
+        padding beyond the stride multiple that single-image detection uses too:
+        the results equal ``detect`` run one image at a time.
+        """
+        size = self.size if size is None else size
+        max_size = self.max_size if max_size is None else max_size
+        prepared = []
+        for image in images:
+            bgr = self.prepare(image, rgb=rgb)
+            h, w = bgr.shape[:2]
+            scale = resize_scale(h, w, size, max_size)
+            prepared.append((preprocess(bgr, scale), scale, h, w))
+        results: list[Detections | None] = [None] * len(prepared)
+        padded_shape = lambda a: (-(-a.shape[1] // STRIDE), -(-a.shape[2] // STRIDE))  # noqa: E731
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (arr, *_rest) in enumerate(prepared):
+            groups.setdefault(padded_shape(arr), []).append(i)
+        for indices in groups.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                boxes, scores, landmarks = self.predict_raw(pad_batch([prepared[i][0] for i in chunk]))
+                for j, i in enumerate(chunk):
+                    _, scale, h, w = prepared[i]
+                    det = self.postprocess(boxes[j], scores[j], landmarks[j], threshold)
+                    results[i] = scale_back(det, scale, h, w)
+        return results  # type: ignore[return-value]
+
+
+def _device(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine; use device='cpu'")
+    return dev

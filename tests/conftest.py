@@ -1,0 +1,75 @@
+"""Shared fixtures: where the real data lives, and skips that say why.
+
+The project's real data (``../shared/data`` beside the repository) is read in
+place and never committed.  ``RETINAFACE_POLYNL_SHARED_DATA`` overrides the
+location.  Tests that need it are skipped with the reason when it is absent.
+"""
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(
+    os.environ.get("RETINAFACE_POLYNL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")
+)
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (set RETINAFACE_POLYNL_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return _require(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def dlib_faces_dir() -> Path:
+    return _require(SHARED_DATA / "faces_dlib")
+
+
+@pytest.fixture(scope="session")
+def mnet_checkpoint() -> Path:
+    return _require(SHARED_DATA / "weights_thirdparty" / "pytorch_retinaface" / "mobilenet0.25_Final.pth")
+
+
+@pytest.fixture(scope="session")
+def widerface_gt_dir() -> Path:
+    return _require(SHARED_DATA / "widerface_val_gt")
+
+
+@pytest.fixture(scope="session")
+def fddb_dir() -> Path:
+    return _require(SHARED_DATA / "faces_fddb")
+
+
+def read_dlib_xml(xml_path: Path) -> dict[str, list[list[float]]]:
+    """dlib's imglab XML -> {file name: [[x1, y1, x2, y2], ...]} (ignored boxes skipped)."""
+    root = ET.parse(xml_path).getroot()
+    out: dict[str, list[list[float]]] = {}
+    for image in root.iter("image"):
+        boxes = []
+        for box in image.iter("box"):
+            if box.get("ignore") == "1":
+                continue
+            top, left = float(box.get("top")), float(box.get("left"))
+            w, h = float(box.get("width")), float(box.get("height"))
+            boxes.append([left, top, left + w, top + h])
+        out[image.get("file")] = boxes
+    return out
+
+
+@pytest.fixture(scope="session")
+def dlib_testing(dlib_faces_dir: Path) -> dict[str, list[list[float]]]:
+    return read_dlib_xml(dlib_faces_dir / "testing.xml")
+
+
+@pytest.fixture(scope="session")
+def dlib_training(dlib_faces_dir: Path) -> dict[str, list[list[float]]]:
+    return read_dlib_xml(dlib_faces_dir / "training.xml")
