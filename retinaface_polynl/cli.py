@@ -10,11 +10,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 
-from . import __version__
+from . import __version__, commands
 
-COMMANDS = ("presets", "detect")
+# Order in --help; any other module in commands/ (but common) is listed after these.
+COMMAND_ORDER = ("detect", "submit", "evaluate", "train", "export", "webcam", "attention", "presets")
+
+
+def command_names() -> list[str]:
+    found = {m.name for m in pkgutil.iter_modules(commands.__path__) if m.name != "common"}
+    return [n for n in COMMAND_ORDER if n in found] + sorted(found - set(COMMAND_ORDER))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in command_names():
         module = importlib.import_module(f".commands.{name}", __package__)
         sub_parser = module.add_parser(sub)
         sub_parser.set_defaults(_run=module.run)

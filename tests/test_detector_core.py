@@ -1,0 +1,116 @@
+"""Single-scale detection with a real checkpoint on real, annotated photos."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from retinaface_polynl import Detector
+
+
+def match(gt_boxes, det_boxes, iou=0.4):
+    """(faces found, false positives) with a one-to-one greedy match at IoU >= iou."""
+    if len(det_boxes) == 0:
+        return 0, 0
+    ious = box_iou(torch.as_tensor(gt_boxes, dtype=torch.float32), torch.as_tensor(det_boxes, dtype=torch.float32))
+    found = set()
+    taken = set()
+    for d in range(ious.shape[1]):  # detections are sorted by score
+        col = ious[:, d].clone()
+        col[list(found)] = -1
+        g = int(col.argmax())
+        if col[g] >= iou:
+            found.add(g)
+            taken.add(d)
+    return len(found), ious.shape[1] - len(taken)
+
+
+@pytest.fixture(scope="module")
+def mnet(mnet_checkpoint):
+    return Detector(weights=mnet_checkpoint)
+
+
+def test_third_party_checkpoint_finds_the_annotated_faces(mnet, dlib_faces_dir, dlib_testing):
+    total = found = false_pos = 0
+    for name, boxes in dlib_testing.items():
+        det = mnet.detect(cv2.imread(str(dlib_faces_dir / name)))
+        f, fp = match(boxes, det.boxes)
+        total, found, false_pos = total + len(boxes), found + f, false_pos + fp
+    assert total == 25
+    assert found >= 0.9 * total, f"found {found}/{total}"
+    assert false_pos <= 2, f"{false_pos} false positives"
+
+
+def test_results_are_in_original_pixels_whatever_the_input_size(mnet, dlib_faces_dir):
+    image = cv2.imread(str(dlib_faces_dir / "2008_002506.jpg"))
+    full = mnet.detect(image)
+    half = mnet.detect(image, size=int(min(image.shape[:2]) * 0.75))
+    assert len(full) == len(half) == 3
+    iou = box_iou(torch.from_numpy(full.boxes), torch.from_numpy(half.boxes)).max(1).values
+    assert (iou > 0.8).all()
+
+
+def test_colour_order_path_and_array_agree(mnet, dlib_faces_dir):
+    path = dlib_faces_dir / "2008_002470.jpg"
+    bgr = cv2.imread(str(path))
+    a = mnet.detect(bgr)
+    b = mnet.detect(np.ascontiguousarray(bgr[:, :, ::-1]), rgb=True)
+    c = mnet.detect(str(path))
+    np.testing.assert_allclose(a.boxes, b.boxes)
+    np.testing.assert_allclose(a.boxes, c.boxes)
+    d = a.to_dict()
+    assert set(d) == {"boxes", "scores", "landmarks"}
+    assert len(d["landmarks"][0]) == 5 and len(d["landmarks"][0][0]) == 2
+    json.dumps(d)
+
+
+def test_landmarks_fall_inside_their_boxes(mnet, dlib_faces_dir):
+    det = mnet.detect(cv2.imread(str(dlib_faces_dir / "2008_004176.jpg")))
+    assert len(det) >= 5
+    x1, y1, x2, y2 = (det.boxes[:, i, None] for i in range(4))
+    lx, ly = det.landmarks[..., 0], det.landmarks[..., 1]
+    w, h = x2 - x1, y2 - y1
+    assert ((lx > x1 - 0.1 * w) & (lx < x2 + 0.1 * w) & (ly > y1 - 0.1 * h) & (ly < y2 + 0.1 * h)).all()
+    # left eye is left of the right eye, eyes above the mouth
+    assert (det.landmarks[:, 0, 0] < det.landmarks[:, 1, 0]).all()
+    assert (det.landmarks[:, 0, 1] < det.landmarks[:, 3, 1]).all()
+
+
+def test_no_weights_and_no_preset_is_a_clear_error_or_the_default(monkeypatch):
+    import retinaface_polynl.detector as detector_module
+
+    monkeypatch.setattr(detector_module, "default_weights_path", lambda: None)
+    with pytest.raises(ValueError, match="weights"):
+        Detector()
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        Detector(preset="r18x025", device="cuda")
+
+
+def test_module_entry_point_runs_the_cli():
+    out = subprocess.run(
+        [sys.executable, "-m", "retinaface_polynl", "presets", "r18x025_polynl", "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    rows = json.loads(out.stdout)
+    assert rows[0]["name"] == "r18x025_polynl" and rows[0]["attention"] == "polynl"
+    assert 0.5 < rows[0]["params_M"] < 2 and rows[0]["gflops"] > 0
+
+
+def test_cli_reports_a_wrong_checkpoint_in_one_line(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"\x00" * 10)
+    out = subprocess.run(
+        [sys.executable, "-m", "retinaface_polynl", "detect", "whatever.jpg", "--weights", str(bad)],
+        capture_output=True, text=True,
+    )
+    assert out.returncode != 0
+    assert "bad.pth" in out.stderr and "Traceback" not in out.stderr
