@@ -1,0 +1,27 @@
+"""``retinaface-polynl evaluate``: WIDER FACE (Easy/Medium/Hard AP) or FDDB (ROC, AP) evaluation.
+
+The same options as ``python -m widerface_eval``, which implements it.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    from widerface_eval.cli import DESCRIPTION, EPILOG, build_parser
+
+    return sub.add_parser(
+        "evaluate",
+        help="WIDER FACE / FDDB evaluation of prediction folders (official protocols)",
+        description=DESCRIPTION,
+        epilog=EPILOG.replace("python -m widerface_eval", "retinaface-polynl evaluate"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[build_parser()],
+        conflict_handler="resolve",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from widerface_eval.cli import build_parser, execute
+
+    return execute(build_parser(), args)

@@ -1,0 +1,281 @@
+"""Reading and writing predictions in the official WIDER FACE submission layout.
+
+Layout (one text file per image, ``<pred_dir>/<event>/<image>.txt``)::
+
+    <image name>            # e.g. 0_Parade_marchingband_1_465 (a path or .jpg suffix is accepted)
+    <number of boxes N>
+    x y w h score           # N lines, pixels, (x, y) = top-left corner
+    ...
+
+Validation rules (each violation raises :class:`PredictionFormatError` naming
+the file and the line):
+
+* line 1 must name the image; its base name without extension must equal the
+  file name without ``.txt``;
+* line 2 must be a non-negative integer ``N``; exactly ``N`` box lines must
+  follow (blank lines after them are allowed, anything else is an error);
+* every box line holds exactly five numbers ``x y w h score``;
+* NaN or infinite values are errors; ``w``, ``h`` and ``score`` must be
+  ``>= 0``.  ``x``/``y`` may be negative: detectors legitimately produce
+  boxes that start a little outside the image, and the official MATLAB
+  toolkit uses the coordinates as they are (it never clips), so do we.  A
+  negative width/height has no meaning in the toolkit (its ``x2 = x + w``
+  would then lie left of ``x``) and a negative score would break its
+  min-max normalisation floor (``realmin('single')``), so both are rejected.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+import numpy as np
+
+from .errors import MissingPredictionsWarning, PredictionFormatError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .groundtruth import WiderGroundTruth
+
+__all__ = [
+    "image_stem",
+    "parse_prediction_text",
+    "read_prediction_file",
+    "read_predictions",
+    "write_prediction_file",
+]
+
+_INT_RE = re.compile(r"^[+]?\d+$")
+
+
+def image_stem(name: str) -> str:
+    """``'0--Parade/0_Parade_x_465.jpg'`` -> ``'0_Parade_x_465'`` (base name, no extension)."""
+    base = name.strip().replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, ext = base.rpartition(".")
+    if dot and ext.lower() in {"jpg", "jpeg", "png", "bmp", "txt"}:
+        return stem
+    return base
+
+
+def parse_prediction_text(text: str, path: str | Path = "<string>", expected_name: str | None = None) -> np.ndarray:
+    """Parse the content of one prediction file into an ``(N, 5)`` float64 array.
+
+    Rows are ``x y w h score`` in file order (sorting is the evaluator's job).
+    ``expected_name`` (an image stem) is compared with the file's first line.
+    """
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise PredictionFormatError(path, "missing image name on the first line", line=1)
+    header = lines[0].strip()
+    if expected_name is not None and image_stem(header) != expected_name:
+        raise PredictionFormatError(
+            path, f"first line names image {header!r} but the file is for image {expected_name!r}", line=1
+        )
+    if len(lines) < 2 or not lines[1].strip():
+        raise PredictionFormatError(path, "missing the number of boxes on the second line", line=2)
+    count_field = lines[1].strip()
+    if not _INT_RE.match(count_field):
+        raise PredictionFormatError(
+            path, f"second line must be the number of boxes (a non-negative integer), got {count_field!r}", line=2
+        )
+    count = int(count_field)
+    box_lines = lines[2 : 2 + count]
+    if len(box_lines) < count:
+        raise PredictionFormatError(
+            path,
+            f"the count line says {count} boxes but only {len(box_lines)} box line(s) follow",
+            line=2 + len(box_lines) + 1,
+        )
+    for offset, extra in enumerate(lines[2 + count :]):
+        if extra.strip():
+            raise PredictionFormatError(
+                path,
+                f"unexpected content after the {count} box line(s) announced on line 2: {extra.strip()[:60]!r} "
+                "(wrong count line?)",
+                line=3 + count + offset,
+            )
+    if count == 0:
+        return np.zeros((0, 5), dtype=np.float64)
+
+    fields = [ln.split() for ln in box_lines]
+    for i, f in enumerate(fields):
+        if len(f) != 5:
+            raise PredictionFormatError(
+                path, f"expected 5 numbers 'x y w h score', got {len(f)} field(s): {box_lines[i].strip()[:60]!r}", line=3 + i
+            )
+    try:
+        arr = np.array([v for f in fields for v in f], dtype=np.float64).reshape(count, 5)
+    except ValueError:
+        for i, f in enumerate(fields):  # locate the offending line
+            for v in f:
+                try:
+                    float(v)
+                except ValueError:
+                    raise PredictionFormatError(path, f"non-numeric field {v!r}", line=3 + i) from None
+        raise  # pragma: no cover - numpy and float() disagree
+    _check_values(arr, path, first_line=3)
+    return arr
+
+
+def _check_values(arr: np.ndarray, path: str | Path, first_line: int) -> None:
+    """Reject NaN/inf anywhere and negative w, h or score (see module docstring)."""
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise PredictionFormatError(
+            path, f"{'xywh'[j] if j < 4 else 'score'} is {arr[i, j]} (NaN and infinity are not allowed)", line=first_line + int(i)
+        )
+    neg = arr[:, 2:5] < 0
+    if neg.any():
+        i, j = np.argwhere(neg)[0]
+        what = ("width", "height", "score")[j]
+        raise PredictionFormatError(
+            path, f"negative {what} {arr[i, j + 2]:g} (w, h and score must be >= 0; x, y may be negative)",
+            line=first_line + int(i),
+        )
+
+
+def read_prediction_file(path: str | Path, expected_name: str | None = None) -> np.ndarray:
+    """Read one ``<image>.txt`` prediction file -> ``(N, 5)`` array ``x y w h score`` (file order).
+
+    ``expected_name`` defaults to the file name without ``.txt``.
+    """
+    path = Path(path)
+    if expected_name is None:
+        expected_name = path.stem
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PredictionFormatError(path, f"not a UTF-8 text file ({exc.reason})") from None
+    return parse_prediction_text(text, path, expected_name)
+
+
+def _prediction_files(pred_dir: Path) -> list[Path]:
+    return sorted(
+        p for p in pred_dir.rglob("*.txt")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(pred_dir).parts)
+    )
+
+
+def read_predictions(
+    pred_dir: str | Path,
+    gt: "WiderGroundTruth | None" = None,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Read a folder in the official layout -> ``{image name: (N, 5) array}``.
+
+    Every ``*.txt`` below ``pred_dir`` (hidden files and folders excepted) is
+    read.  With ``gt`` given, each file must be ``<event>/<image>.txt`` for an
+    image of the ground truth: an unknown image name, a file in the wrong
+    event folder or two files for one image raise
+    :class:`PredictionFormatError`.  Images of ``gt`` without a file are
+    *not* an error (the toolkit counts them as no detections); :func:`evaluate`
+    warns about them.
+    """
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise PredictionFormatError(pred_dir, "prediction folder does not exist or is not a folder")
+    files = _prediction_files(pred_dir)
+    event_of = None if gt is None else dict(zip(gt.images, gt.events))
+    out: dict[str, np.ndarray] = {}
+    where: dict[str, Path] = {}
+    iterator: Iterable[Path] = files
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(files, desc=f"reading {pred_dir.name or pred_dir}", unit="file", leave=False)
+    for path in iterator:
+        name = path.stem
+        if event_of is not None:
+            if name not in event_of:
+                raise PredictionFormatError(path, f"unknown image name {name!r}: not an image of the ground truth")
+            rel = path.relative_to(pred_dir)
+            if len(rel.parts) != 2 or rel.parts[0] != event_of[name]:
+                raise PredictionFormatError(
+                    path, f"image {name!r} belongs in {event_of[name]}/{name}.txt (official layout <event>/<image>.txt)"
+                )
+        if name in out:
+            raise PredictionFormatError(path, f"second prediction file for image {name!r} (first: {where[name]})")
+        out[name] = read_prediction_file(path, name)
+        where[name] = path
+    return out
+
+
+def warn_missing(missing: list[str], source: str | Path) -> None:
+    """Emit one :class:`MissingPredictionsWarning` listing how many images lack a file."""
+    if not missing:
+        return
+    shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    warnings.warn(
+        f"{source}: {len(missing)} image(s) of the ground truth have no prediction file and count as "
+        f"no detections (their faces still count in the recall): {shown}",
+        MissingPredictionsWarning,
+        stacklevel=3,
+    )
+
+
+def _format_number(v: float, decimals: int) -> str:
+    s = f"{v:.{decimals}f}"
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def write_prediction_file(
+    path: str | Path,
+    image_name: str,
+    boxes_xywh,
+    scores,
+    box_decimals: int = 2,
+) -> Path:
+    """Write one image's detections in the official layout, atomically.
+
+    ``boxes_xywh`` is ``(N, 4)`` (x, y, w, h in pixels), ``scores`` ``(N,)``.
+    The header line is the image's base name without extension (what the
+    official tools and :func:`read_prediction_file` expect).  Scores are
+    written with 9 significant digits so that distinct scores stay distinct.
+    The file is written to a temporary file in the same folder and renamed
+    over ``path`` (``os.replace``), so a reader never sees half a file.
+    Raises ``ValueError`` for inputs that :func:`read_prediction_file` would
+    reject (NaN, negative w/h/score, shape mismatch).
+    """
+    path = Path(path)
+    boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4) if np.size(boxes_xywh) else np.zeros((0, 4))
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(boxes) != len(scores):
+        raise ValueError(f"{path}: {len(boxes)} boxes but {len(scores)} scores")
+    arr = np.concatenate([boxes, scores[:, None]], axis=1)
+    try:
+        _check_values(arr, path, first_line=3)
+    except PredictionFormatError as exc:
+        raise ValueError(f"refusing to write {exc}") from None
+    stem = image_stem(image_name)
+    if not stem or any(c.isspace() for c in stem):
+        raise ValueError(f"{path}: invalid image name {image_name!r}")
+    rows = [
+        " ".join(_format_number(v, box_decimals) for v in row[:4]) + " " + f"{row[4]:.9g}" for row in arr
+    ]
+    text = f"{stem}\n{len(rows)}\n" + "".join(r + "\n" for r in rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def write_predictions(pred_dir: str | Path, predictions: Mapping[str, np.ndarray], gt: "WiderGroundTruth") -> None:
+    """Write ``{image name: (N, 5) x y w h score}`` as a folder in the official layout."""
+    event_of = dict(zip(gt.images, gt.events))
+    for name, arr in predictions.items():
+        arr = np.asarray(arr, dtype=np.float64).reshape(-1, 5)
+        write_prediction_file(Path(pred_dir) / event_of[name] / f"{name}.txt", name, arr[:, :4], arr[:, 4])
