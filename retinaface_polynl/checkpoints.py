@@ -189,11 +189,13 @@ def load_model(
     model = RetinaFace(config)
     initialised = _load_state(model, state, path, looks_like=describe(state))
     if initialised:
-        log.warning(
-            "%s: %s not in the checkpoint; started as an identity (zero-initialised output branch)",
-            path,
-            ", ".join(initialised),
-        )
+        from .models.attention import ResidualAttention
+
+        if isinstance(model.attention, ResidualAttention):
+            how = "started as an identity (zero-initialised output branch), so the outputs are the checkpoint's"
+        else:
+            how = f"freshly initialised; a {config.attention} block is not an identity, so it changes the outputs"
+        log.warning("%s: the %s block is not in the checkpoint; %s", path, config.attention, how)
     model.to(device).eval()
     return LoadedCheckpoint(model, config, source, initialised, extra)
 
