@@ -8,11 +8,26 @@ Input size is explicit: by default the network sees the image at its original
 size; ``size`` resizes the short side to that many pixels and ``max_size`` caps
 the long side (both may be given; the smaller scale wins).  Colour order is BGR
 unless ``rgb=True``.
+
+Single-scale detection has a safety limit: when neither ``max_size`` (call) nor
+``max_size`` (Detector) is given, an image whose long side would exceed
+``size_limit`` (default 4096 px) is downscaled to it, with a warning, so that a
+huge picture cannot exhaust memory; ``size_limit=None`` disables it.  Test-time
+augmentation (``tta=``, see :mod:`retinaface_polynl.tta`) caps its scaled views
+with its own ``TTAConfig.max_size`` (default 2000).
+
+Batches (``detect_batch``, ``detect_iter``) group images by their padded network
+input size, so results equal one-at-a-time ``detect``; ``padding="largest"`` pads
+mixed sizes into one batch instead (fewer, fuller batches, but the padding changes
+features near the bottom/right borders and the Poly-NL block's global average, so
+results differ slightly: measured by ``scripts/bench_detect.py``).
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,13 +38,48 @@ import torch
 from torchvision.ops import batched_nms
 
 from .checkpoints import load_model
-from .media import read_image, to_bgr_uint8
+from .media import Prefetcher, read_image, to_bgr_uint8
 from .presets import ModelConfig, get_preset
 
 log = logging.getLogger(__name__)
 
 BGR_MEAN = (104.0, 117.0, 123.0)
 STRIDE = 32  # the coarsest pyramid stride: batches are padded to a multiple of it
+SIZE_LIMIT = 4096  # default single-scale cap on the long side when no max_size is given
+
+
+class StageTimes:
+    """Seconds spent per stage (``decode``, ``preprocess``, ``network``, ``postprocess``).
+
+    Every :class:`Detector` keeps one in ``detector.timings``; ``reset()`` it before a
+    measurement.  The network stage includes the device transfer of the outputs (which
+    synchronises a GPU).
+    """
+
+    STAGES = ("decode", "preprocess", "network", "postprocess")
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {k: 0.0 for k in self.STAGES}
+        self.forward_passes = 0
+
+    def reset(self) -> None:
+        self.__init__()
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    @contextmanager
+    def measure(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - start)
+            if stage == "network":
+                self.forward_passes += 1
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.seconds, forward_passes=self.forward_passes)
 
 
 @dataclass
@@ -180,6 +230,13 @@ class Detector:
         top_k: boxes kept per image before NMS; ``max_detections`` after it.
         size, max_size: default input size (short side, long-side cap) for
             single-scale detection; ``None`` keeps the original size.
+        size_limit: when no ``max_size`` is given, images whose long side exceeds
+            this are downscaled to it with a warning (``None``: no limit).
+
+    ``self.backend`` is the one seam to the network: any callable taking a
+    float32 batch (B, 3, H, W) and returning decoded ``boxes (B, A, 4)``,
+    ``scores (B, A)`` and ``landmarks (B, A, 5, 2)`` torch tensors (as
+    :class:`TorchBackend` does) can replace it.
     """
 
     def __init__(
@@ -193,6 +250,7 @@ class Detector:
         max_detections: int = 750,
         size: int | None = None,
         max_size: int | None = None,
+        size_limit: int | None = SIZE_LIMIT,
     ) -> None:
         self.device = _device(device)
         config = get_preset(preset) if isinstance(preset, str) else preset
@@ -219,20 +277,43 @@ class Detector:
         self.max_detections = max_detections
         self.size = size
         self.max_size = max_size
+        self.size_limit = size_limit
+        self.timings = StageTimes()
 
     def __repr__(self) -> str:
         return (
             f"Detector(preset={self.config.name!r}, backbone={self.config.backbone!r}, "
             f"attention={self.config.attention!r}, weights={str(self.weights) if self.weights else None!r}, "
-            f"backend={self.backend.name!r}, device={str(self.device)!r})"
+            f"backend={getattr(self.backend, 'name', type(self.backend).__name__)!r}, device={str(self.device)!r})"
         )
 
     # -- helpers shared with TTA -------------------------------------------------------
     def prepare(self, image: ImageLike, rgb: bool = False) -> np.ndarray:
         """Any accepted image (path, BGR/RGB/gray/RGBA array, 8/16-bit) -> BGR uint8 (H, W, 3)."""
-        if isinstance(image, (str, Path)):
-            return read_image(image)
-        return to_bgr_uint8(image, rgb=rgb)
+        with self.timings.measure("decode"):
+            if isinstance(image, (str, Path)):
+                return read_image(image)
+            return to_bgr_uint8(image, rgb=rgb)
+
+    def input_scale(self, height: int, width: int, size: int | None = None, max_size: int | None = None) -> float:
+        """Single-scale resize factor for an image (call arguments, else the Detector's,
+        else the original size, limited by ``size_limit`` when no ``max_size`` is set)."""
+        size = self.size if size is None else size
+        max_size = self.max_size if max_size is None else max_size
+        scale = resize_scale(height, width, size, max_size)
+        if max_size is None and self.size_limit is not None and max(height, width) * scale > self.size_limit:
+            limited = self.size_limit / max(height, width)
+            log.warning(
+                "image of %dx%d would enter the network at %dx%d; downscaled to a long side of %d "
+                "(size_limit; pass max_size= / --max-size to choose)",
+                width,
+                height,
+                round(width * scale),
+                round(height * scale),
+                self.size_limit,
+            )
+            scale = limited
+        return scale
 
     def predict_raw(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Preprocessed batch (B, 3, H, W) -> decoded boxes (B, A, 4), scores (B, A), landmarks (B, A, 5, 2)
@@ -253,24 +334,58 @@ class Detector:
     # -- public API ----------------------------------------------------------------------
     def detect(
         self,
-        image: ImageLike,
+        image: ImageLike | Sequence[ImageLike],
         threshold: float | None = None,
         size: int | None = None,
         max_size: int | None = None,
         rgb: bool = False,
         tta: Any = None,
-    ) -> Detections:
-        """Detect faces in one image (a path or an array; BGR unless ``rgb=True``).
+    ) -> Detections | list[Detections]:
+        """Detect faces in one image: a path or an array (BGR as OpenCV reads it, or RGB
+        with ``rgb=True``; gray, RGBA and 16-bit are accepted).
 
-        ``tta`` selects test-time augmentation (``None``/"none" for single scale).
+        ``tta``: ``None``/"none" (single scale), "flip", "paper" or a
+        :class:`~retinaface_polynl.tta.TTAConfig`.  Given a list (or a 4-D array) of
+        images, returns a list, as :meth:`detect_batch` does.
         """
-        if tta not in (None, "none"):
+        if _is_many(image):
+            return self.detect_batch(image, threshold=threshold, size=size, max_size=max_size, rgb=rgb, tta=tta)
+        from .tta import resolve_tta
+
+        config = resolve_tta(tta)
+        if config is not None:
             from .tta import detect_tta
 
-            return detect_tta(self, self.prepare(image, rgb=rgb), tta, threshold=threshold)
+            return detect_tta(self, self.prepare(image, rgb=rgb), config, threshold, size, max_size)
         return self.detect_batch([image], threshold=threshold, size=size, max_size=max_size, rgb=rgb)[0]
 
     def detect_batch(
+        self,
+        images: Iterable[ImageLike] | ImageLike,
+        threshold: float | None = None,
+        size: int | None = None,
+        max_size: int | None = None,
+        rgb: bool = False,
+        batch_size: int = 8,
+        tta: Any = None,
+        padding: str = "exact",
+    ) -> list[Detections]:
+        """Detect faces in several images of any sizes, ``batch_size`` per forward pass.
+
+        ``padding="exact"`` (default) groups images by their network-input size padded
+        to a multiple of 32, so the results equal :meth:`detect` run one image at a
+        time.  ``padding="largest"`` batches images in input order, each batch padded
+        to its largest member: fuller batches for mixed sizes, slightly different
+        results (see the module docstring).  With ``tta`` each image runs its own
+        augmented views (batched per scale).  A single image gives a list of one.
+        """
+        if not _is_many(images):
+            images = [images]
+        return self._detect_prepared(
+            [self.prepare(im, rgb=rgb) for im in images], threshold, size, max_size, batch_size, tta, padding
+        )
+
+    def detect_iter(
         self,
         images: Iterable[ImageLike],
         threshold: float | None = None,
@@ -278,35 +393,88 @@ class Detector:
         max_size: int | None = None,
         rgb: bool = False,
         batch_size: int = 8,
-    ) -> list[Detections]:
-        """Detect faces in several images of any sizes, ``batch_size`` at a time.
+        tta: Any = None,
+        window: int | None = None,
+        prefetch: int = 2,
+    ) -> Iterator[Detections]:
+        """Stream version of :meth:`detect_batch` for inputs of any length (a video, a
+        folder): yields one :class:`Detections` per image, in order, holding at most
+        ``window`` (default ``4 * batch_size``) decoded images.  Images are decoded in a
+        background thread (``prefetch`` windows ahead; 0 decodes inline)."""
+        window = window or max(1, 4 * batch_size)
+        decoded = (self.prepare(im, rgb=rgb) for im in images)
+        source = Prefetcher(decoded, maxsize=prefetch * window) if prefetch > 0 else decoded
+        try:
+            buffer: list[np.ndarray] = []
+            for image in source:
+                buffer.append(image)
+                if len(buffer) >= window:
+                    yield from self._detect_prepared(buffer, threshold, size, max_size, batch_size, tta)
+                    buffer = []
+            if buffer:
+                yield from self._detect_prepared(buffer, threshold, size, max_size, batch_size, tta)
+        finally:
+            if isinstance(source, Prefetcher):
+                source.close()
 
-        Images are grouped by their network-input size so that a batch needs no
-        padding beyond the stride multiple that single-image detection uses too:
-        the results equal ``detect`` run one image at a time.
-        """
-        size = self.size if size is None else size
-        max_size = self.max_size if max_size is None else max_size
+    # -- internals ------------------------------------------------------------------------
+    def _detect_prepared(
+        self,
+        images: Sequence[np.ndarray],
+        threshold: float | None,
+        size: int | None,
+        max_size: int | None,
+        batch_size: int,
+        tta: Any = None,
+        padding: str = "exact",
+    ) -> list[Detections]:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if padding not in ("exact", "largest"):
+            raise ValueError(f"padding must be 'exact' or 'largest', got {padding!r}")
+        from .tta import detect_tta, resolve_tta
+
+        config = resolve_tta(tta)
+        if config is not None:
+            return [detect_tta(self, im, config, threshold, size, max_size) for im in images]
         prepared = []
-        for image in images:
-            bgr = self.prepare(image, rgb=rgb)
-            h, w = bgr.shape[:2]
-            scale = resize_scale(h, w, size, max_size)
-            prepared.append((preprocess(bgr, scale), scale, h, w))
+        with self.timings.measure("preprocess"):
+            for bgr in images:
+                h, w = bgr.shape[:2]
+                scale = self.input_scale(h, w, size, max_size)
+                prepared.append((preprocess(bgr, scale), scale, h, w))
         results: list[Detections | None] = [None] * len(prepared)
-        padded_shape = lambda a: (-(-a.shape[1] // STRIDE), -(-a.shape[2] // STRIDE))  # noqa: E731
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, (arr, *_rest) in enumerate(prepared):
-            groups.setdefault(padded_shape(arr), []).append(i)
-        for indices in groups.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                boxes, scores, landmarks = self.predict_raw(pad_batch([prepared[i][0] for i in chunk]))
+        if padding == "exact":
+            padded_shape = lambda a: (-(-a.shape[1] // STRIDE), -(-a.shape[2] // STRIDE))  # noqa: E731
+            groups: dict[tuple[int, int], list[int]] = {}
+            for i, (arr, *_rest) in enumerate(prepared):
+                groups.setdefault(padded_shape(arr), []).append(i)
+            chunks = [
+                idx[start : start + batch_size] for idx in groups.values() for start in range(0, len(idx), batch_size)
+            ]
+        else:
+            order = list(range(len(prepared)))
+            chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        for chunk in chunks:
+            with self.timings.measure("preprocess"):
+                batch = pad_batch([prepared[i][0] for i in chunk])
+            with self.timings.measure("network"):
+                boxes, scores, landmarks = self.predict_raw(batch)
+            with self.timings.measure("postprocess"):
                 for j, i in enumerate(chunk):
                     _, scale, h, w = prepared[i]
                     det = self.postprocess(boxes[j], scores[j], landmarks[j], threshold)
                     results[i] = scale_back(det, scale, h, w)
         return results  # type: ignore[return-value]
+
+
+def _is_many(images: Any) -> bool:
+    """A list/tuple/generator of images, or a 4-D (B, H, W, C) array, as opposed to one image."""
+    if isinstance(images, np.ndarray):
+        return images.ndim == 4
+    if isinstance(images, (str, Path)):
+        return False
+    return isinstance(images, Iterable)
 
 
 def _device(device: str | torch.device) -> torch.device:

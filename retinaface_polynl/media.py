@@ -1,15 +1,40 @@
-"""Reading images robustly.
+"""Reading images and videos robustly, and writing annotated outputs.
 
 Every reader returns BGR ``uint8`` arrays of shape (H, W, 3), as OpenCV does,
 whatever the file holds (grayscale, RGBA, 16-bit, EXIF-rotated JPEG), and raises
-:class:`ImageReadError` naming the file when it cannot.
+:class:`ImageReadError` naming the file when it cannot (missing, empty, a folder,
+not an image, corrupt, truncated JPEG/PNG).
+
+Streams: :func:`expand_inputs` turns command-line inputs (files, folders searched
+recursively, globs) into sources, :func:`iter_media` yields one :class:`MediaItem`
+per image or video frame (errors as items, so a run can go on), and
+:class:`Prefetcher` moves any such iterator into a background thread behind a
+bounded queue, so that decoding overlaps the network and nothing is held whole in
+memory.
 """
 from __future__ import annotations
 
+import glob
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm", ".pbm", ".pnm",
+     ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif", ".gif"}
+)
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts",
+     ".m2ts", ".mjpeg", ".mjpg", ".ogv", ".vob"}
+)
 
 
 class ImageReadError(ValueError):
@@ -23,13 +48,43 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path}: no such file")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not an image")
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return decode_image(data, path)
+
+
+def _truncation(data: np.ndarray) -> str | None:
+    """Why ``data`` is a truncated JPEG/PNG, or ``None``.  libjpeg decodes a cut-off
+    JPEG into a partly grey picture with only a warning; refuse it instead."""
+    head = data[:8].tobytes()
+    tail = data[-64:].tobytes()
+    if head[:2] == b"\xff\xd8" and b"\xff\xd9" not in tail:
+        # Some cameras append data after the end marker (e.g. motion photos); an EXIF
+        # thumbnail's own end marker lies within the first 64 KiB APP1 segment.
+        if data.tobytes().rfind(b"\xff\xd9") < 70_000:
+            return "truncated JPEG (no end-of-image marker)"
+    if head == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
+        return "truncated PNG (no IEND chunk)"
+    return None
+
+
+def decode_image(data: bytes | np.ndarray, name: str | Path = "<bytes>") -> np.ndarray:
+    """Encoded image bytes -> BGR uint8 (EXIF orientation applied); :class:`ImageReadError` naming ``name``."""
+    data = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if data.size == 0:
-        raise ImageReadError(f"{path}: empty file")
+        raise ImageReadError(f"{name}: empty file")
+    why = _truncation(data)
+    if why:
+        raise ImageReadError(f"{name}: {why}")
     # IMREAD_COLOR converts gray/RGBA/16-bit to 8-bit BGR and applies EXIF orientation.
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageReadError(f"{path}: not a decodable image (corrupt, truncated or unsupported format)")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # pragma: no cover - decoder-specific
+        raise ImageReadError(f"{name}: not a decodable image ({str(exc).strip().splitlines()[-1]})") from None
+    if image is None or image.size == 0:
+        raise ImageReadError(f"{name}: not a decodable image (corrupt, truncated or unsupported format)")
     return image
 
 
@@ -88,3 +143,252 @@ def draw_detections(image_bgr: np.ndarray, detections, show_scores: bool = False
         if show_scores:
             cv2.putText(out, f"{score:.2f}", (x1, max(0, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * t, colour, t, cv2.LINE_AA)
     return out
+
+
+# ----------------------------------------------------------------------------------------
+# inputs: files, folders, globs, videos
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    """One input file; ``root`` is the folder it was found under (for output names)."""
+
+    path: Path
+    root: Path | None = None
+    error: str | None = None  # e.g. a missing path: reported, not raised
+
+    @property
+    def relative(self) -> Path:
+        """The path below its root folder (or just the file name)."""
+        if self.root is not None:
+            try:
+                return self.path.relative_to(self.root)
+            except ValueError:
+                pass
+        return Path(self.path.name)
+
+
+def is_video_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _is_media(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS or path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Source]:
+    """Files, folders (searched recursively for image/video extensions) and globs ->
+    sources, in a stable order.  A path that does not exist (and matches no glob)
+    becomes a source with ``error`` set, so the caller reports it and goes on."""
+    out: list[Source] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and _is_media(p))
+            if not files:
+                out.append(Source(path, error=f"{path}: folder holds no image or video files"))
+            out.extend(Source(p, root=path) for p in files)
+        elif path.exists():
+            out.append(Source(path))
+        elif glob.has_magic(str(item)):
+            matches = sorted(Path(m) for m in glob.glob(str(item), recursive=True))
+            files = [m for m in matches if m.is_file()]
+            if not files:
+                out.append(Source(path, error=f"{item}: no files match"))
+            out.extend(Source(m) for m in files)
+        else:
+            out.append(Source(path, error=f"{path}: no such file or folder"))
+    return out
+
+
+@dataclass
+class MediaItem:
+    """One decoded picture (an image, or a frame of a video) or one failure.
+
+    ``frame`` is the frame index for videos (``None`` for images); ``fps`` and
+    ``frame_count`` describe the video it came from.
+    """
+
+    source: Source
+    image: np.ndarray | None = None
+    frame: int | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+    error: str | None = None
+    last_frame: bool = False  # set on a video's final item (frame or error)
+
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+    @property
+    def is_video(self) -> bool:
+        return self.frame is not None or self.fps is not None
+
+
+def video_info(path: str | Path) -> tuple[float, int, int, int] | None:
+    """``(fps, frame_count, width, height)`` of a video OpenCV can open, else ``None``."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return None
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if w <= 0 or h <= 0:
+            return None
+        return float(fps), max(count, 0), w, h
+    finally:
+        cap.release()
+
+
+def iter_video(source: Source, max_frames: int | None = None) -> Iterator[MediaItem]:
+    """The frames of a video file (or a camera index / stream URL as ``source.path``)."""
+    target = source.path
+    cap = cv2.VideoCapture(int(str(target)) if str(target).isdigit() else str(target))
+    if not cap.isOpened():
+        cap.release()
+        yield MediaItem(source, error=f"{target}: cannot open video (unreadable or unsupported)", last_frame=True)
+        return
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    index = 0
+    pending: MediaItem | None = None
+    try:
+        while max_frames is None or index < max_frames:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            if pending is not None:
+                yield pending
+            pending = MediaItem(source, to_bgr_uint8(frame), frame=index, fps=fps, frame_count=count)
+            index += 1
+    finally:
+        cap.release()
+    if pending is None:
+        yield MediaItem(source, error=f"{target}: video has no readable frames (corrupt or unsupported)",
+                        fps=fps, last_frame=True)
+        return
+    pending.last_frame = True
+    yield pending
+
+
+def iter_media(sources: Iterable[Source], max_frames: int | None = None) -> Iterator[MediaItem]:
+    """Decode sources one at a time: images by content, videos by extension (or by
+    content when a file is neither a decodable image nor a known extension)."""
+    for source in sources:
+        if source.error:
+            yield MediaItem(source, error=source.error)
+            continue
+        path = source.path
+        if is_video_path(path):
+            yield from iter_video(source, max_frames)
+            continue
+        try:
+            yield MediaItem(source, read_image(path))
+        except ImageReadError as exc:
+            # Not an image: maybe a video with an unusual extension (sniffed by content).
+            if path.suffix.lower() not in IMAGE_EXTENSIONS and path.is_file() and path.stat().st_size > 0 \
+                    and video_info(path) is not None:
+                yield from iter_video(source, max_frames)
+            else:
+                yield MediaItem(source, error=str(exc))
+
+
+class Prefetcher:
+    """Runs an iterator in a background thread, ``maxsize`` items ahead (bounded memory).
+
+    Exceptions raised by the iterator are re-raised in the consumer; ``close()``
+    (or leaving a ``with`` block) stops the producer early.
+    """
+
+    _DONE = object()
+
+    def __init__(self, iterable: Iterable, maxsize: int = 8) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(iter(iterable),), daemon=True, name="prefetch")
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, iterator: Iterator) -> None:
+        try:
+            for item in iterator:
+                if not self._put((True, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer
+            self._put((False, exc))
+            return
+        self._put((True, self._DONE))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._stop.is_set():
+            raise StopIteration
+        ok, item = self._queue.get()
+        if not ok:
+            self.close()
+            raise item
+        if item is self._DONE:
+            self.close()
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        try:  # unblock a producer waiting on a full queue
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+# ----------------------------------------------------------------------------------------
+# outputs
+# ----------------------------------------------------------------------------------------
+FOURCC_BY_EXTENSION = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+def open_video_writer(path: str | Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
+    """A ``cv2.VideoWriter`` with a codec that suits the extension (mp4v for .mp4/.mov,
+    MJPG for .avi/.mkv); raises ``OSError`` if OpenCV cannot open it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fourcc = FOURCC_BY_EXTENSION.get(path.suffix.lower(), "mp4v")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps) if fps > 0 else 25.0,
+                             (int(width), int(height)))
+    if not writer.isOpened():
+        raise OSError(f"{path}: cannot open a video writer (codec {fourcc})")
+    return writer
+
+
+WRITABLE_IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+
+def write_image(path: str | Path, image_bgr: np.ndarray) -> Path:
+    """Write an 8-bit BGR image (format from the extension); raises ``OSError`` on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(path.suffix or ".png", image_bgr)
+    if not ok:
+        raise OSError(f"{path}: cannot encode image")
+    data.tofile(str(path))
+    return path

@@ -35,3 +35,58 @@ def build_detector(args: argparse.Namespace, **overrides):
     )
     kwargs.update(overrides)
     return Detector(**kwargs)
+
+
+SIZE_HELP = (
+    "Input size: by default the network sees each picture at its original size (pictures whose long "
+    "side exceeds 4096 px are downscaled to it, with a warning); --size resizes the short side, "
+    "--max-size caps the long side.  Images are read as BGR, as OpenCV does (gray, RGBA, 16-bit and "
+    "EXIF-rotated files are converted)."
+)
+
+
+def add_size_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("input size", SIZE_HELP)
+    g.add_argument("--size", type=int, metavar="PX", help="resize the short side to PX pixels (default: original size)")
+    g.add_argument("--max-size", type=int, metavar="PX", help="cap the long side at PX pixels (default: no cap)")
+
+
+def add_tta_args(parser: argparse.ArgumentParser, default: str = "none") -> None:
+    g = parser.add_argument_group(
+        "test-time augmentation",
+        "none: single scale (fast). flip: the picture and its mirror image, box-voted (one forward pass "
+        "of 2). paper: the Poly-NL supplementary's WIDER FACE test setting: short side 500, 800, 1100, "
+        "1400, 1700 px (long side capped by --tta-max-size), shifted by 4 px in (0,0) (0,1) (1,0) (1,1), "
+        "and flipped, 40 views in 5 forward passes, merged by box voting.",
+    )
+    g.add_argument("--tta", choices=("none", "flip", "paper"), default=default, help=f"(default: {default})")
+    g.add_argument(
+        "--tta-scales",
+        metavar="PX,PX,...",
+        help="override the TTA short-side scales, e.g. 500,800 ('0' = the single-scale size)",
+    )
+    g.add_argument("--tta-max-size", type=int, metavar="PX", help="cap on the long side of a TTA view (default: 2000)")
+
+
+def tta_config(args: argparse.Namespace):
+    """The TTAConfig (or None) that ``--tta``, ``--tta-scales`` and ``--tta-max-size`` describe."""
+    from ..tta import TTA_PRESETS, resolve_tta
+
+    name = getattr(args, "tta", "none") or "none"
+    scales = getattr(args, "tta_scales", None)
+    cap = getattr(args, "tta_max_size", None)
+    config = resolve_tta(name)
+    if config is None and (scales or cap):
+        config = TTA_PRESETS["none"]
+    if config is None:
+        return None
+    changes = {}
+    if scales:
+        try:
+            values = tuple(int(v) for v in scales.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"--tta-scales must be comma-separated integers, got {scales!r}") from None
+        changes["scales"] = tuple(None if v == 0 else v for v in values)
+    if cap:
+        changes["max_size"] = cap
+    return config.replace(**changes) if changes else config
