@@ -1,0 +1,189 @@
+"""Training augmentation, as RetinaFace trains.
+
+    random square crop (a random fraction of the short side, faces whose centre
+    stays inside are kept and clipped, tiny ones dropped)
+    -> photometric distortion (brightness, contrast, saturation, hue)
+    -> pad to square when no crop kept a face -> horizontal mirror (left/right
+    landmarks swapped) -> resize to the training size
+
+Every step is a plain function of a :class:`FaceSample` (numpy BGR uint8 image
+plus boxes/landmarks in its pixels); the random ones take a
+``numpy.random.Generator`` so that a sample's augmentation is reproducible
+from a seed.  The mean subtraction and HWC->CHW are :func:`detector.preprocess`,
+shared with inference.  Coordinates are continuous pixels: pixel ``i`` spans
+``[i, i + 1)``, so a mirror maps ``x`` to ``W - x`` and a crop at ``(x0, y0)``
+subtracts ``(x0, y0)``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ..detector import BGR_MEAN
+from .records import NUM_LANDMARKS
+
+CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)
+# Mirroring swaps the image's left and right: left eye <-> right eye, left <-> right mouth corner.
+MIRROR_LANDMARK_ORDER = (1, 0, 2, 4, 3)
+INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST, cv2.INTER_LANCZOS4)
+
+
+@dataclass
+class FaceSample:
+    """An image (BGR uint8, H x W x 3) and its faces in its pixels."""
+
+    image: np.ndarray
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_LANDMARKS, 2), np.float32))
+    has_landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))
+
+    def select(self, keep: np.ndarray) -> "FaceSample":
+        return FaceSample(self.image, self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep])
+
+
+def crop(sample: FaceSample, x0: int, y0: int, width: int, height: int, min_face_size: float = 0.0) -> FaceSample:
+    """The ``width x height`` window at ``(x0, y0)``.
+
+    Faces whose box centre lies inside the window are kept, their boxes clipped to
+    it; every coordinate moves by ``(-x0, -y0)``.  Kept faces narrower or shorter
+    than ``min_face_size`` (window pixels, after clipping) are dropped.
+    """
+    image = sample.image[y0 : y0 + height, x0 : x0 + width]
+    b = sample.boxes
+    centres = (b[:, :2] + b[:, 2:]) / 2
+    inside = (
+        (centres[:, 0] >= x0) & (centres[:, 0] < x0 + width) & (centres[:, 1] >= y0) & (centres[:, 1] < y0 + height)
+    )
+    offset = np.asarray([x0, y0], np.float32)
+    boxes = b[inside] - np.tile(offset, 2)
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
+    landmarks = sample.landmarks[inside] - offset
+    has = sample.has_landmarks[inside]
+    big = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= max(min_face_size, 1e-6)
+    return FaceSample(image, boxes[big], landmarks[big], has[big])
+
+
+def random_square_crop(
+    sample: FaceSample,
+    rng: np.random.Generator,
+    scales: Sequence[float] = CROP_SCALES,
+    out_size: int | None = None,
+    min_face_size: float = 0.0,
+    max_trials: int = 250,
+) -> tuple[FaceSample, bool]:
+    """RetinaFace's crop: a square of side ``scale * short side`` at a random place.
+
+    ``min_face_size`` is measured at the training resolution ``out_size`` (the crop
+    is resized to it later).  A crop must keep at least one face when the image
+    has any; after ``max_trials`` failures the sample is returned whole and the
+    flag is ``False`` (the caller pads it to a square instead).
+    """
+    h, w = sample.image.shape[:2]
+    short = min(h, w)
+    for _ in range(max_trials):
+        side = max(1, int(float(rng.choice(scales)) * short))
+        x0 = int(rng.integers(0, w - side + 1))
+        y0 = int(rng.integers(0, h - side + 1))
+        min_px = min_face_size * side / out_size if out_size else min_face_size
+        out = crop(sample, x0, y0, side, side, min_px)
+        if len(out.boxes) or not len(sample.boxes):
+            return out, True
+    return sample, False
+
+
+def pad_to_square(sample: FaceSample, fill: Sequence[float] = BGR_MEAN) -> FaceSample:
+    """Pad at the bottom/right with the mean colour to a square (coordinates unchanged)."""
+    h, w = sample.image.shape[:2]
+    side = max(h, w)
+    if h == w:
+        return sample
+    out = np.empty((side, side, 3), np.uint8)
+    out[...] = np.asarray(fill, np.float32).round().astype(np.uint8)
+    out[:h, :w] = sample.image
+    return FaceSample(out, sample.boxes, sample.landmarks, sample.has_landmarks)
+
+
+def mirror(sample: FaceSample) -> FaceSample:
+    """Horizontal flip: ``x -> W - x``, left/right landmarks swapped (an involution)."""
+    w = sample.image.shape[1]
+    image = np.ascontiguousarray(sample.image[:, ::-1])
+    boxes = sample.boxes.copy()
+    boxes[:, 0], boxes[:, 2] = w - sample.boxes[:, 2], w - sample.boxes[:, 0]
+    landmarks = sample.landmarks[:, list(MIRROR_LANDMARK_ORDER)].copy()
+    landmarks[..., 0] = w - landmarks[..., 0]
+    return FaceSample(image, boxes, landmarks, sample.has_landmarks.copy())
+
+
+def resize(sample: FaceSample, width: int, height: int, interpolation: int = cv2.INTER_LINEAR) -> FaceSample:
+    """Resize the image to ``width x height``, scaling every coordinate with it."""
+    h, w = sample.image.shape[:2]
+    sx, sy = width / w, height / h
+    image = cv2.resize(sample.image, (width, height), interpolation=interpolation)
+    scale = np.asarray([sx, sy], np.float32)
+    return FaceSample(image, sample.boxes * np.tile(scale, 2), sample.landmarks * scale, sample.has_landmarks)
+
+
+def photometric_distort(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """RetinaFace/SSD colour jitter on a BGR uint8 image, each part with probability 1/2:
+    brightness +-32, contrast x[0.5, 1.5] (before or after the HSV part),
+    saturation x[0.5, 1.5], hue +-18 degrees."""
+    img = image.astype(np.float32)
+
+    def contrast(x):
+        return x * rng.uniform(0.5, 1.5) if rng.random() < 0.5 else x
+
+    if rng.random() < 0.5:
+        img += rng.uniform(-32, 32)
+    contrast_first = rng.random() < 0.5
+    if contrast_first:
+        img = contrast(img)
+    hsv = cv2.cvtColor(img.clip(0, 255).astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+    if rng.random() < 0.5:
+        hsv[..., 1] *= rng.uniform(0.5, 1.5)
+    if rng.random() < 0.5:
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-9, 9)) % 180  # OpenCV hue is degrees / 2
+    img = cv2.cvtColor(hsv.clip(0, [179, 255, 255]).astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
+    if not contrast_first:
+        img = contrast(img)
+    return img.clip(0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class TrainAugment:
+    """The training pipeline (crop, distort, pad, mirror, resize) with its knobs.
+
+    Attributes:
+        image_size: the square training resolution.
+        crop_scales: crop side as fractions of the image's short side; empty: no crop.
+        distort: apply :func:`photometric_distort`.
+        mirror_prob: probability of a horizontal flip.
+        min_face_size: faces smaller than this at ``image_size`` are dropped by the crop.
+        random_interpolation: resize with a random OpenCV interpolation (RetinaFace);
+            otherwise bilinear.
+    """
+
+    image_size: int = 640
+    crop_scales: tuple[float, ...] = CROP_SCALES
+    distort: bool = True
+    mirror_prob: float = 0.5
+    min_face_size: float = 2.0
+    random_interpolation: bool = True
+
+    def __call__(self, sample: FaceSample, rng: np.random.Generator) -> FaceSample:
+        cropped = False
+        if self.crop_scales:
+            sample, cropped = random_square_crop(
+                sample, rng, self.crop_scales, out_size=self.image_size, min_face_size=self.min_face_size
+            )
+        if self.distort:
+            sample = FaceSample(photometric_distort(sample.image, rng), sample.boxes, sample.landmarks, sample.has_landmarks)
+        if not cropped:
+            sample = pad_to_square(sample)
+        if rng.random() < self.mirror_prob:
+            sample = mirror(sample)
+        interp = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))] if self.random_interpolation else cv2.INTER_LINEAR
+        return resize(sample, self.image_size, self.image_size, interp)

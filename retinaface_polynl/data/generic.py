@@ -1,0 +1,105 @@
+"""A simple layout for your own faces: a JSON or CSV file beside a folder of images.
+
+JSON, any of::
+
+    [{"image": "a.jpg", "boxes": [[x1, y1, x2, y2], ...],
+      "landmarks": [[[x, y] x 5], ...]}, ...]          # landmarks optional
+    {"a.jpg": [[x1, y1, x2, y2], ...], ...}
+    {"a.jpg": {"boxes": [...], "landmarks": [...]}, ...}
+
+A face whose landmarks are ``null`` (or an image without a ``landmarks`` key)
+has no landmarks.  CSV, with a header row, one face per row (an image with no
+face: one row with empty box fields)::
+
+    image,x1,y1,x2,y2            (or image,x,y,w,h)
+    a.jpg,10,20,110,140
+
+optionally followed by ``lx1,ly1,...,lx5,ly5`` landmark columns (empty when absent).
+Image paths are relative to ``--images`` (default: the annotation file's folder).
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .records import ImageRecord
+
+LANDMARK_COLUMNS = tuple(f"{a}{i}" for i in range(1, 6) for a in ("lx", "ly"))
+
+
+def _face_landmarks(entries, n: int) -> tuple[np.ndarray, np.ndarray]:
+    lms = np.zeros((n, 5, 2), np.float32)
+    has = np.zeros(n, bool)
+    if entries is None:
+        return lms, has
+    if len(entries) != n:
+        raise ValueError(f"{len(entries)} landmark entries for {n} boxes")
+    for i, e in enumerate(entries):
+        if e is not None:
+            lms[i] = np.asarray(e, np.float32).reshape(5, 2)
+            has[i] = True
+    return lms, has
+
+
+def records_from_json_object(data, images_dir: Path) -> list[ImageRecord]:
+    """The parsed generic JSON (list or dict form) -> records."""
+    items = []
+    if isinstance(data, list):
+        for e in data:
+            if not isinstance(e, dict) or "image" not in e:
+                raise ValueError("generic JSON list entries need an 'image' key")
+            items.append((e["image"], e.get("boxes", []), e.get("landmarks")))
+    elif isinstance(data, dict):
+        for name, v in data.items():
+            if isinstance(v, dict):
+                items.append((name, v.get("boxes", []), v.get("landmarks")))
+            else:
+                items.append((name, v, None))
+    else:
+        raise ValueError("generic JSON must be a list of {image, boxes} or a {image: boxes} mapping")
+    records = []
+    for name, boxes, landmarks in items:
+        b = np.asarray(boxes, np.float32).reshape(-1, 4)
+        lms, has = _face_landmarks(landmarks, len(b))
+        records.append(ImageRecord(images_dir / name, b, lms, has))
+    return records
+
+
+def read_generic_json(json_file: str | Path, images_dir: str | Path | None = None) -> list[ImageRecord]:
+    json_file = Path(json_file)
+    images_dir = Path(images_dir) if images_dir else json_file.parent
+    return records_from_json_object(json.loads(json_file.read_text(encoding="utf-8")), images_dir)
+
+
+def read_generic_csv(csv_file: str | Path, images_dir: str | Path | None = None) -> list[ImageRecord]:
+    csv_file = Path(csv_file)
+    images_dir = Path(images_dir) if images_dir else csv_file.parent
+    with open(csv_file, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        fields = set(reader.fieldnames or [])
+        xywh = {"x", "y", "w", "h"} <= fields
+        if "image" not in fields or not (xywh or {"x1", "y1", "x2", "y2"} <= fields):
+            raise ValueError(f"{csv_file}: need a header 'image,x1,y1,x2,y2' or 'image,x,y,w,h'")
+        has_lm_cols = set(LANDMARK_COLUMNS) <= fields
+        faces: dict[str, list] = {}
+        for row in reader:
+            entry = faces.setdefault(row["image"], [])
+            keys = ("x", "y", "w", "h") if xywh else ("x1", "y1", "x2", "y2")
+            if any((row.get(k) or "").strip() == "" for k in keys):
+                continue  # an image without faces
+            b = [float(row[k]) for k in keys]
+            if xywh:
+                b = [b[0], b[1], b[0] + b[2], b[1] + b[3]]
+            lm = None
+            if has_lm_cols and all((row.get(k) or "").strip() for k in LANDMARK_COLUMNS):
+                lm = [float(row[k]) for k in LANDMARK_COLUMNS]
+            entry.append((b, lm))
+    records = []
+    for name, entries in faces.items():
+        boxes = np.asarray([b for b, _ in entries], np.float32).reshape(-1, 4)
+        lms, has = _face_landmarks([lm for _, lm in entries] if entries else None, len(boxes))
+        records.append(ImageRecord(images_dir / name, boxes, lms, has))
+    return records

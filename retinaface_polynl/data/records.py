@@ -1,0 +1,73 @@
+"""One annotated training image: the common currency of every annotation reader.
+
+Every reader in this package (WIDER ``label.txt`` and ``bbx_gt.txt``, FDDB,
+dlib's imglab XML, the generic JSON/CSV layout) returns a list of
+:class:`ImageRecord`; the dataset and the augmentation only ever see these.
+
+Conventions (those of :mod:`retinaface_polynl.anchors`):
+    * boxes are ``(x1, y1, x2, y2)`` in the image's pixels, ``x2 = x + w``;
+    * landmarks are ``(N, 5, 2)``: left eye, right eye, nose, left and right
+      mouth corners, "left" meaning the image's left;
+    * a face without landmarks has ``has_landmarks[i] = False`` (its landmark
+      values are zeros and never read), never a magic ``-1`` label.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+NUM_LANDMARKS = 5
+
+
+@dataclass
+class ImageRecord:
+    """An image file and its faces.
+
+    Attributes:
+        path: the image file.
+        boxes: (N, 4) float32 ``x1, y1, x2, y2``.
+        landmarks: (N, 5, 2) float32 pixel coordinates (zeros where absent).
+        has_landmarks: (N,) bool, whether face ``i`` has landmarks.
+    """
+
+    path: Path
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    has_landmarks: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        n = len(self.boxes)
+        self.landmarks = np.asarray(self.landmarks, np.float32).reshape(n, NUM_LANDMARKS, 2)
+        self.has_landmarks = np.asarray(self.has_landmarks, bool).reshape(n)
+
+    @classmethod
+    def from_boxes(cls, path: str | Path, boxes, landmarks=None, has_landmarks=None) -> "ImageRecord":
+        """A record from boxes, with optional landmarks (all faces, or flagged per face)."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        n = len(boxes)
+        if landmarks is None:
+            landmarks = np.zeros((n, NUM_LANDMARKS, 2), np.float32)
+            has_landmarks = np.zeros(n, bool)
+        elif has_landmarks is None:
+            has_landmarks = np.ones(n, bool)
+        return cls(Path(path), boxes, landmarks, has_landmarks)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+def valid_box_mask(boxes: np.ndarray, min_size: float = 1.0) -> np.ndarray:
+    """Boxes whose width and height are both at least ``min_size`` pixels."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return ((boxes[:, 2] - boxes[:, 0]) >= min_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_size)
+
+
+def summarize(records: list[ImageRecord]) -> str:
+    """``"N images, M faces (K with landmarks)"``."""
+    faces = sum(len(r) for r in records)
+    with_lm = sum(int(r.has_landmarks.sum()) for r in records)
+    return f"{len(records)} images, {faces} faces ({with_lm} with landmarks)"

@@ -1,0 +1,361 @@
+"""The training loop: one process, or one of many under ``torchrun`` (DDP).
+
+    records -> FaceDataset(TrainAugment) -> DataLoader (workers, distributed sampler)
+    -> RetinaFace (DDP) -> MultiBoxLoss -> SGD (+ AMP on CUDA, optional clipping)
+    -> per-iteration LR schedule -> checkpoints (atomic, last few kept, last.pth)
+    -> JSON-lines log + tqdm bar; optional validation AP each epoch (best.pth)
+
+Positions are counted in iterations; the epoch is ``iteration // iters_per_epoch``.
+A checkpoint written after iteration ``k`` holds everything needed to continue
+at ``k`` (model, optimiser, scheduler, scaler, RNG, best AP), and the data
+order and augmentation are functions of ``(seed, epoch, index)``, so a resumed
+run reproduces an uninterrupted one.
+
+In a distributed run the loss is normalised by the *global* number of positive
+anchors (averaged over processes), so the gradients that DDP averages equal
+the gradients of a single process on the concatenated batch (exactly so when
+BatchNorm does not use batch statistics: ``freeze_bn`` or SyncBN).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..data.augment import TrainAugment
+from ..data.dataset import FaceDataset, build_loader
+from ..data.records import ImageRecord, summarize
+from .config import TrainConfig
+from .distributed import DistInfo, all_reduce_mean, barrier, setup
+from .loss import LossParts, MultiBoxLoss
+from .schedule import build_scheduler
+from .state import capture_rng_state, checkpoint_name, read_training_state, restore_rng_state, save_training_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Parameters that train during the first ``freeze_epochs`` epochs (the fine-tuning route of the paper).
+TRAINABLE_WHEN_FROZEN = ("attention.", "class_head.", "box_head.", "landmark_head.")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; with ``deterministic``, ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def build_model(config: TrainConfig, weights: str | Path | None = None, backbone_weights: str | Path | None = None):
+    """The model to train: the preset from scratch (optionally an ImageNet backbone), or
+    started from ``weights`` (ours or Pytorch_Retinaface's; a Poly-NL block the
+    checkpoint lacks is inserted as an identity)."""
+    from ..checkpoints import load_model
+    from ..models.retinaface import RetinaFace
+
+    model_config = config.model_config()
+    if weights is not None:
+        loaded = load_model(weights, config=model_config)
+        if loaded.initialised:
+            log.info("started %s from %s; new: %s", model_config.name, weights, ", ".join(loaded.initialised))
+        return loaded.model, model_config
+    return RetinaFace(model_config, pretrained_backbone=backbone_weights), model_config
+
+
+@dataclass
+class TrainResult:
+    last: Path | None
+    best: Path | None
+    iterations: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains one detector; :meth:`fit` runs to ``config.max_iters`` / ``config.epochs``.
+
+    Args:
+        config: the training configuration.
+        records: training images and faces.
+        output: folder for checkpoints, ``log.jsonl`` and ``config.json``.
+        weights: checkpoint to start from (fine-tuning); ignored when resuming.
+        resume: training checkpoint to continue from.
+        device: ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun each process takes ``cuda:LOCAL_RANK``).
+        val_records: optional validation set (AP at IoU 0.5 each ``val_every`` epochs).
+        backbone_weights: optional ImageNet state dict for the backbone (from scratch only).
+        progress: show a tqdm bar (main process only).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        records: list[ImageRecord],
+        output: str | Path,
+        weights: str | Path | None = None,
+        resume: str | Path | None = None,
+        device: str = "cpu",
+        val_records: list[ImageRecord] | None = None,
+        backbone_weights: str | Path | None = None,
+        progress: bool = True,
+        dist_info: DistInfo | None = None,
+    ) -> None:
+        self.config = config
+        self.output = Path(output)
+        self.info = dist_info or setup(device)
+        self.device = self.info.device
+        self.val_records = val_records
+        self.progress = progress
+        seed_everything(config.seed, config.deterministic)
+        if config.sync_bn and self.info.distributed and self.device.type != "cuda":
+            raise ValueError("synchronised BatchNorm needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only); "
+                             "on CPU use --freeze-bn for exact multi-process equivalence")
+        if resume is not None and weights is not None:
+            log.warning("--weights %s ignored: resuming from %s", weights, resume)
+
+        model, self.model_config = build_model(config, None if resume else weights, backbone_weights)
+        if config.sync_bn and self.info.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(self.device)
+        if self.info.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net: nn.Module = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        else:
+            self.net = self.model
+        self.loss = MultiBoxLoss(
+            self.model.box_coder,
+            self.model.landmark_coder,
+            iou_threshold=config.iou_threshold,
+            neg_pos_ratio=config.neg_pos_ratio,
+            box_weight=config.box_weight,
+            class_weight=config.class_weight,
+            landmark_weight=config.landmark_weight,
+        )
+        size = config.image_size
+        self.anchors = self.model.anchor_generator.for_image(size, size, device=self.device)
+
+        augment = TrainAugment(size, config.crop_scales, config.distort, config.mirror_prob, config.min_face_size)
+        self.dataset = FaceDataset(records, augment, seed=config.seed)
+        self.loader, self.sampler = build_loader(
+            self.dataset, config.batch_size, config.workers, self.info.world_size, self.info.rank, config.seed,
+            pin_memory=self.device.type == "cuda",
+        )
+        self.iters_per_epoch = len(self.sampler) // config.batch_size
+        if self.iters_per_epoch == 0:
+            raise ValueError(
+                f"{len(records)} training images cannot fill one batch of {config.batch_size} per process "
+                f"({self.info.world_size} process(es)); lower --batch-size"
+            )
+        self.total_iters = config.max_iters or config.epochs * self.iters_per_epoch
+
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+        self.scheduler = build_scheduler(self.optimizer, config, self.total_iters, self.iters_per_epoch)
+        self.use_amp = config.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
+        self.frozen_params = [p for n, p in self.model.named_parameters() if not n.startswith(TRAINABLE_WHEN_FROZEN)]
+        self.frozen = False
+        self._saved_at = -1
+        self.iteration = 0
+        self.best_ap: float | None = None
+        self.history: list[dict[str, Any]] = []
+        if resume is not None:
+            self.load_state(resume)
+
+    # -- state ------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The training state stored next to the model in every checkpoint."""
+        return {
+            "train_config": self.config.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.use_amp else None,
+            "epoch": self.iteration // self.iters_per_epoch,
+            "iteration": self.iteration,
+            "iters_per_epoch": self.iters_per_epoch,
+            "world_size": self.info.world_size,
+            "best_ap": self.best_ap,
+            "rng": capture_rng_state(),
+        }
+
+    def load_state(self, path: str | Path) -> None:
+        obj = read_training_state(path)
+        self.model.load_state_dict(obj["model"])
+        self.optimizer.load_state_dict(obj["optimizer"])
+        self.scheduler.load_state_dict(obj["scheduler"])
+        if obj.get("scaler") and self.use_amp:
+            self.scaler.load_state_dict(obj["scaler"])
+        self.iteration = int(obj["iteration"])
+        self.best_ap = obj.get("best_ap")
+        if obj.get("iters_per_epoch") not in (None, self.iters_per_epoch):
+            log.warning("%s was written with %s iterations per epoch, this run has %d (batch size, data or "
+                        "world size changed): epochs will not line up", path, obj["iters_per_epoch"],
+                        self.iters_per_epoch)
+        if "rng" in obj:
+            restore_rng_state(obj["rng"])
+        log.info("resumed from %s at iteration %d (epoch %d)", path, self.iteration,
+                 self.iteration // self.iters_per_epoch)
+
+    def save(self, at_epoch_end: bool) -> Path | None:
+        """Checkpoint the current iteration (main process; the others wait)."""
+        if self._saved_at == self.iteration:
+            return None
+        self._saved_at = self.iteration
+        path = None
+        if self.info.is_main:
+            name = checkpoint_name(self.iteration // self.iters_per_epoch, self.iteration, at_epoch_end)
+            path = save_training_checkpoint(self.output, name, self.model, self.model_config,
+                                            keep=self.config.keep_checkpoints, **self.state())
+        barrier(self.info)
+        return path
+
+    # -- one step ---------------------------------------------------------------------
+    def set_train_mode(self, epoch: int) -> None:
+        """Train mode, with BatchNorm layers frozen (eval) where the configuration says so."""
+        self.net.train()
+        self.frozen = epoch < self.config.freeze_epochs
+        for name, m in self.model.named_modules():
+            if isinstance(m, _BatchNorm):
+                if self.config.freeze_bn or (self.frozen and not name.startswith(TRAINABLE_WHEN_FROZEN)):
+                    m.eval()
+
+    def compute_loss(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> LossParts:
+        """Forward pass and loss, normalised by the global batch's positives."""
+        images = images.to(self.device, non_blocking=True)
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            outputs = self.net(images)
+        if outputs.box_deltas.shape[1] != self.anchors.shape[0]:
+            raise ValueError(f"model predicts {outputs.box_deltas.shape[1]} anchors, expected {self.anchors.shape[0]}")
+        assigned = self.loss.assign(self.anchors, targets)
+        counts = torch.tensor([assigned.num_positives, assigned.num_landmark_positives], dtype=torch.float32,
+                              device=self.device)
+        counts = all_reduce_mean(counts, self.info)
+        return self.loss.compute(outputs, assigned, counts[0], counts[1])
+
+    def backward(self, parts: LossParts) -> None:
+        self.scaler.scale(parts.total).backward()
+
+    def train_step(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> LossParts:
+        """One SGD step (zero grad, forward, backward, freeze, clip, step, schedule)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        parts = self.compute_loss(images, targets)
+        if not torch.isfinite(parts.total):
+            raise FloatingPointError(f"loss is {float(parts.total)} at iteration {self.iteration}: "
+                                     "lower --lr, or check the annotations")
+        self.backward(parts)
+        if self.frozen:
+            for p in self.frozen_params:
+                p.grad = None
+        if self.config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return parts
+
+    # -- the loop ---------------------------------------------------------------------
+    def validate(self, epoch: int) -> dict[str, Any] | None:
+        if not self.val_records or not self.info.is_main:
+            return None
+        from .validate import evaluate
+
+        t = time.perf_counter()
+        result = evaluate(self.model, self.val_records, self.device, self.config.val_size, self.config.val_max_size)
+        record = {"type": "val", "epoch": epoch, "iter": self.iteration, "ap50": round(result["ap"], 5),
+                  "recall50": round(result["recall"], 5), "seconds": round(time.perf_counter() - t, 2)}
+        if self.best_ap is None or result["ap"] > self.best_ap:
+            self.best_ap = result["ap"]
+            record["best"] = True
+        return record
+
+    def fit(self) -> TrainResult:
+        from tqdm import tqdm
+
+        cfg, main = self.config, self.info.is_main
+        if main:
+            self.output.mkdir(parents=True, exist_ok=True)
+            cfg.write_json(self.output / "config.json", model=self.model_config.to_dict(),
+                           world_size=self.info.world_size, iters_per_epoch=self.iters_per_epoch,
+                           total_iters=self.total_iters, train_set=summarize(self.dataset.records))
+        log_file = open(self.output / "log.jsonl", "a", encoding="utf-8") if main else None
+        bar = tqdm(total=self.total_iters, initial=self.iteration, disable=not (main and self.progress),
+                   unit="it", dynamic_ncols=True, desc="train")
+        best_path = None
+        images_per_step = cfg.batch_size * self.info.world_size
+        try:
+            while self.iteration < self.total_iters:
+                epoch = self.iteration // self.iters_per_epoch
+                done = self.iteration % self.iters_per_epoch
+                self.dataset.set_epoch(epoch)
+                self.sampler.set_epoch(epoch, skip=done * cfg.batch_size)
+                self.set_train_mode(epoch)
+                sums, steps, t0, stepped = torch.zeros(4), 0, time.perf_counter(), False
+                for images, targets in self.loader:
+                    parts = self.train_step(images, targets)
+                    self.iteration += 1
+                    stepped = True
+                    sums += torch.stack([p.detach().float().cpu() for p in parts])
+                    steps += 1
+                    if steps == cfg.log_every or self.iteration >= self.total_iters or \
+                            self.iteration % self.iters_per_epoch == 0:
+                        mean = all_reduce_mean((sums / steps).to(self.device), self.info).cpu()
+                        rate = steps * images_per_step / max(time.perf_counter() - t0, 1e-9)
+                        record = {"type": "train", "iter": self.iteration, "epoch": epoch,
+                                  "lr": self.optimizer.param_groups[0]["lr"],
+                                  **{k: round(float(v), 5) for k, v in zip(("loss", "box", "cls", "landmark"), mean)},
+                                  "images_per_s": round(rate, 2), "time": round(time.time(), 3)}
+                        self.history.append(record)
+                        if log_file:
+                            log_file.write(json.dumps(record) + "\n")
+                            log_file.flush()
+                        bar.set_postfix(loss=f"{record['loss']:.3f}", box=f"{record['box']:.3f}",
+                                        cls=f"{record['cls']:.3f}", lm=f"{record['landmark']:.3f}",
+                                        img_s=f"{rate:.1f}", refresh=False)
+                        sums, steps, t0 = torch.zeros(4), 0, time.perf_counter()
+                    bar.update(1)
+                    epoch_end = self.iteration % self.iters_per_epoch == 0
+                    if cfg.save_every and self.iteration % cfg.save_every == 0 and not epoch_end:
+                        self.save(at_epoch_end=False)
+                    if self.iteration >= self.total_iters or epoch_end:
+                        break
+                if not stepped:
+                    raise RuntimeError(f"epoch {epoch} produced no batch; is the dataset empty?")
+                epoch_end = self.iteration % self.iters_per_epoch == 0
+                val = None
+                finished = self.iteration >= self.total_iters
+                if self.val_records and (finished or (epoch_end and (epoch + 1) % cfg.val_every == 0)):
+                    val = self.validate(epoch)
+                    barrier(self.info)
+                if epoch_end or finished:
+                    self.save(at_epoch_end=epoch_end)
+                if val is not None:
+                    self.history.append(val)
+                    if log_file:
+                        log_file.write(json.dumps(val) + "\n")
+                        log_file.flush()
+                    bar.write(f"epoch {epoch}: AP50 {val['ap50']:.4f} (recall {val['recall50']:.4f})")
+                    if val.get("best") and main:
+                        from ..checkpoints import save_checkpoint
+
+                        best_path = save_checkpoint(self.output / "best.pth", self.model, self.model_config,
+                                                    **self.state())
+        finally:
+            bar.close()
+            if log_file:
+                log_file.close()
+        return TrainResult(self.output / "last.pth" if main else None, best_path, self.iteration, self.history)

@@ -1,0 +1,151 @@
+"""Augmentation keeps boxes and landmarks consistent with the pixels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from retinaface_polynl.data.augment import (
+    FaceSample,
+    TrainAugment,
+    crop,
+    mirror,
+    pad_to_square,
+    photometric_distort,
+    random_square_crop,
+    resize,
+)
+
+
+def _sample(h=120, w=160):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    boxes = np.array([[10, 20, 50, 70], [100, 30, 150, 90]], np.float32)
+    lms = np.array([[[20, 35], [40, 35], [30, 45], [22, 58], [38, 58]]] * 2, np.float32)
+    lms[1] += [90, 10]
+    return FaceSample(image, boxes, lms, np.array([True, False]))
+
+
+def test_mirror_twice_is_identity():
+    s = _sample()
+    back = mirror(mirror(s))
+    np.testing.assert_array_equal(back.image, s.image)
+    np.testing.assert_allclose(back.boxes, s.boxes)
+    np.testing.assert_allclose(back.landmarks, s.landmarks)
+    np.testing.assert_array_equal(back.has_landmarks, s.has_landmarks)
+
+
+def test_mirror_maps_x_to_width_minus_x_and_swaps_left_right():
+    s = _sample()
+    m = mirror(s)
+    np.testing.assert_allclose(m.boxes[0], [160 - 50, 20, 160 - 10, 70])
+    # the right eye (40, 35) becomes the image's left eye at 160 - 40
+    np.testing.assert_allclose(m.landmarks[0, 0], [120, 35])
+    np.testing.assert_allclose(m.landmarks[0, 1], [140, 35])
+    np.testing.assert_allclose(m.landmarks[0, 2], [130, 45])
+    np.testing.assert_allclose(m.landmarks[0, 3], [160 - 38, 58])
+    assert m.landmarks[0, 0, 0] < m.landmarks[0, 1, 0] and m.landmarks[0, 3, 0] < m.landmarks[0, 4, 0]
+    np.testing.assert_array_equal(m.image[:, 0], s.image[:, -1])
+
+
+def test_crop_moves_boxes_and_landmarks_by_the_offset():
+    s = _sample()
+    c = crop(s, 5, 10, 80, 100)
+    assert c.image.shape == (100, 80, 3)
+    np.testing.assert_array_equal(c.image, s.image[10:110, 5:85])
+    assert len(c.boxes) == 1  # the second face's centre (125, 60) is outside
+    np.testing.assert_allclose(c.boxes[0], s.boxes[0] - [5, 10, 5, 10])
+    np.testing.assert_allclose(c.landmarks[0], s.landmarks[0] - [5, 10])
+    assert c.has_landmarks.tolist() == [True]
+
+
+def test_crop_clips_boxes_and_drops_tiny_faces():
+    s = _sample()
+    c = crop(s, 30, 0, 100, 120)  # first face centre (30, 45) inside, box clipped at x=30
+    np.testing.assert_allclose(c.boxes[0], [0, 20, 20, 70])
+    assert len(crop(s, 30, 0, 100, 120, min_face_size=25).boxes) == 1  # only the 50-wide face is left
+    assert len(crop(s, 30, 0, 100, 120, min_face_size=60).boxes) == 0
+
+
+def test_random_square_crop_is_a_square_of_a_chosen_scale():
+    s = _sample()
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        c, ok = random_square_crop(s, rng, scales=(0.5, 1.0))
+        assert ok and c.image.shape[0] == c.image.shape[1] in (60, 120)
+        assert len(c.boxes) >= 1
+
+
+def test_random_square_crop_gives_up_when_no_crop_keeps_a_face():
+    s = _sample()
+    c, ok = random_square_crop(s, np.random.default_rng(0), scales=(1.0,), min_face_size=1000, out_size=100,
+                               max_trials=5)
+    assert not ok and c is s
+
+
+def test_pad_to_square_keeps_coordinates():
+    s = _sample()
+    p = pad_to_square(s)
+    assert p.image.shape == (160, 160, 3)
+    np.testing.assert_array_equal(p.image[:120], s.image)
+    assert (p.image[120:] == [104, 117, 123]).all()
+    np.testing.assert_allclose(p.boxes, s.boxes)
+
+
+def test_resize_scales_coordinates():
+    s = _sample()
+    r = resize(s, 80, 60)
+    np.testing.assert_allclose(r.boxes[0], s.boxes[0] / 2)
+    np.testing.assert_allclose(r.landmarks, s.landmarks / 2)
+
+
+def test_photometric_distort_keeps_shape_and_changes_colours():
+    image = _sample().image
+    out = [photometric_distort(image, np.random.default_rng(i)) for i in range(6)]
+    assert all(o.shape == image.shape and o.dtype == np.uint8 for o in out)
+    assert any(not np.array_equal(o, image) for o in out)
+
+
+def _white_box_sample(seed):
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(200, 400)), int(rng.integers(200, 400))
+    image = np.zeros((h, w, 3), np.uint8)
+    bw, bh = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+    x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+    image[y0 : y0 + bh, x0 : x0 + bw] = 255
+    # five landmark dots, with the "left eye" dot on the image's left
+    lms = np.array([[x0 + 0.3 * bw, y0 + 0.35 * bh], [x0 + 0.7 * bw, y0 + 0.35 * bh], [x0 + 0.5 * bw, y0 + 0.55 * bh],
+                    [x0 + 0.35 * bw, y0 + 0.75 * bh], [x0 + 0.65 * bw, y0 + 0.75 * bh]], np.float32)
+    for x, y in lms:
+        image[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3] = (0, 0, 255)  # red dots on the white box
+    boxes = np.array([[x0, y0, x0 + bw, y0 + bh]], np.float32)
+    return FaceSample(image, boxes, lms[None], np.array([True]))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_box_still_covers_the_white_pixels_after_augmentation(seed):
+    augment = TrainAugment(image_size=160, distort=False, random_interpolation=False, min_face_size=0)
+    out = augment(_white_box_sample(seed), np.random.default_rng(seed))
+    assert out.image.shape == (160, 160, 3)
+    assert len(out.boxes) == 1
+    bright = out.image.max(axis=2) > 127
+    ys, xs = np.nonzero(bright)
+    x1, y1, x2, y2 = out.boxes[0]
+    # every bright pixel lies inside the box (1 px of resampling slack), and the box interior is bright
+    assert xs.min() >= x1 - 1 and xs.max() <= x2 and ys.min() >= y1 - 1 and ys.max() <= y2
+    inner = bright[int(np.ceil(y1)) + 1 : int(y2) - 1, int(np.ceil(x1)) + 1 : int(x2) - 1]
+    assert inner.size == 0 or inner.mean() > 0.95
+    # landmarks sit on the red dots (where the crop kept them) and left stays left
+    lms = out.landmarks[0]
+    assert lms[0, 0] < lms[1, 0] and lms[3, 0] < lms[4, 0]
+    for x, y in lms:
+        if 1 <= x < 159 and 1 <= y < 159:
+            b, g, r = out.image[int(y), int(x)].astype(int)
+            assert r > 127 and g < 128, (x, y, (b, g, r))
+
+
+def test_augmentation_is_a_function_of_the_seed():
+    augment = TrainAugment(image_size=128)
+    a = augment(_white_box_sample(3), np.random.default_rng([7, 0, 3]))
+    b = augment(_white_box_sample(3), np.random.default_rng([7, 0, 3]))
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.boxes, b.boxes)
