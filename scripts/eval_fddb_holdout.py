@@ -1,0 +1,170 @@
+"""Accuracy on the held-out FDDB fold and on dlib's annotated photos, side by side.
+
+For each detector (our checkpoints, the third-party RetinaFace-MobileNet-0.25, YuNet):
+
+* FDDB fold (default 8, never trained on): AP at IoU 0.5 against the ellipses'
+  bounding boxes (FDDB's boxes) and against RetinaFace-style boxes derived from the
+  ellipses (the convention the models are trained on: ``ellipse_to_face_box``), and
+  the official discrete-ROC true-positive rate at a fixed number of false positives
+  (region overlap with the ellipse > 0.5, Hungarian matching; ``widerface_eval.fddb``).
+  Detections at score >= 0.02, original image size.
+* dlib ``testing.xml`` (5 photos, 25 faces): faces found (IoU >= 0.4 with dlib's
+  tight square boxes) and false positives at the default threshold 0.5.
+
+Our detectors run single-scale and with each ``--tta`` preset given.
+
+    python scripts/eval_fddb_holdout.py --model ours=weights/default.pth \\
+        --model baseline=runs/default_weights/r18x025/best.pth \\
+        --model retinaface-mnet0.25=../shared/data/weights_thirdparty/pytorch_retinaface/mobilenet0.25_Final.pth \\
+        --yunet ../shared/data/weights_thirdparty/yunet/face_detection_yunet_2026may.onnx --tta flip --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from retinaface_polynl import Detector
+from retinaface_polynl.data.fddb import ellipse_to_face_box
+from widerface_eval import average_precision, box_iou, evaluate_fddb, load_fddb_annotations
+
+LOW_THRESHOLD = 0.02
+
+
+class YuNet:
+    """OpenCV's YuNet through cv2.FaceDetectorYN, returning (boxes xyxy, scores)."""
+
+    def __init__(self, model: str, threshold: float):
+        self.detector = cv2.FaceDetectorYN.create(model, "", (320, 320), threshold, 0.3, 5000)
+
+    def detect(self, image: np.ndarray):
+        h, w = image.shape[:2]
+        self.detector.setInputSize((w, h))
+        _, faces = self.detector.detect(image)
+        if faces is None:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        boxes = faces[:, :4].copy()
+        boxes[:, 2:] += boxes[:, :2]
+        return boxes.astype(np.float32), faces[:, 14].astype(np.float32)
+
+
+def dlib_boxes(xml_path: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for image in ET.parse(xml_path).getroot().iter("image"):
+        rows = [[float(b.get("left")), float(b.get("top")), float(b.get("left")) + float(b.get("width")),
+                 float(b.get("top")) + float(b.get("height"))] for b in image.iter("box") if b.get("ignore") != "1"]
+        out[image.get("file")] = np.asarray(rows, np.float32).reshape(-1, 4)
+    return out
+
+
+def found_and_false(gt: np.ndarray, boxes: np.ndarray, iou: float = 0.4) -> tuple[int, int]:
+    """One-to-one greedy match in score order: (faces found, false positives)."""
+    if len(boxes) == 0:
+        return 0, 0
+    ious = box_iou(gt, boxes)
+    taken = np.zeros(len(gt), bool)
+    tp = 0
+    for d in range(len(boxes)):
+        col = np.where(taken, -1.0, ious[:, d])
+        g = int(col.argmax()) if len(col) else -1
+        if g >= 0 and col[g] >= iou:
+            taken[g] = True
+            tp += 1
+    return tp, len(boxes) - tp
+
+
+def run_detector(detect, images: dict[str, Path], desc: str):
+    out, seconds = {}, 0.0
+    for name, path in tqdm(images.items(), desc=desc, leave=False):
+        image = cv2.imread(str(path))
+        t = time.perf_counter()
+        out[name] = detect(image)
+        seconds += time.perf_counter() - t
+    return out, seconds / max(1, len(images))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--fddb", default="../shared/data/faces_fddb")
+    p.add_argument("--fold", default="8")
+    p.add_argument("--dlib", default="../shared/data/faces_dlib")
+    p.add_argument("--model", action="append", default=[], metavar="NAME=CKPT")
+    p.add_argument("--yunet", help="YuNet ONNX file (cv2.FaceDetectorYN)")
+    p.add_argument("--tta", action="append", default=[], help="also evaluate our models with this TTA preset")
+    p.add_argument("--fp", type=int, default=100, help="false positives at which the ROC's TPR is reported")
+    p.add_argument("--threshold", type=float, default=0.5, help="score threshold for the dlib count")
+    p.add_argument("--json", help="write all numbers here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    warnings.simplefilter("ignore")
+
+    fddb = Path(args.fddb)
+    annotations = load_fddb_annotations(fddb, folds=args.fold)
+    fddb_images = {n: fddb / "originalPics" / f"{n}.jpg" for n in annotations}
+    fddb_images = {n: p for n, p in fddb_images.items() if p.is_file()}
+    face_boxes = {n: ellipse_to_face_box(a.ellipses) if len(a.ellipses) else np.zeros((0, 4), np.float32)
+                  for n, a in annotations.items()}
+    dlib_gt = dlib_boxes(Path(args.dlib) / "testing.xml")
+    dlib_images = {n: Path(args.dlib) / n for n in dlib_gt}
+
+    detectors = []  # (row name, detect(image) -> (boxes, scores))
+    for spec in args.model:
+        name, _, ckpt = spec.partition("=")
+        det = Detector(weights=ckpt, threshold=LOW_THRESHOLD)
+        for tta in [None, *args.tta]:
+            label = name if tta is None else f"{name} + TTA {tta}"
+            detectors.append((label, lambda im, d=det, t=tta: (lambda r: (r.boxes, r.scores))(d.detect(im, tta=t))))
+    if args.yunet:
+        yunet = YuNet(args.yunet, LOW_THRESHOLD)
+        detectors.append(("YuNet (OpenCV)", yunet.detect))
+
+    rows = []
+    for label, detect in detectors:
+        fddb_dets, sec = run_detector(detect, fddb_images, f"{label} on FDDB fold {args.fold}")
+        result = evaluate_fddb(fddb_dets, annotations)
+        ap_face = average_precision(fddb_dets, face_boxes, iou=0.5)
+        dlib_dets, _ = run_detector(detect, dlib_images, f"{label} on dlib")
+        found = false = 0
+        for n, gt in dlib_gt.items():
+            boxes, scores = dlib_dets[n]
+            f, fp = found_and_false(gt, boxes[scores >= args.threshold])
+            found, false = found + f, false + fp
+        row = {
+            "detector": label,
+            "fddb_ap50_ellipse_boxes": round(result.ap50, 4),
+            "fddb_ap50_face_boxes": round(float(ap_face), 4),
+            f"fddb_tpr_at_{args.fp}fp": round(result.tpr_at(args.fp), 4),
+            "fddb_tpr_at_1000fp": round(result.tpr_at(1000), 4),
+            "dlib_found": found,
+            "dlib_faces": int(sum(len(g) for g in dlib_gt.values())),
+            "dlib_false_positives": false,
+            "ms_per_fddb_image": round(1000 * sec, 1),
+        }
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+
+    n_img, n_faces = len(annotations), sum(len(a.ellipses) for a in annotations.values())
+    print(f"\nFDDB fold {args.fold} ({n_img} images, {n_faces} faces) and dlib testing.xml (25 faces)\n")
+    print(f"| detector | FDDB AP50 (ellipse boxes) | FDDB AP50 (face boxes) | FDDB TPR @ {args.fp} FP | "
+          f"dlib found (thr {args.threshold}) | dlib false pos. | ms / FDDB image |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['detector']} | {r['fddb_ap50_ellipse_boxes']:.3f} | {r['fddb_ap50_face_boxes']:.3f} | "
+              f"{r[f'fddb_tpr_at_{args.fp}fp']:.3f} | {r['dlib_found']}/{r['dlib_faces']} | "
+              f"{r['dlib_false_positives']} | {r['ms_per_fddb_image']:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"fold": args.fold, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

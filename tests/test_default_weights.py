@@ -1,0 +1,63 @@
+"""The shipped default weights: found without a download, from any folder, and they find faces."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from retinaface_polynl import Detector
+from retinaface_polynl.detector import default_weights_path
+
+from test_detector_core import match
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def default_detector():
+    if default_weights_path() is None:
+        pytest.skip("no default weights shipped in weights/default.pth")
+    return Detector()
+
+
+def test_default_weights_find_the_annotated_faces(default_detector, dlib_faces_dir, dlib_testing):
+    found = false_pos = 0
+    for name, boxes in dlib_testing.items():
+        det = default_detector.detect(cv2.imread(str(dlib_faces_dir / name)))
+        f, fp = match(boxes, det.boxes)
+        found, false_pos = found + f, false_pos + fp
+    assert found >= 20, f"found {found}/25"
+    assert false_pos <= 3, f"{false_pos} false positives"
+
+
+def test_default_weights_load_from_any_folder_without_a_download(default_detector, tmp_path):
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise RuntimeError('network access attempted')\n"
+        "socket.socket.connect = refuse\n"
+        "from retinaface_polynl import Detector\n"
+        "d = Detector()\n"
+        "print(d.weights)\n"
+        "print(len(d.detect(__import__('numpy').zeros((64, 64, 3), 'uint8'))))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    weights = Path(out.stdout.splitlines()[0])
+    assert weights.is_file() and weights.name == "default.pth"
+
+
+def test_training_resumes_from_the_shipped_checkpoint(default_detector, dlib_faces_dir, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "retinaface_polynl", "train", "--preset", default_detector.config.name,
+         "--weights", str(default_weights_path()),
+         "--labels", str(dlib_faces_dir / "training.xml"), "--images", str(dlib_faces_dir),
+         "--output", str(tmp_path / "ft"), "--max-iters", "2", "--batch-size", "2", "--image-size", "256",
+         "--workers", "0", "--no-progress"],
+        cwd=REPO, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    tuned = Detector(weights=tmp_path / "ft" / "last.pth")
+    assert tuned.config == default_detector.config
