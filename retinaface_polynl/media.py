@@ -122,7 +122,13 @@ def to_bgr_uint8(image: np.ndarray, rgb: bool = False) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def draw_detections(image_bgr: np.ndarray, detections, show_scores: bool = False, thickness: int | None = None):
+def draw_detections(
+    image_bgr: np.ndarray,
+    detections,
+    show_scores: bool = False,
+    thickness: int | None = None,
+    landmarks: bool = True,
+):
     """A copy of the image with each face's box and landmarks drawn.
 
     As in the Poly-NL supplementary's Figure 3, boxes are yellow and their
@@ -138,7 +144,7 @@ def draw_detections(image_bgr: np.ndarray, detections, show_scores: bool = False
         colour = (0, int(255 * level), int(255 * level))  # BGR yellow, brightness = confidence
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, t, cv2.LINE_AA)
-        for (px, py), c in zip(marks, point_colours):
+        for (px, py), c in zip(marks if landmarks else (), point_colours):
             cv2.circle(out, (int(round(px)), int(round(py))), max(1, t), c, -1, cv2.LINE_AA)
         if show_scores:
             cv2.putText(out, f"{score:.2f}", (x1, max(0, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * t, colour, t, cv2.LINE_AA)

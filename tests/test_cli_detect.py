@@ -1,0 +1,129 @@
+"""``retinaface-polynl detect`` end to end: a folder of real photos, a short video made
+from them, JSON lines, WIDER text files, batching and TTA flags."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from retinaface_polynl.cli import build_parser, main
+
+NAMES = ("2008_002470.jpg", "2008_002506.jpg", "2008_004176.jpg", "2008_007676.jpg", "2009_004587.jpg")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread: on a shared 2-core machine more threads spin against each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def photo_folder(tmp_path, dlib_faces_dir, dlib_testing):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for i, name in enumerate(NAMES):
+        shutil.copy(dlib_faces_dir / name, folder / ("sub" if i % 2 else "") / name)
+    return folder
+
+
+def make_video(path, dlib_faces_dir, frames=6, size=(320, 240), fps=8.0):
+    """A short mp4 whose frames are real photos (resized), two frames per photo."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    assert writer.isOpened()
+    for i in range(frames):
+        image = cv2.imread(str(dlib_faces_dir / NAMES[(i // 2) % len(NAMES)]))
+        writer.write(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    writer.release()
+    return path
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_help_documents_size_colour_and_tta():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    text = sub.choices["detect"].format_help()
+    for words in ("--size", "--max-size", "BGR", "original size", "--tta", "paper", "--batch-size", "--json",
+                  "--wider-txt", "--output", "--weights", "--preset", "--device", "--threshold"):
+        assert words in text, words
+
+
+def test_detect_folder_of_photos(photo_folder, tmp_path, mnet_checkpoint, dlib_testing, capsys):
+    out, jsonl, wider = tmp_path / "out", tmp_path / "faces.jsonl", tmp_path / "wider"
+    rc = main(["detect", str(photo_folder), "--weights", str(mnet_checkpoint), "--output", str(out),
+               "--json", str(jsonl), "--wider-txt", str(wider), "--batch-size", "4", "--show-scores"])
+    assert rc == 0
+    records = read_jsonl(jsonl)
+    assert sorted(r["path"].split("/")[-1] for r in records) == sorted(NAMES)
+    for r in records:
+        name = r["path"].split("/")[-1]
+        assert len(r["boxes"]) == len(r["scores"]) == len(r["landmarks"]) >= len(dlib_testing[name])
+        assert all(len(b) == 4 for b in r["boxes"]) and all(np.shape(m) == (5, 2) for m in r["landmarks"])
+        assert "frame" not in r
+        assert (r["width"], r["height"]) == cv2.imread(r["path"]).shape[1::-1]
+    # Annotated pictures mirror the folder layout; WIDER files: name, count, x y w h score.
+    assert (out / "2008_002470.jpg").is_file() and (out / "sub" / "2008_002506.jpg").is_file()
+    lines = (wider / "sub" / "2008_002506.txt").read_text().splitlines()
+    assert lines[0] == "2008_002506" and int(lines[1]) == len(lines) - 2 >= 3
+    x, y, w, h, s = map(float, lines[2].split())
+    assert w > 0 and h > 0 and 0.5 < s <= 1
+    summary = capsys.readouterr().out
+    assert "5 image(s)" in summary and "images/s" in summary and "0 failed" in summary
+
+
+def test_batch_sizes_and_tta_give_consistent_json(photo_folder, tmp_path, mnet_checkpoint):
+    one, four, flip = tmp_path / "1.jsonl", tmp_path / "4.jsonl", tmp_path / "flip.jsonl"
+    files = [str(photo_folder / NAMES[0]), str(photo_folder / "sub" / NAMES[1])]
+    w = ["--weights", str(mnet_checkpoint), "--quiet"]
+    assert main(["detect", *files, *w, "--json", str(one)]) == 0
+    assert main(["detect", *files, *w, "--json", str(four), "--batch-size", "4"]) == 0
+    assert main(["detect", *files, *w, "--json", str(flip), "--tta", "flip"]) == 0
+    a, b, c = read_jsonl(one), read_jsonl(four), read_jsonl(flip)
+    for ra, rb, rc in zip(a, b, c):
+        np.testing.assert_allclose(ra["boxes"], rb["boxes"], atol=0.02)
+        assert len(rc["boxes"]) == len(ra["boxes"])
+
+
+def test_detect_video(tmp_path, dlib_faces_dir, mnet_checkpoint, capsys):
+    video = make_video(tmp_path / "clip.mp4", dlib_faces_dir)
+    out, jsonl = tmp_path / "out", tmp_path / "frames.jsonl"
+    rc = main(["detect", str(video), "--weights", str(mnet_checkpoint), "--output", str(out),
+               "--json", str(jsonl), "--batch-size", "4"])
+    assert rc == 0
+    records = read_jsonl(jsonl)
+    assert [r["frame"] for r in records] == list(range(6))
+    assert all(r["path"] == str(video) and len(r["boxes"]) >= 1 for r in records)
+    # Frames made from the same photo give the same faces.
+    assert len(records[0]["boxes"]) == len(records[1]["boxes"])
+    cap = cv2.VideoCapture(str(out / "clip.mp4"))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(8.0)
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    assert len(frames) == 6 and frames[0].shape == (240, 320, 3)
+    assert "1 video(s) / 6 frame(s)" in capsys.readouterr().out
+
+
+def test_detect_mixed_inputs_glob_and_video_by_content(tmp_path, photo_folder, dlib_faces_dir, mnet_checkpoint):
+    video = make_video(tmp_path / "clip.mp4", dlib_faces_dir, frames=2)
+    disguised = tmp_path / "clip.bin"  # no known extension: recognised by its content
+    shutil.copy(video, disguised)
+    jsonl = tmp_path / "mixed.jsonl"
+    rc = main(["detect", str(photo_folder / "sub" / "*.jpg"), str(disguised), "--weights", str(mnet_checkpoint),
+               "--json", str(jsonl), "--quiet", "--max-frames", "1"])
+    assert rc == 0
+    records = read_jsonl(jsonl)
+    assert len(records) == 3 and records[-1]["frame"] == 0 and records[-1]["path"] == str(disguised)

@@ -1,0 +1,173 @@
+"""Reading images and videos robustly, input expansion, the prefetch queue, writers."""
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from retinaface_polynl.detector import Detections
+from retinaface_polynl.media import (
+    ImageReadError,
+    Prefetcher,
+    draw_detections,
+    expand_inputs,
+    iter_media,
+    open_video_writer,
+    read_image,
+    to_bgr_uint8,
+)
+
+
+def _gradient(h=40, w=60) -> np.ndarray:
+    """A BGR picture whose channels differ, so colour-order mistakes show."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 4 % 256, y * 6 % 256, (x + y) * 2 % 256], axis=-1).astype(np.uint8)
+
+
+def exif_jpeg(image_bgr: np.ndarray, orientation: int) -> bytes:
+    """A JPEG with a minimal EXIF APP1 segment holding only the Orientation tag."""
+    ok, jpg = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    assert ok
+    tiff = b"II*\x00" + (8).to_bytes(4, "little")
+    tiff += (1).to_bytes(2, "little")  # one IFD entry
+    tiff += (0x0112).to_bytes(2, "little") + (3).to_bytes(2, "little") + (1).to_bytes(4, "little")
+    tiff += orientation.to_bytes(2, "little") + b"\x00\x00"
+    tiff += (0).to_bytes(4, "little")
+    payload = b"Exif\x00\x00" + tiff
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    data = jpg.tobytes()
+    return data[:2] + app1 + data[2:]
+
+
+def test_read_gray_rgba_16bit_png(tmp_path):
+    bgr = _gradient()
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    out = read_image(tmp_path / "gray.png")
+    assert out.shape == (40, 60, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[:, :, 0], gray)
+
+    bgra = np.dstack([bgr, np.full(bgr.shape[:2], 128, np.uint8)])
+    cv2.imwrite(str(tmp_path / "rgba.png"), bgra)
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), bgr)
+
+    deep = bgr.astype(np.uint16) * 257
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    np.testing.assert_array_equal(read_image(tmp_path / "deep.png"), bgr)
+
+
+def test_read_exif_rotated_jpeg(tmp_path):
+    bgr = np.zeros((40, 60, 3), np.uint8)
+    bgr[:10, :20] = 255  # a white block at the top-left
+    (tmp_path / "rot.jpg").write_bytes(exif_jpeg(bgr, 6))  # 6: rotate 90 degrees clockwise to display
+    out = read_image(tmp_path / "rot.jpg")
+    assert out.shape == (60, 40, 3)
+    assert out[:20, -10:].mean() > 200 and out[-20:, :10].mean() < 30  # the block moved to the top-right
+
+
+def test_to_bgr_uint8_variants():
+    bgr = _gradient()
+    rgb = bgr[:, :, ::-1]
+    np.testing.assert_array_equal(to_bgr_uint8(rgb, rgb=True), bgr)
+    np.testing.assert_array_equal(to_bgr_uint8(bgr.astype(np.float32) / 255), bgr)
+    assert to_bgr_uint8(bgr[:, :, :1]).shape == (40, 60, 3)
+    with pytest.raises(ValueError, match="shape"):
+        to_bgr_uint8(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        to_bgr_uint8(np.zeros((0, 4, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.jpg", b"", "empty file"),
+        ("text.jpg", b"this is not an image\n" * 10, "not a decodable image"),
+    ],
+)
+def test_read_errors_name_the_file(tmp_path, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ImageReadError, match=message) as info:
+        read_image(tmp_path / name)
+    assert name in str(info.value)
+
+
+def test_read_truncated_jpeg_and_png(tmp_path):
+    ok, jpg = cv2.imencode(".jpg", _gradient(200, 200))
+    (tmp_path / "cut.jpg").write_bytes(jpg.tobytes()[: len(jpg) // 2])
+    with pytest.raises(ImageReadError, match="truncated JPEG"):
+        read_image(tmp_path / "cut.jpg")
+    ok, png = cv2.imencode(".png", _gradient(200, 200))
+    (tmp_path / "cut.png").write_bytes(png.tobytes()[: len(png) // 2])
+    with pytest.raises(ImageReadError, match="truncated PNG"):
+        read_image(tmp_path / "cut.png")
+
+
+def test_expand_inputs_folders_globs_and_missing(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for rel in ("a/1.jpg", "a/b/2.PNG", "a/b/3.mp4", "a/notes.txt"):
+        (tmp_path / rel).write_bytes(b"x")
+    sources = expand_inputs([tmp_path / "a", str(tmp_path / "a" / "*.jpg"), tmp_path / "missing.jpg"])
+    names = [(s.path.name, s.error is None) for s in sources]
+    assert names == [("1.jpg", True), ("2.PNG", True), ("3.mp4", True), ("1.jpg", True), ("missing.jpg", False)]
+    assert str(sources[1].relative) == "b/2.PNG"
+    assert "no such file" in sources[-1].error
+    assert "no files match" in expand_inputs([str(tmp_path / "*.gif")])[0].error
+
+
+def test_iter_media_video_frames_and_errors(tmp_path):
+    writer = open_video_writer(tmp_path / "v.mp4", 10, 64, 48)
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), i * 40, np.uint8))
+    writer.release()
+    (tmp_path / "bad.mp4").write_bytes(b"\x00" * 100)
+    items = list(iter_media(expand_inputs([tmp_path / "v.mp4", tmp_path / "bad.mp4"])))
+    frames = [it for it in items if it.error is None]
+    assert [it.frame for it in frames] == [0, 1, 2, 3, 4]
+    assert frames[-1].last_frame and not frames[0].last_frame
+    assert frames[0].fps == pytest.approx(10)
+    assert items[-1].error and "bad.mp4" in items[-1].error
+    assert len(list(iter_media(expand_inputs([tmp_path / "v.mp4"]), max_frames=2))) == 2
+
+
+def test_prefetcher_order_bounded_errors_and_close():
+    produced = []
+
+    def gen():
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    p = Prefetcher(gen(), maxsize=3)
+    assert next(p) == 0
+    time.sleep(0.2)
+    assert len(produced) <= 6  # bounded: the producer waits for the consumer
+    assert list(p)[:3] == [1, 2, 3]
+
+    def failing():
+        yield 1
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        list(Prefetcher(failing()))
+
+    endless = Prefetcher(iter(int, 1), maxsize=2)  # never ends by itself
+    next(endless)
+    endless.close()
+    assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate() if t is endless._thread)
+
+
+def test_draw_brightness_encodes_confidence():
+    image = np.zeros((100, 200, 3), np.uint8)
+    det = Detections(
+        np.array([[10, 10, 60, 60], [110, 10, 160, 60]], np.float32),
+        np.array([1.0, 0.1], np.float32),
+        np.zeros((2, 5, 2), np.float32),
+    )
+    out = draw_detections(image, det, landmarks=False, thickness=1)
+    strong, weak = out[10, 30], out[10, 130]
+    assert strong[0] == 0 and weak[0] == 0  # yellow: no blue
+    assert strong[2] > weak[2] > 0  # brighter for the higher score
+    assert image.max() == 0  # a copy was drawn on
