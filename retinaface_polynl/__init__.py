@@ -8,6 +8,7 @@
 from .detector import Detections, Detector
 from .models.attention import ATTENTION_BLOCKS, build_attention
 from .presets import ModelConfig, get_preset, presets
+from .tta import TTA_PRESETS, TTAConfig
 
 __version__ = "0.1.0"
 
@@ -15,6 +16,8 @@ __all__ = [
     "ATTENTION_BLOCKS",
     "Detections",
     "Detector",
+    "TTAConfig",
+    "TTA_PRESETS",
     "ModelConfig",
     "build_attention",
     "get_preset",

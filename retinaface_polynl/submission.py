@@ -21,11 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .media import ImageReadError, read_image
+from .media import IMAGE_EXTENSIONS, ImageReadError, read_image
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 def list_images(images_root: str | Path) -> list[Path]:
@@ -35,7 +33,7 @@ def list_images(images_root: str | Path) -> list[Path]:
         raise FileNotFoundError(f"image folder not found: {root}")
     images = sorted(p.relative_to(root) for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
-        raise FileNotFoundError(f"{root}: no images (.jpg/.png/.bmp) found below this folder")
+        raise FileNotFoundError(f"{root}: no images found below this folder")
     return images
 
 

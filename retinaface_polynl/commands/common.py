@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser, threshold: float = 0.5) -> None:
     g = parser.add_argument_group("model")
     g.add_argument(
         "--weights",
@@ -19,7 +19,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "the checkpoint's own, e.g. to add a Poly-NL block to a plain RetinaFace checkpoint",
     )
     g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    g.add_argument("--threshold", type=float, default=0.5, help="minimum face score to keep (default: 0.5)")
+    g.add_argument(
+        "--threshold", type=float, default=threshold, help=f"minimum face score to keep (default: {threshold})"
+    )
     g.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: 0.4)")
 
 

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from .common import add_model_args, build_detector
+from .common import add_model_args, add_size_args, add_tta_args, build_detector, tta_config
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -23,13 +23,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "'x y w h score' lines), one file per image even with no face. Finished files are written "
         "atomically and skipped on a re-run, so an interrupted run resumes. Under torchrun each rank "
         "takes its share of the images. With --gt the result is evaluated at the end.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--images", required=True, metavar="DIR", help="WIDER image tree (<event>/<image>.jpg)")
     p.add_argument("--out", required=True, metavar="DIR", help="submission folder to write")
-    add_model_args(p)
-    p.set_defaults(threshold=0.02)  # the benchmark wants low-score detections too
-    p.add_argument("--tta", default="none", help="test-time augmentation: none, flip or paper")
+    add_model_args(p, threshold=0.02)  # the benchmark's PR curves want low-score detections too
+    add_size_args(p)
+    add_tta_args(p)
     p.add_argument("--zip", action="store_true", help="also write <out>.zip for upload")
     p.add_argument("--gt", metavar="DIR", help="WIDER FACE ground-truth folder (.mat files): evaluate when done")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -54,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     try:
-        detector = build_detector(args, device=device)
-        tta = None if args.tta == "none" else args.tta
+        detector = build_detector(args, device=device, size=args.size, max_size=args.max_size)
+        tta = tta_config(args)
         report = write_submission(
             detector, args.images, args.out, tta=tta, rank=rank, world_size=world, progress=not args.no_progress
         )
