@@ -232,6 +232,10 @@ class Detector:
             single-scale detection; ``None`` keeps the original size.
         size_limit: when no ``max_size`` is given, images whose long side exceeds
             this are downscaled to it with a warning (``None``: no limit).
+        backend: ``"auto"`` (from the weights file: ``.pth`` -> PyTorch, ``.onnx``
+            -> onnxruntime, engine -> TensorRT), ``"torch"``, ``"onnxruntime"`` or
+            ``"tensorrt"`` (an ``.onnx`` file is then built into a cached engine).
+        providers, intra_op_threads: onnxruntime execution providers and threads.
 
     ``self.backend`` is the one seam to the network: any callable taking a
     float32 batch (B, 3, H, W) and returning decoded ``boxes (B, A, 4)``,
@@ -251,6 +255,9 @@ class Detector:
         size: int | None = None,
         max_size: int | None = None,
         size_limit: int | None = SIZE_LIMIT,
+        backend: str = "auto",
+        providers: list | None = None,
+        intra_op_threads: int | None = None,
     ) -> None:
         self.device = _device(device)
         config = get_preset(preset) if isinstance(preset, str) else preset
@@ -262,15 +269,28 @@ class Detector:
                     "(e.g. a Pytorch_Retinaface mobilenet0.25_Final.pth) or preset=NAME for an untrained model"
                 )
         self.weights = Path(weights) if weights is not None else None
-        if self.weights is not None:
-            loaded = load_model(self.weights, config=config, device=self.device)
-            self.model, self.config = loaded.model, loaded.config
-        else:
-            from .models.retinaface import RetinaFace
+        self.model: torch.nn.Module | None = None
+        if backend not in ("auto", "torch", "onnxruntime", "tensorrt"):
+            raise ValueError(f"unknown backend {backend!r}; choose auto, torch, onnxruntime or tensorrt")
+        if self.weights is not None and (backend not in ("auto", "torch") or _exported(self.weights)):
+            from .export.runtime import load_backend
 
-            log.warning("preset %s without weights: the network is untrained, its detections are noise", config.name)
-            self.model, self.config = RetinaFace(config).eval(), config
-        self.backend = TorchBackend(self.model, self.device)
+            if config is not None:
+                raise ValueError(f"{self.weights} is an exported model that carries its own preset; drop preset=")
+            self.backend, self.config = load_backend(
+                self.weights, device=self.device, providers=providers, intra_op_threads=intra_op_threads,
+                backend=backend,
+            )
+        else:
+            if self.weights is not None:
+                loaded = load_model(self.weights, config=config, device=self.device)
+                self.model, self.config = loaded.model, loaded.config
+            else:
+                from .models.retinaface import RetinaFace
+
+                log.warning("preset %s without weights: the network is untrained, its detections are noise", config.name)
+                self.model, self.config = RetinaFace(config).eval(), config
+            self.backend = TorchBackend(self.model, self.device)
         self.threshold = threshold
         self.nms_threshold = nms_threshold
         self.top_k = top_k
@@ -475,6 +495,13 @@ def _is_many(images: Any) -> bool:
     if isinstance(images, (str, Path)):
         return False
     return isinstance(images, Iterable)
+
+
+def _exported(path: Path) -> bool:
+    """Whether ``path`` is an exported model (ONNX or TensorRT engine) rather than a checkpoint."""
+    from .export.runtime import detect_format
+
+    return path.is_file() and detect_format(path) != "torch"
 
 
 def _device(device: str | torch.device) -> torch.device:

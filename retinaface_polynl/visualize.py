@@ -32,6 +32,11 @@ def attention_maps(detector, image, size: int | None = None, max_size: int | Non
     block without it, takes ``Y = Z - X``).
     """
     model = detector.model
+    if model is None:
+        raise NoAttentionError(
+            f"{detector.weights} runs on the {getattr(detector.backend, 'name', 'exported')} backend; attention maps need the PyTorch "
+            "checkpoint (.pth)"
+        )
     block = getattr(model, "attention", None)
     if block is None:
         name = getattr(getattr(detector, "config", None), "name", "this model")

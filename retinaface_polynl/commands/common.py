@@ -20,6 +20,14 @@ def add_model_args(parser: argparse.ArgumentParser, threshold: float = 0.5) -> N
     )
     g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     g.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnxruntime", "tensorrt"),
+        default="auto",
+        help="inference engine (default: auto, from the --weights file: .pth -> torch, .onnx -> onnxruntime, "
+        "engine -> tensorrt; tensorrt with an .onnx file builds and caches an engine)",
+    )
+    g.add_argument("--threads", type=int, metavar="N", help="onnxruntime intra-op threads (default: its own)")
+    g.add_argument(
         "--threshold", type=float, default=threshold, help=f"minimum face score to keep (default: {threshold})"
     )
     g.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: 0.4)")
@@ -34,6 +42,8 @@ def build_detector(args: argparse.Namespace, **overrides):
         device=args.device,
         threshold=args.threshold,
         nms_threshold=args.nms_threshold,
+        backend=getattr(args, "backend", "auto"),
+        intra_op_threads=getattr(args, "threads", None),
     )
     kwargs.update(overrides)
     return Detector(**kwargs)
