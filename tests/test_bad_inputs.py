@@ -3,6 +3,7 @@ file, the run going on with the rest, nothing already written lost, and a non-ze
 exit status when any input failed."""
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 
@@ -207,7 +208,7 @@ def test_huge_picture_single_scale_is_limited_with_a_warning(photo, mnet_checkpo
     with caplog.at_level(logging.WARNING, logger="retinaface_polynl.detector"):
         limited.detect(photo, max_size=300)  # an explicit max_size is obeyed, no warning
     assert not caplog.records
-    assert Detector.__init__.__defaults__[-1] == 4096
+    assert inspect.signature(Detector).parameters["size_limit"].default == 4096
 
 
 def test_huge_picture_tta_views_are_capped():
