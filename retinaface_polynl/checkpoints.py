@@ -17,9 +17,7 @@ from the keys and shapes.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .fileio import atomic_path
 from .presets import ModelConfig, get_preset
 
 log = logging.getLogger(__name__)
@@ -221,15 +220,8 @@ def _load_state(model: nn.Module, state: dict[str, Any], path: str | Path, looks
 def save_checkpoint(path: str | Path, model: nn.Module, config: ModelConfig, **extra: Any) -> Path:
     """Write ``{format, version, config, model, **extra}`` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = model.module if hasattr(model, "module") else model
     payload = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "model": module.state_dict(), **extra}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -14,13 +14,13 @@ number of processes writes exactly the files one process would.
 from __future__ import annotations
 
 import logging
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
+from .fileio import atomic_path
 from .media import IMAGE_EXTENSIONS, ImageReadError, read_image
 
 log = logging.getLogger(__name__)
@@ -98,9 +98,7 @@ def write_submission(
 def zip_submission(out_dir: str | Path, zip_path: str | Path) -> Path:
     """Zip the prediction folder (``event/image.txt`` entries) for upload."""
     out_dir, zip_path = Path(out_dir), Path(zip_path)
-    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(out_dir.rglob("*.txt")):
             zf.write(path, path.relative_to(out_dir).as_posix())
-    os.replace(tmp, zip_path)
     return zip_path

@@ -111,7 +111,6 @@ def bench_ours(
     detector.backend = backend
     image = images[0]
     x1 = pad_batch([preprocess(image)])
-    x8 = pad_batch([preprocess(im) for im in images])
     faces = len(detector.detect(image, threshold=THRESHOLD))
     e2e = median_ms(lambda: detector.detect(image, threshold=THRESHOLD), args.warmup, args.runs)
     if hasattr(backend, "run_numpy"):

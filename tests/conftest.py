@@ -73,3 +73,22 @@ def dlib_testing(dlib_faces_dir: Path) -> dict[str, list[list[float]]]:
 @pytest.fixture(scope="session")
 def dlib_training(dlib_faces_dir: Path) -> dict[str, list[list[float]]]:
     return read_dlib_xml(dlib_faces_dir / "training.xml")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One intra-op torch thread for the whole suite: the tests' tensors are small, and on a
+    2-core machine shared with anything else, more threads spin against each other (measured
+    here: a photo took 4 s with 2 threads and 25 ms with 1).  Subprocesses get OMP_NUM_THREADS=1."""
+    import torch
+
+    before = torch.get_num_threads()
+    env_before = os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(before)
+    if env_before is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env_before

@@ -11,13 +11,6 @@ from retinaface_polynl.detector import Detector
 from retinaface_polynl.visualize import NoAttentionError, attention_maps, render_attention_figure
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine more threads spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import logging
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from retinaface_polynl.cli import main
 from retinaface_polynl.detector import Detector
@@ -21,13 +20,6 @@ from test_media import exif_jpeg  # tests/ is on sys.path (pytest rootdir-relati
 PHOTO = "2008_002506.jpg"  # three clear faces
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine more threads spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

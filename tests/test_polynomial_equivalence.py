@@ -23,13 +23,6 @@ from retinaface_polynl.models.attention import NonLocal, PolyNL, PolyNL2
 SHAPES = [(2, 2, 3), (2, 3, 4), (1, 5, 2)]  # (H, W, C): N = 4, 6, 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is fastest, and immune to a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _as_matrix(x: torch.Tensor) -> torch.Tensor:

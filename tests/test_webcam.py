@@ -9,7 +9,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-import torch
 
 from retinaface_polynl.cli import main
 from test_cli_detect import make_video
@@ -17,13 +16,6 @@ from test_cli_detect import make_video
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine more threads spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _frames(path):

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..fileio import atomic_path
 from ..presets import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -197,14 +198,8 @@ def save_model_atomic(model_proto: Any, output: str | Path) -> Path:
     import onnx
 
     path = check_writable(output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         onnx.save(model_proto, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import struct
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..fileio import atomic_path
 from .onnx import INPUT_NAME, NMS_OUTPUT, OUTPUT_NAMES, ExportError, OnnxMetadata, parse_metadata
 
 log = logging.getLogger(__name__)
@@ -148,15 +148,9 @@ def write_engine_file(path: str | Path, engine: bytes, header: dict[str, Any]) -
 
     path = check_writable(path)
     blob = json.dumps({"header_version": ENGINE_HEADER_VERSION, **header}, sort_keys=True).encode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(ENGINE_MAGIC + struct.pack("<I", len(blob)) + blob)
-            f.write(engine)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(ENGINE_MAGIC + struct.pack("<I", len(blob)) + blob)
+        f.write(engine)
     return path
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import torch
 from torch import Tensor, nn
 
 from ..anchors import AnchorGenerator, BoxCoder, LandmarkCoder
