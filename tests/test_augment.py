@@ -8,6 +8,7 @@ from retinaface_polynl.data.augment import (
     FaceSample,
     TrainAugment,
     crop,
+    expand,
     mirror,
     pad_to_square,
     photometric_distort,
@@ -121,9 +122,24 @@ def _white_box_sample(seed):
     return FaceSample(image, boxes, lms[None], np.array([True]))
 
 
+def test_expand_moves_everything_by_the_placement_and_shrinks_faces_relative_to_the_picture():
+    s = _sample()
+    out = expand(s, np.random.default_rng(3), max_ratio=3.0)
+    h, w = out.image.shape[:2]
+    assert h >= 120 and w >= 160
+    dx, dy = out.boxes[0, :2] - s.boxes[0, :2]
+    np.testing.assert_allclose(out.boxes - s.boxes, np.tile([dx, dy], (2, 2)))
+    np.testing.assert_allclose(out.landmarks - s.landmarks, np.broadcast_to([dx, dy], s.landmarks.shape))
+    np.testing.assert_array_equal(out.image[int(dy) : int(dy) + 120, int(dx) : int(dx) + 160], s.image)
+    assert (out.image[0, 0] == [104, 117, 123]).all() or (dx == 0 and dy == 0)
+
+
 @pytest.mark.parametrize("seed", range(12))
-def test_box_still_covers_the_white_pixels_after_augmentation(seed):
-    augment = TrainAugment(image_size=160, distort=False, random_interpolation=False, min_face_size=0)
+@pytest.mark.parametrize("expand_prob", [0.0, 1.0])
+def test_box_still_covers_the_white_pixels_after_augmentation(seed, expand_prob):
+    augment = TrainAugment(
+        image_size=160, distort=False, random_interpolation=False, min_face_size=0, expand_prob=expand_prob
+    )
     out = augment(_white_box_sample(seed), np.random.default_rng(seed))
     assert out.image.shape == (160, 160, 3)
     assert len(out.boxes) == 1

@@ -29,6 +29,7 @@ _OVERRIDES = {
     "attention_stage": "attention_stage", "save_every": "save_every", "keep": "keep_checkpoints",
     "log_every": "log_every", "val_every": "val_every", "val_size": "val_size", "box_weight": "box_weight",
     "landmark_weight": "landmark_weight", "crop_scales": "crop_scales", "mirror_prob": "mirror_prob",
+    "expand_prob": "expand_prob", "expand_ratio": "expand_ratio",
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False)}
@@ -93,6 +94,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     o.add_argument("--landmark-weight", type=float)
     o.add_argument("--crop-scales", type=_floats, metavar="S1,S2", help="random-crop scales of the short side")
     o.add_argument("--mirror-prob", type=float)
+    o.add_argument("--expand-prob", type=float, help="probability of zooming out before the crop (default 0)")
+    o.add_argument("--expand-ratio", type=float, help="largest zoom-out factor (default 2)")
     o.add_argument("--no-distort", action="store_true", help="no photometric distortion")
 
     r = p.add_argument_group("run")

@@ -95,6 +95,22 @@ def random_square_crop(
     return sample, False
 
 
+def expand(sample: FaceSample, rng: np.random.Generator, max_ratio: float, fill: Sequence[float] = BGR_MEAN) -> FaceSample:
+    """SSD's zoom-out: the image at a random place on a mean-coloured canvas ``ratio``
+    times its size (``ratio`` uniform in [1, ``max_ratio``]), every coordinate moved by
+    the placement offset.  Faces get smaller relative to the picture, so a dataset of
+    large faces (FDDB) also teaches small ones."""
+    h, w = sample.image.shape[:2]
+    ratio = float(rng.uniform(1.0, max_ratio))
+    ch, cw = int(h * ratio), int(w * ratio)
+    y0, x0 = int(rng.integers(0, ch - h + 1)), int(rng.integers(0, cw - w + 1))
+    canvas = np.empty((ch, cw, 3), np.uint8)
+    canvas[...] = np.asarray(fill, np.float32).round().astype(np.uint8)
+    canvas[y0 : y0 + h, x0 : x0 + w] = sample.image
+    offset = np.asarray([x0, y0], np.float32)
+    return FaceSample(canvas, sample.boxes + np.tile(offset, 2), sample.landmarks + offset, sample.has_landmarks)
+
+
 def pad_to_square(sample: FaceSample, fill: Sequence[float] = BGR_MEAN) -> FaceSample:
     """Pad at the bottom/right with the mean colour to a square (coordinates unchanged)."""
     h, w = sample.image.shape[:2]
@@ -164,6 +180,8 @@ class TrainAugment:
         min_face_size: faces smaller than this at ``image_size`` are dropped by the crop.
         random_interpolation: resize with a random OpenCV interpolation (RetinaFace);
             otherwise bilinear.
+        expand_prob, expand_ratio: probability of :func:`expand` (zoom out by up to
+            ``expand_ratio``) before the crop; 0 (RetinaFace's recipe) never does.
     """
 
     image_size: int = 640
@@ -172,9 +190,13 @@ class TrainAugment:
     mirror_prob: float = 0.5
     min_face_size: float = 2.0
     random_interpolation: bool = True
+    expand_prob: float = 0.0
+    expand_ratio: float = 2.0
 
     def __call__(self, sample: FaceSample, rng: np.random.Generator) -> FaceSample:
         cropped = False
+        if self.expand_prob > 0 and rng.random() < self.expand_prob:
+            sample = expand(sample, rng, self.expand_ratio)
         if self.crop_scales:
             sample, cropped = random_square_crop(
                 sample, rng, self.crop_scales, out_size=self.image_size, min_face_size=self.min_face_size

@@ -59,6 +59,8 @@ class TrainConfig:
     crop_scales: tuple[float, ...] = (0.3, 0.45, 0.6, 0.8, 1.0)
     distort: bool = True
     mirror_prob: float = 0.5
+    expand_prob: float = 0.0  # zoom out (SSD "expand") before the crop, for small faces
+    expand_ratio: float = 2.0
     min_face_size: float = 2.0
     # runtime
     workers: int = 4
@@ -97,6 +99,8 @@ class TrainConfig:
             raise ValueError(f"crop scales must lie in (0, 1], got {self.crop_scales}")
         if not 0 <= self.mirror_prob <= 1:
             raise ValueError(f"mirror_prob must lie in [0, 1], got {self.mirror_prob}")
+        if not 0 <= self.expand_prob <= 1 or self.expand_ratio < 1:
+            raise ValueError(f"expand_prob must lie in [0, 1] and expand_ratio be >= 1, got {self.expand_prob}, {self.expand_ratio}")
         if self.keep_checkpoints < 1:
             raise ValueError("keep_checkpoints must be at least 1")
 

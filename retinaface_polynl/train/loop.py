@@ -147,7 +147,10 @@ class Trainer:
         size = config.image_size
         self.anchors = self.model.anchor_generator.for_image(size, size, device=self.device)
 
-        augment = TrainAugment(size, config.crop_scales, config.distort, config.mirror_prob, config.min_face_size)
+        augment = TrainAugment(
+            size, config.crop_scales, config.distort, config.mirror_prob, config.min_face_size,
+            expand_prob=config.expand_prob, expand_ratio=config.expand_ratio,
+        )
         self.dataset = FaceDataset(records, augment, seed=config.seed)
         self.loader, self.sampler = build_loader(
             self.dataset, config.batch_size, config.workers, self.info.world_size, self.info.rank, config.seed,
