@@ -111,6 +111,16 @@ def _unflatten_like(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t.reshape(x.shape[0], t.shape[1], x.shape[2], x.shape[3])
 
 
+def _zero_output(norm: nn.Module | None, projection: nn.Conv2d) -> None:
+    """Make ``Y`` exactly zero: the norm after the output projection gets zero weight and
+    bias, or, without a norm, the (bias-free) projection gets zero weight."""
+    if norm is not None:
+        nn.init.zeros_(norm.weight)
+        nn.init.zeros_(norm.bias)
+    else:
+        nn.init.zeros_(projection.weight)
+
+
 class ResidualAttention(nn.Module):
     """Base class: ``Z = X + Y`` with ``Y = self.branch(X)``.
 
@@ -179,11 +189,7 @@ class PolyNL(ResidualAttention):
         self.zero_init_last()
 
     def zero_init_last(self) -> None:
-        if self.norm is not None:
-            nn.init.zeros_(self.norm.weight)
-            nn.init.zeros_(self.norm.bias)
-        else:
-            nn.init.zeros_(self.w3.weight)
+        _zero_output(self.norm, self.w3)
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
         """``Φ(X W1 ⊙ X W2)`` as (B, C', 1, 1)."""
@@ -271,11 +277,7 @@ class NonLocal(ResidualAttention):
         self.zero_init_last()
 
     def zero_init_last(self) -> None:
-        if self.norm is not None:
-            nn.init.zeros_(self.norm.weight)
-            nn.init.zeros_(self.norm.bias)
-        else:
-            nn.init.zeros_(self.w_z.weight)
+        _zero_output(self.norm, self.w_z)
 
     def affinity(self, x: torch.Tensor) -> torch.Tensor:
         """The normalised ``N x N`` affinity, (B, N, N); row ``i`` weighs every position ``j``."""
