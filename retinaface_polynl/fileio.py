@@ -23,3 +23,18 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def scratch_path(folder: str | Path, prefix: str, suffix: str) -> Iterator[str]:
+    """Yield a temporary file name in ``folder`` for intermediate output (an exporter's or
+    quantiser's file); it and its ``.data`` side file (ONNX external data) are removed
+    afterwards, whatever happens."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+    finally:
+        for leftover in (tmp, tmp + ".data"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..fileio import atomic_path
+from ..fileio import atomic_path, scratch_path
 from ..presets import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -428,21 +428,16 @@ def export_onnx(
     was_training = model.training
     model.eval()
     sample = torch.randn(1, 3, *sample_size, device=source.device)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".export.onnx", dir=path.parent)
-    os.close(fd)
     try:
-        with torch.no_grad():
+        with scratch_path(path.parent, f".{path.name}.", ".export.onnx") as tmp, torch.no_grad():
             _torch_export(wrapper, sample, tmp, opset, dynamo)
-        proto = onnx.load(tmp)
+            proto = onnx.load(tmp)
     except ExportError:
         raise
     except Exception as exc:
         raise ExportError(f"ONNX export of {config.name} failed: {type(exc).__name__}: {exc}") from exc
     finally:
         model.train(was_training)
-        for leftover in (tmp, tmp + ".data"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
     _drop_head_outputs(proto)
     inline_initializer_identities(proto)
     if nms is not None:

@@ -33,14 +33,13 @@ side of 640 (and mirrored), the way ``Detector`` would feed a VGA image.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..fileio import scratch_path
 from .onnx import (
     META_PREFIX,
     ExportError,
@@ -173,37 +172,33 @@ def _quantize(
         stem = {n.name for n in proto.graph.node if n.op_type == "Conv" and n.input[0] in inputs}
         nodes = [n for n in nodes if n not in stem]
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[activation_type]
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".q.onnx", dir=output.parent)
-    os.close(fd)
     # onnxruntime logs "consider pre-processing" on the root logger: the graph is already
     # constant-folded with BatchNorm fused and shapes inferred, which is what that step does.
     root, hush = logging.getLogger(), _DropPreprocessAdvice()
     root.addFilter(hush)
     try:
-        quantize_static(
-            str(fp32_path),
-            tmp,
-            _Reader(calibration, "input"),
-            quant_format=QuantFormat.QDQ,
-            activation_type=qtype,
-            weight_type=QuantType.QInt8,
-            per_channel=per_channel,
-            reduce_range=reduce_range,
-            nodes_to_quantize=nodes,
-            op_types_to_quantize=list(op_types) if op_types else None,
-            calibrate_method=_calibration_method(method),
-            extra_options=extra_options,
-        )
-        quantized = onnx.load(tmp)
+        with scratch_path(output.parent, f".{output.name}.", ".q.onnx") as tmp:
+            quantize_static(
+                str(fp32_path),
+                tmp,
+                _Reader(calibration, "input"),
+                quant_format=QuantFormat.QDQ,
+                activation_type=qtype,
+                weight_type=QuantType.QInt8,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                nodes_to_quantize=nodes,
+                op_types_to_quantize=list(op_types) if op_types else None,
+                calibrate_method=_calibration_method(method),
+                extra_options=extra_options,
+            )
+            quantized = onnx.load(tmp)
     except ExportError:
         raise
     except Exception as exc:
         raise ExportError(f"quantisation of {fp32_path} failed: {type(exc).__name__}: {exc}") from exc
     finally:
         root.removeFilter(hush)
-        for leftover in (tmp, tmp + ".data"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
         # onnxruntime's calibrator leaves an augmented model beside the input on some versions
         for stray in fp32_path.parent.glob("augmented_model*.onnx"):
             stray.unlink(missing_ok=True)
