@@ -31,6 +31,14 @@ BACKBONES = ("resnet50", "resnet18_x0.25", "mobilenet0.25")
 STAGES = ("res3", "res4", "res5")
 
 
+def dataclass_from_dict(cls, d: dict[str, Any], what: str):
+    """``cls(**d)``, refusing keys ``cls`` does not have (a config from a newer or other tool)."""
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} keys: {', '.join(sorted(unknown))}")
+    return cls(**d)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of one RetinaFace detector.
@@ -107,11 +115,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model configuration keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "model configuration")
 
     def replace(self, **overrides: Any) -> "ModelConfig":
         """A copy with some fields changed (validated again)."""

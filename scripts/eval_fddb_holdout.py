@@ -25,7 +25,6 @@ import json
 import sys
 import time
 import warnings
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import cv2
@@ -34,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from retinaface_polynl import Detector
+from retinaface_polynl.data.dlib_xml import read_dlib_xml
 from retinaface_polynl.data.fddb import ellipse_to_face_box
 from widerface_eval import average_precision, box_iou, evaluate_fddb, load_fddb_annotations
 
@@ -58,12 +58,7 @@ class YuNet:
 
 
 def dlib_boxes(xml_path: Path) -> dict[str, np.ndarray]:
-    out = {}
-    for image in ET.parse(xml_path).getroot().iter("image"):
-        rows = [[float(b.get("left")), float(b.get("top")), float(b.get("left")) + float(b.get("width")),
-                 float(b.get("top")) + float(b.get("height"))] for b in image.iter("box") if b.get("ignore") != "1"]
-        out[image.get("file")] = np.asarray(rows, np.float32).reshape(-1, 4)
-    return out
+    return {r.path.name: r.boxes for r in read_dlib_xml(xml_path)}
 
 
 def found_and_false(gt: np.ndarray, boxes: np.ndarray, iou: float = 0.4) -> tuple[int, int]:

@@ -7,7 +7,6 @@ location.  Tests that need it are skipped with the reason when it is absent.
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -51,18 +50,9 @@ def fddb_dir() -> Path:
 
 def read_dlib_xml(xml_path: Path) -> dict[str, list[list[float]]]:
     """dlib's imglab XML -> {file name: [[x1, y1, x2, y2], ...]} (ignored boxes skipped)."""
-    root = ET.parse(xml_path).getroot()
-    out: dict[str, list[list[float]]] = {}
-    for image in root.iter("image"):
-        boxes = []
-        for box in image.iter("box"):
-            if box.get("ignore") == "1":
-                continue
-            top, left = float(box.get("top")), float(box.get("left"))
-            w, h = float(box.get("width")), float(box.get("height"))
-            boxes.append([left, top, left + w, top + h])
-        out[image.get("file")] = boxes
-    return out
+    from retinaface_polynl.data.dlib_xml import read_dlib_xml as read_records
+
+    return {r.path.name: r.boxes.tolist() for r in read_records(xml_path)}
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..presets import dataclass_from_dict
+
 SCHEDULES = ("step", "cosine")
 
 
@@ -119,11 +121,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown training configuration keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "training configuration")
 
     def replace(self, **overrides: Any) -> "TrainConfig":
         return dataclasses.replace(self, **overrides)
