@@ -104,6 +104,10 @@ class Detections:
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
+    def select(self, keep: np.ndarray) -> "Detections":
+        """The faces picked by a boolean mask or index array, e.g. ``d.select(d.scores >= 0.8)``."""
+        return Detections(self.boxes[keep], self.scores[keep], self.landmarks[keep])
+
     def to_dict(self) -> dict[str, list]:
         """Plain Python: ``{"boxes": [[x1, y1, x2, y2], ...], "scores": [...], "landmarks": [[[x, y] x5], ...]}``."""
         return {
@@ -119,20 +123,34 @@ class Detections:
         return b
 
 
-def default_weights_path() -> Path | None:
-    """The checkpoint shipped with the package, if any (no download, ever)."""
+def _shipped_folder(package_dir: str, repo_dir: str) -> list[Path]:
+    """Where a folder shipped with the package lives: installed as ``retinaface_polynl/<package_dir>``
+    (a plain ``pip install``), or at the top of the source tree (an editable install)."""
     from importlib import resources
 
     candidates = []
     try:
-        candidates.append(Path(str(resources.files("retinaface_polynl") / "_weights")))
+        candidates.append(Path(str(resources.files("retinaface_polynl") / package_dir)))
     except (ModuleNotFoundError, TypeError):  # pragma: no cover - unusual installs
         pass
-    candidates.append(Path(__file__).resolve().parents[1] / "weights")
-    for folder in candidates:
+    candidates.append(Path(__file__).resolve().parents[1] / repo_dir)
+    return candidates
+
+
+def default_weights_path() -> Path | None:
+    """The checkpoint shipped with the package, if any (no download, ever)."""
+    for folder in _shipped_folder("_weights", "weights"):
         default = folder / "default.pth"
         if default.is_file():
             return default
+    return None
+
+
+def demo_dir() -> Path | None:
+    """The demo photos shipped with the package (``demo/astronaut.jpg``), if any."""
+    for folder in _shipped_folder("_demo", "demo"):
+        if (folder / "astronaut.jpg").is_file():
+            return folder
     return None
 
 
@@ -220,6 +238,8 @@ class Detector:
     Args:
         weights: a checkpoint (ours or Pytorch_Retinaface's); ``None`` with no
             ``preset`` uses the weights shipped with the package.
+        model: an in-memory :class:`~retinaface_polynl.models.retinaface.RetinaFace`
+            instead of ``weights`` (it is moved to ``device`` and put in eval mode).
         preset: a preset name (``retinaface-polynl presets`` lists them) or a
             :class:`ModelConfig`.  With ``weights`` it overrides the checkpoint's
             own configuration (e.g. add a Poly-NL block to a plain checkpoint);
@@ -258,10 +278,13 @@ class Detector:
         backend: str = "auto",
         providers: list | None = None,
         intra_op_threads: int | None = None,
+        model: torch.nn.Module | None = None,
     ) -> None:
         self.device = _device(device)
         config = get_preset(preset) if isinstance(preset, str) else preset
-        if weights is None and config is None:
+        if model is not None and (weights is not None or config is not None):
+            raise ValueError("give model= alone: it carries its own weights and configuration")
+        if weights is None and config is None and model is None:
             weights = default_weights_path()
             if weights is None:
                 raise ValueError(
@@ -282,7 +305,9 @@ class Detector:
                 backend=backend,
             )
         else:
-            if self.weights is not None:
+            if model is not None:
+                self.model, self.config = model.to(self.device).eval(), model.config
+            elif self.weights is not None:
                 loaded = load_model(self.weights, config=config, device=self.device)
                 self.model, self.config = loaded.model, loaded.config
             else:

@@ -44,12 +44,16 @@ def test_default_weights_load_from_any_folder_without_a_download(default_detecto
         "d = Detector()\n"
         "print(d.weights)\n"
         "print(len(d.detect(__import__('numpy').zeros((64, 64, 3), 'uint8'))))\n"
+        "from retinaface_polynl.detector import demo_dir\n"
+        "print(demo_dir())\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     weights = Path(out.stdout.splitlines()[0])
     assert weights.is_file() and weights.name == "default.pth"
+    # the demo photo (default calibration and export-check image) comes with the package too
+    assert (Path(out.stdout.splitlines()[2]) / "astronaut.jpg").is_file()
 
 
 def test_training_resumes_from_the_shipped_checkpoint(default_detector, dlib_faces_dir, tmp_path):

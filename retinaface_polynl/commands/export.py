@@ -66,7 +66,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--calibration",
         metavar="DIR",
         nargs="+",
-        help="folders or files of real photos (default: the repository's demo/ photos, i.e. demo/astronaut.jpg; "
+        help="folders or files of real photos (default: the demo photo shipped with the package, demo/astronaut.jpg; "
         "a few dozen varied photos with faces calibrate better)",
     )
     q.add_argument("--calibration-method", choices=("minmax", "entropy", "percentile"), default="minmax")
@@ -77,6 +77,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="onnx-int8: full 8-bit weights (for CPUs with VNNI or ARM; default keeps 7-bit weights, "
         "onnxruntime's advice for x86 without VNNI)",
     )
+    c = p.add_argument_group("checking the exported file")
+    c.add_argument(
+        "--check",
+        metavar="IMAGE",
+        nargs="*",
+        help="after writing, run the file and the PyTorch model on these photos (files or folders; none given: "
+        "the repository's demo/ photos) and compare every face at --check-threshold: box IoU, score and "
+        "landmarks, within the tolerances of the file's precision (retinaface_polynl.export.verify); "
+        "exit status 1 if they disagree (the file is kept)",
+    )
+    c.add_argument("--check-threshold", type=float, default=0.5, metavar="SCORE", help="faces compared from this score")
     t = p.add_argument_group("tensorrt")
     t.add_argument(
         "--precision",
@@ -117,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
 
     output = check_writable(args.output)  # fail before any work
     fmt = args.format
+    if args.check is not None and fmt == "tensorrt" and args.onnx and not (args.weights or args.preset):
+        raise ValueError("--check compares against the PyTorch model: give --weights CKPT (or --preset) with --onnx")
     if fmt == "tensorrt":
         from ..export.tensorrt import import_tensorrt
 
@@ -134,17 +147,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"calibrating on {len(images)} image(s) from {', '.join(args.calibration) if args.calibration else DEFAULT_CALIBRATION}")
         return calibration_batches(images)
 
+    model = None
     with tempfile.TemporaryDirectory(prefix=".export-", dir=output.parent) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         if fmt == "tensorrt" and args.onnx:
             source = Path(args.onnx)
             read_metadata(source)  # one of ours?
+            if args.check is not None:
+                model, _ = _load_model(args)
         else:
             model, config = _load_model(args)
             if fmt in ("onnx", "onnx-fp16"):
                 export_onnx(model, output, config, half=fmt == "onnx-fp16", **common)
                 _report(output)
-                return 0
+                return _check(args, output, model)
             if fmt == "tensorrt" and args.precision in ("fp32", "fp16"):
                 source = Path(tmp) / f"{args.precision}.onnx"
                 export_onnx(model, source, config, half=args.precision == "fp16", **common)
@@ -155,12 +171,12 @@ def run(args: argparse.Namespace) -> int:
                 if fmt == "onnx-int8":
                     quantize_int8(fp32, output, calibration(), reduce_range=args.reduce_range, method=args.calibration_method)
                     _report(output)
-                    return 0
+                    return _check(args, output, model)
                 target = output if fmt == "onnx-qdq" else Path(tmp) / "qdq.onnx"
                 quantize_qdq(fp32, target, calibration(), method=args.calibration_method)
                 if fmt == "onnx-qdq":
                     _report(output)
-                    return 0
+                    return _check(args, output, model)
                 source = target
         from ..export.tensorrt import ShapeProfile, build_engine
 
@@ -176,7 +192,29 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"wrote {output}: TensorRT engine from {source.name if args.onnx else args.precision} ONNX, "
               f"batch 1..{args.max_batch}, up to {args.max_size[1]}x{args.max_size[0]} ({os.path.getsize(output) / 1e6:.1f} MB)")
-    return 0
+    return _check(args, output, model)
+
+
+def _check(args: argparse.Namespace, output: Path, model) -> int:
+    """--check: the written file against the PyTorch model on real photos (0: they agree)."""
+    if args.check is None:
+        return 0
+    from ..detector import Detector
+    from ..export.quantize import calibration_images
+    from ..export.verify import format_checks, tolerance_for, verify_export
+
+    images = calibration_images(args.check, what="check images")
+    device = "cuda" if args.format == "tensorrt" else "cpu"
+    reference = Detector(model=model, device=device, threshold=args.check_threshold)
+    exported = Detector(weights=output, device=device, threshold=args.check_threshold)
+    tolerance = tolerance_for(exported.backend.precision)
+    checks = verify_export(reference, exported, images, tolerance)
+    print(f"checking {output.name} against PyTorch on {len(images)} photo(s):")
+    print(format_checks(checks, tolerance))
+    if all(c.ok for c in checks):
+        return 0
+    print(f"{output}: the exported file does not find the same faces as PyTorch (file kept for inspection)")
+    return 1
 
 
 def _report(path: Path) -> None:

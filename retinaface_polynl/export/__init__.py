@@ -6,6 +6,7 @@ and the backends that run them with the same call as ``detector.TorchBackend``.
     quantize_qdq("m.onnx", "m.qdq.onnx", batches)
     build_engine("m.qdq.onnx", output="m.engine")     # retinaface_polynl.export.tensorrt (GPU + TensorRT)
     backend, config = load_backend("m.onnx")          # retinaface_polynl.export.runtime
+    verify_export(Detector(...), Detector(weights="m.int8.onnx"), photos)   # retinaface_polynl.export.verify
 
 ``tensorrt`` and ``onnxruntime`` are imported only when used.
 """
@@ -20,6 +21,7 @@ from .onnx import (
 from .quantize import DEFAULT_CALIBRATION, calibration_batches, calibration_images, quantize_int8, quantize_qdq
 from .runtime import OnnxRuntimeBackend, compare_detections, detect_format, load_backend
 from .tensorrt import ShapeProfile, TensorRTBackend, TensorRTUnavailable, build_engine, tensorrt_status
+from .verify import TOLERANCES, Tolerance, format_checks, tolerance_for, verify_export
 
 __all__ = [
     "DEFAULT_CALIBRATION",
@@ -29,6 +31,8 @@ __all__ = [
     "NmsOptions",
     "OnnxRuntimeBackend",
     "ShapeProfile",
+    "TOLERANCES",
+    "Tolerance",
     "TensorRTBackend",
     "TensorRTUnavailable",
     "build_engine",
@@ -37,9 +41,12 @@ __all__ = [
     "compare_detections",
     "detect_format",
     "export_onnx",
+    "format_checks",
     "load_backend",
     "quantize_int8",
     "quantize_qdq",
     "read_metadata",
     "tensorrt_status",
+    "tolerance_for",
+    "verify_export",
 ]

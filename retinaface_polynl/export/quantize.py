@@ -54,8 +54,7 @@ from .onnx import (
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-REPO_DEMO = Path(__file__).resolve().parents[2] / "demo"
-DEFAULT_CALIBRATION = "the repository's demo/ photos (demo/astronaut.jpg)"
+DEFAULT_CALIBRATION = "the demo photos shipped with the package (demo/astronaut.jpg)"
 CALIBRATION_LONG_SIDE = 640
 QDQ_TRT_OP_TYPES = ("Conv", "MatMul", "Gemm", "Add")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -70,20 +69,30 @@ def cpu_has_vnni() -> bool:
     return any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
-def calibration_images(sources: Sequence[str | Path] | None = None, limit: int = 64) -> list[Path]:
-    """Image files for calibration: every image under ``sources`` (files or folders, recursively),
-    or the default set (:data:`DEFAULT_CALIBRATION`) when ``sources`` is empty."""
+def calibration_images(
+    sources: Sequence[str | Path] | None = None, limit: int = 64, what: str = "calibration images"
+) -> list[Path]:
+    """Image files for calibration (or checks, named by ``what`` in errors): every image under
+    ``sources`` (files or folders, recursively), or the default set (:data:`DEFAULT_CALIBRATION`)
+    when ``sources`` is empty."""
+    from ..detector import demo_dir
+
+    if not sources:
+        demo = demo_dir()
+        if demo is None:
+            raise ExportError(f"{what}: no demo photos are installed with this package; pass image files or folders")
+        sources = [demo]
     paths: list[Path] = []
-    for src in sources or [REPO_DEMO]:
+    for src in sources:
         src = Path(src)
         if src.is_dir():
             paths.extend(sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS))
         elif src.is_file():
             paths.append(src)
         else:
-            raise FileNotFoundError(f"calibration images: {src} does not exist")
+            raise FileNotFoundError(f"{what}: {src} does not exist")
     if not paths:
-        raise ExportError(f"no calibration images found in {', '.join(map(str, sources or [REPO_DEMO]))}")
+        raise ExportError(f"no {what} found in {', '.join(map(str, sources))}")
     return paths[:limit]
 
 
