@@ -83,7 +83,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         metavar="IMAGE",
         nargs="*",
         help="after writing, run the file and the PyTorch model on these photos (files or folders; none given: "
-        "the repository's demo/ photos) and compare every face at --check-threshold: box IoU, score and "
+        "the demo photo shipped with the package) and compare every face at --check-threshold: box IoU, score and "
         "landmarks, within the tolerances of the file's precision (retinaface_polynl.export.verify); "
         "exit status 1 if they disagree (the file is kept)",
     )
