@@ -8,6 +8,8 @@ For each detector (our checkpoints, the third-party RetinaFace-MobileNet-0.25, Y
   the official discrete-ROC true-positive rate at a fixed number of false positives
   (region overlap with the ellipse > 0.5, Hungarian matching; ``widerface_eval.fddb``).
   Detections at score >= 0.02, original image size.
+* the same fold's recall by face width (face boxes narrower than 40 px, 40-80 px, wider),
+  at the default threshold 0.5 and IoU 0.5: where a detector loses faces.
 * dlib ``testing.xml`` (5 photos, 25 faces): faces found (IoU >= 0.4 with dlib's
   tight square boxes) and false positives at the default threshold 0.5.
 
@@ -77,6 +79,29 @@ def found_and_false(gt: np.ndarray, boxes: np.ndarray, iou: float = 0.4) -> tupl
     return tp, len(boxes) - tp
 
 
+WIDTH_BINS = ((0, 40), (40, 80), (80, 100000))
+
+
+def recall_by_width(dets: dict, gt: dict[str, np.ndarray], threshold: float, iou: float = 0.5) -> dict[str, float]:
+    """Share of ground-truth faces, per width bin, that some detection at ``threshold`` covers at ``iou``."""
+    hit, width = [], []
+    for name, boxes in gt.items():
+        if not len(boxes):
+            continue
+        det, scores = dets[name]
+        det = det[scores >= threshold]
+        best = box_iou(boxes, det).max(1) if len(det) else np.zeros(len(boxes))
+        hit.append(best >= iou)
+        width.append(boxes[:, 2] - boxes[:, 0])
+    hit, width = np.concatenate(hit), np.concatenate(width)
+    out = {}
+    for lo, hi in WIDTH_BINS:
+        sel = (width >= lo) & (width < hi)
+        key = f"recall_w{lo}-{hi}" if hi < 100000 else f"recall_w{lo}+"
+        out[key] = round(float(hit[sel].mean()), 4) if sel.any() else float("nan")
+    return out
+
+
 def run_detector(detect, images: dict[str, Path], desc: str):
     out, seconds = {}, 0.0
     for name, path in tqdm(images.items(), desc=desc, leave=False):
@@ -143,6 +168,7 @@ def main(argv=None) -> int:
             "dlib_faces": int(sum(len(g) for g in dlib_gt.values())),
             "dlib_false_positives": false,
             "ms_per_fddb_image": round(1000 * sec, 1),
+            **recall_by_width(fddb_dets, face_boxes, args.threshold),
         }
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
@@ -156,6 +182,12 @@ def main(argv=None) -> int:
         print(f"| {r['detector']} | {r['fddb_ap50_ellipse_boxes']:.3f} | {r['fddb_ap50_face_boxes']:.3f} | "
               f"{r[f'fddb_tpr_at_{args.fp}fp']:.3f} | {r['dlib_found']}/{r['dlib_faces']} | "
               f"{r['dlib_false_positives']} | {r['ms_per_fddb_image']:.1f} |")
+    keys = [k for k in rows[0] if k.startswith("recall_w")] if rows else []
+    print(f"\nFDDB fold {args.fold}: recall at threshold {args.threshold}, IoU 0.5, by face-box width (px)\n")
+    print("| detector | " + " | ".join(k.removeprefix("recall_w") for k in keys) + " |")
+    print("|---|" + "---:|" * len(keys))
+    for r in rows:
+        print(f"| {r['detector']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps({"fold": args.fold, "rows": rows}, indent=1))
     return 0
