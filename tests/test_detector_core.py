@@ -114,3 +114,23 @@ def test_cli_reports_a_wrong_checkpoint_in_one_line(tmp_path):
     )
     assert out.returncode != 0
     assert "bad.pth" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_preprocess_is_bgr_minus_mean_chw_and_padding_is_mean_colour():
+    """The input contract recorded in exported files: BGR order kept, minus (104, 117, 123),
+    CHW float32, zero (= mean colour) padding to a multiple of 32 at the bottom/right."""
+    from retinaface_polynl.detector import pad_batch, preprocess
+
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    x = preprocess(bgr)
+    assert x.dtype == np.float32 and x.shape == (3, 37, 50)
+    for c, mean in enumerate((104, 117, 123)):
+        np.testing.assert_array_equal(x[c], bgr[:, :, c].astype(np.float32) - mean)
+    np.testing.assert_array_equal(preprocess(bgr[:, ::-1]), x[:, :, ::-1])  # strided input
+    batch = pad_batch([x])
+    assert batch.shape == (1, 3, 64, 64)
+    np.testing.assert_array_equal(batch[0, :, :37, :50], x)
+    assert not batch[0, :, 37:].any() and not batch[0, :, :, 50:].any()
+    aligned = preprocess(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))
+    assert pad_batch([aligned]).shape == (1, 3, 64, 96) and np.shares_memory(pad_batch([aligned]), aligned)
