@@ -257,7 +257,9 @@ class Detector:
         nms_threshold: IoU above which NMS suppresses the lower-scored box.
         top_k: boxes kept per image before NMS; ``max_detections`` after it.
         size, max_size: default input size (short side, long-side cap) for
-            single-scale detection; ``None`` keeps the original size.
+            single-scale detection; ``None`` keeps the original size, unless the
+            checkpoint recommends a long-side cap (``recommended_max_size``: the
+            shipped weights cap at 640 px, the size range they were trained for).
         size_limit: when no ``max_size`` is given, images whose long side exceeds
             this are downscaled to it with a warning (``None``: no limit).
         backend: ``"auto"`` (from the weights file: ``.pth`` -> PyTorch, ``.onnx``
@@ -270,6 +272,10 @@ class Detector:
     ``scores (B, A)`` and ``landmarks (B, A, 5, 2)`` torch tensors (as
     :class:`TorchBackend` does) can replace it.
     """
+
+    # The checkpoint's own advice on input size (``inference: {"max_size": N}``), used only
+    # when neither the Detector nor the call chooses a size (see ``input_scale``).
+    recommended_max_size: int | None = None
 
     def __init__(
         self,
@@ -318,6 +324,7 @@ class Detector:
             elif self.weights is not None:
                 loaded = load_model(self.weights, config=config, device=self.device)
                 self.model, self.config = loaded.model, loaded.config
+                self.recommended_max_size = (loaded.extra.get("inference") or {}).get("max_size")
             else:
                 from .models.retinaface import RetinaFace
 
@@ -349,10 +356,13 @@ class Detector:
             return to_bgr_uint8(image, rgb=rgb)
 
     def input_scale(self, height: int, width: int, size: int | None = None, max_size: int | None = None) -> float:
-        """Single-scale resize factor for an image (call arguments, else the Detector's,
-        else the original size, limited by ``size_limit`` when no ``max_size`` is set)."""
+        """Single-scale resize factor for an image (call arguments, else the Detector's, else
+        the checkpoint's ``recommended_max_size`` as a long-side cap, else the original size;
+        limited by ``size_limit`` when no ``max_size`` is set)."""
         size = self.size if size is None else size
         max_size = self.max_size if max_size is None else max_size
+        if size is None and max_size is None:
+            max_size = self.recommended_max_size
         scale = resize_scale(height, width, size, max_size)
         if max_size is None and self.size_limit is not None and max(height, width) * scale > self.size_limit:
             limited = self.size_limit / max(height, width)

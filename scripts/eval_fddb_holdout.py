@@ -7,7 +7,8 @@ For each detector (our checkpoints, the third-party RetinaFace-MobileNet-0.25, Y
   ellipses (the convention the models are trained on: ``ellipse_to_face_box``), and
   the official discrete-ROC true-positive rate at a fixed number of false positives
   (region overlap with the ellipse > 0.5, Hungarian matching; ``widerface_eval.fddb``).
-  Detections at score >= 0.02, original image size.
+  Detections at score >= 0.02, original image size (``--size S``: every detector sees
+  the image with its short side resized to S pixels, boxes mapped back).
 * the same fold's recall by face width (face boxes narrower than 40 px, 40-80 px, wider),
   at the default threshold 0.5 and IoU 0.5: where a detector loses faces.
 * dlib ``testing.xml`` (5 photos, 25 faces): faces found (IoU >= 0.4 with dlib's
@@ -43,12 +44,18 @@ LOW_THRESHOLD = 0.02
 
 
 class YuNet:
-    """OpenCV's YuNet through cv2.FaceDetectorYN, returning (boxes xyxy, scores)."""
+    """OpenCV's YuNet through cv2.FaceDetectorYN, returning (boxes xyxy, scores); ``size``
+    resizes the short side first (boxes mapped back), as ``Detector(size=...)`` does."""
 
-    def __init__(self, model: str, threshold: float):
+    def __init__(self, model: str, threshold: float, size: int | None = None):
         self.detector = cv2.FaceDetectorYN.create(model, "", (320, 320), threshold, 0.3, 5000)
+        self.size = size
 
     def detect(self, image: np.ndarray):
+        scale = 1.0
+        if self.size:
+            scale = self.size / min(image.shape[:2])
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
         h, w = image.shape[:2]
         self.detector.setInputSize((w, h))
         _, faces = self.detector.detect(image)
@@ -56,7 +63,7 @@ class YuNet:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         boxes = faces[:, :4].copy()
         boxes[:, 2:] += boxes[:, :2]
-        return boxes.astype(np.float32), faces[:, 14].astype(np.float32)
+        return (boxes / scale).astype(np.float32), faces[:, 14].astype(np.float32)
 
 
 def dlib_boxes(xml_path: Path) -> dict[str, np.ndarray]:
@@ -120,6 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", action="append", default=[], metavar="NAME=CKPT")
     p.add_argument("--yunet", help="YuNet ONNX file (cv2.FaceDetectorYN)")
     p.add_argument("--tta", action="append", default=[], help="also evaluate our models with this TTA preset")
+    p.add_argument("--size", type=int, help="resize every image's short side to this (default: original size)")
     p.add_argument("--fp", type=int, default=100, help="false positives at which the ROC's TPR is reported")
     p.add_argument("--threshold", type=float, default=0.5, help="score threshold for the dlib count")
     p.add_argument("--json", help="write all numbers here")
@@ -139,12 +147,12 @@ def main(argv=None) -> int:
     detectors = []  # (row name, detect(image) -> (boxes, scores))
     for spec in args.model:
         name, _, ckpt = spec.partition("=")
-        det = Detector(weights=ckpt, threshold=LOW_THRESHOLD)
+        det = Detector(weights=ckpt, threshold=LOW_THRESHOLD, size=args.size)
         for tta in [None, *args.tta]:
             label = name if tta is None else f"{name} + TTA {tta}"
             detectors.append((label, lambda im, d=det, t=tta: (lambda r: (r.boxes, r.scores))(d.detect(im, tta=t))))
     if args.yunet:
-        yunet = YuNet(args.yunet, LOW_THRESHOLD)
+        yunet = YuNet(args.yunet, LOW_THRESHOLD, args.size)
         detectors.append(("YuNet (OpenCV)", yunet.detect))
 
     rows = []
@@ -174,7 +182,8 @@ def main(argv=None) -> int:
         print(json.dumps(row), file=sys.stderr)
 
     n_img, n_faces = len(annotations), sum(len(a.ellipses) for a in annotations.values())
-    print(f"\nFDDB fold {args.fold} ({n_img} images, {n_faces} faces) and dlib testing.xml (25 faces)\n")
+    at = f", short side resized to {args.size} px" if args.size else ", original size"
+    print(f"\nFDDB fold {args.fold} ({n_img} images, {n_faces} faces) and dlib testing.xml (25 faces){at}\n")
     print(f"| detector | FDDB AP50 (ellipse boxes) | FDDB AP50 (face boxes) | FDDB TPR @ {args.fp} FP | "
           f"dlib found (thr {args.threshold}) | dlib false pos. | ms / FDDB image |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -189,7 +198,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"| {r['detector']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"fold": args.fold, "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"fold": args.fold, "size": args.size, "rows": rows}, indent=1))
     return 0
 
 

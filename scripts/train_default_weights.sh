@@ -51,7 +51,11 @@ wait
 import sys
 from retinaface_polynl.checkpoints import load_model, save_checkpoint
 loaded = load_model(sys.argv[1])
-save_checkpoint(sys.argv[2], loaded.model, loaded.config, recipe="scripts/train_default_weights.sh")
+# inference.max_size: the model learnt faces from photos of at most 450 px at 320 px crops; on
+# larger inputs it fires on textures (a 4x-upscaled demo photo: 57 detections instead of 2),
+# so Detector caps the long side at 640 px unless the caller picks a size
+save_checkpoint(sys.argv[2], loaded.model, loaded.config, recipe="scripts/train_default_weights.sh",
+                inference={"max_size": 640})
 PY
 "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" --dlib "$DATA/faces_dlib" \
     --model "r18x025_polynl=$HERE/weights/default.pth" --model "r18x025=$RUNS/r18x025_phase3/last.pth" \

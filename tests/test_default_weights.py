@@ -68,3 +68,19 @@ def test_training_resumes_from_the_shipped_checkpoint(default_detector, dlib_fac
     assert out.returncode == 0, out.stderr[-2000:]
     tuned = Detector(weights=tmp_path / "ft" / "last.pth")
     assert tuned.config == default_detector.config
+
+
+def test_large_photos_are_capped_to_the_checkpoints_recommended_size(default_detector):
+    """The shipped checkpoint records inference.max_size = 640: the model never saw photos
+    larger than 450 px, and on a 4x-upscaled demo photo at full size it fired 57 times."""
+    assert default_detector.recommended_max_size == 640
+    assert default_detector.input_scale(2048, 2048) == 640 / 2048
+    assert default_detector.input_scale(400, 300) == 1.0  # small photos are never enlarged
+    assert default_detector.input_scale(2048, 2048, size=1000) == 1000 / 2048  # the caller decides
+    assert default_detector.input_scale(2048, 2048, max_size=1600) == 1600 / 2048
+    photo = cv2.imread(str(REPO / "demo" / "astronaut.jpg"))
+    big = cv2.resize(photo, None, fx=4, fy=4)
+    det = default_detector.detect(big)
+    assert 1 <= len(det) <= 3, det.to_dict()
+    face = det.boxes[0] / 4  # back to the 512 px photo: her face spans about (181, 47)-(271, 173)
+    assert abs(face[0] - 181) < 15 and abs(face[1] - 47) < 15 and abs(face[2] - 271) < 15 and abs(face[3] - 173) < 15

@@ -59,8 +59,10 @@ SIZE_HELP = (
 
 def add_size_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("input size", SIZE_HELP)
-    g.add_argument("--size", type=int, metavar="PX", help="resize the short side to PX pixels (default: original size)")
-    g.add_argument("--max-size", type=int, metavar="PX", help="cap the long side at PX pixels (default: no cap)")
+    g.add_argument("--size", type=int, metavar="PX", help="resize the short side to PX pixels (default: original size, or the "
+                   "checkpoint's recommended long-side cap: 640 for the shipped weights)")
+    g.add_argument("--max-size", type=int, metavar="PX", help="cap the long side at PX pixels (default: the checkpoint's recommended "
+                   "cap if it records one, else none)")
 
 
 def add_tta_args(parser: argparse.ArgumentParser, default: str = "none") -> None:
