@@ -318,6 +318,8 @@ class Detector:
                 self.weights, device=self.device, providers=providers, intra_op_threads=intra_op_threads,
                 backend=backend,
             )
+            metadata = getattr(self.backend, "metadata", None)
+            self.recommended_max_size = getattr(metadata, "inference", {}).get("max_size")
         else:
             if model is not None:
                 self.model, self.config = model.to(self.device).eval(), model.config

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import cv2
 import pytest
+import torch
+from torchvision.ops import box_iou
 
 from retinaface_polynl import Detector
 from retinaface_polynl.detector import default_weights_path
@@ -84,3 +86,23 @@ def test_large_photos_are_capped_to_the_checkpoints_recommended_size(default_det
     assert 1 <= len(det) <= 3, det.to_dict()
     face = det.boxes[0] / 4  # back to the 512 px photo: her face spans about (181, 47)-(271, 173)
     assert abs(face[0] - 181) < 15 and abs(face[1] - 47) < 15 and abs(face[2] - 271) < 15 and abs(face[3] - 173) < 15
+
+
+def test_exported_default_model_keeps_the_recommended_cap(default_detector, tmp_path, capsys):
+    """The cap travels into the ONNX metadata (and survives INT8 quantisation), so the
+    exported model behaves like the checkpoint on a large photo."""
+    pytest.importorskip("onnxruntime")
+    from retinaface_polynl.cli import main
+
+    onnx_path, int8_path = tmp_path / "default.onnx", tmp_path / "default.int8.onnx"
+    assert main(["export", "--output", str(onnx_path)]) == 0
+    assert main(["export", "--format", "onnx-int8", "--output", str(int8_path)]) == 0
+    capsys.readouterr()
+    big = cv2.resize(cv2.imread(str(REPO / "demo" / "astronaut.jpg")), None, fx=4, fy=4)
+    want = default_detector.detect(big)
+    for path in (onnx_path, int8_path):
+        exported = Detector(weights=path, intra_op_threads=1)
+        assert exported.recommended_max_size == 640
+        got = exported.detect(big)  # without the cap: dozens of detections (see the test above)
+        iou = float(box_iou(torch.from_numpy(got.boxes[:1]), torch.from_numpy(want.boxes[:1]))[0, 0])
+        assert 1 <= len(got) <= 3 and iou >= 0.75, (path.name, iou, got.to_dict())

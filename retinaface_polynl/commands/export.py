@@ -118,6 +118,9 @@ def _load_model(args: argparse.Namespace):
             raise ValueError("give --weights CKPT or --preset NAME (no default weights are installed)")
     if weights is not None:
         loaded = load_model(weights, config=config)
+        # the checkpoint's inference advice (e.g. the shipped weights' 640 px cap) travels into the file
+        if loaded.extra.get("inference"):
+            args.extra_metadata = {"inference": loaded.extra["inference"]}
         return loaded.model, loaded.config
     log.warning("--preset %s without --weights: exporting an untrained network (fine for benchmarks only)", config.name)
     return RetinaFace(config).eval(), config
@@ -138,7 +141,11 @@ def run(args: argparse.Namespace) -> int:
         NmsOptions(args.nms_threshold, args.score_threshold, args.max_detections) if args.nms else None
     )
     opset = args.opset or DEFAULT_OPSET
-    common = dict(nms=nms, opset=opset, dynamo=args.dynamo, sample_size=args.sample_size)
+    args.extra_metadata = None
+
+    def common():  # after _load_model, which sets args.extra_metadata
+        return dict(nms=nms, opset=opset, dynamo=args.dynamo, sample_size=args.sample_size,
+                    extra_metadata=args.extra_metadata)
 
     def calibration():
         from ..export.quantize import DEFAULT_CALIBRATION, calibration_batches, calibration_images
@@ -158,14 +165,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             model, config = _load_model(args)
             if fmt in ("onnx", "onnx-fp16"):
-                export_onnx(model, output, config, half=fmt == "onnx-fp16", **common)
+                export_onnx(model, output, config, half=fmt == "onnx-fp16", **common())
                 _report(output)
                 return _check(args, output, model)
             if fmt == "tensorrt" and args.precision in ("fp32", "fp16"):
                 source = Path(tmp) / f"{args.precision}.onnx"
-                export_onnx(model, source, config, half=args.precision == "fp16", **common)
+                export_onnx(model, source, config, half=args.precision == "fp16", **common())
             else:
-                export_onnx(model, fp32, config, **common)
+                export_onnx(model, fp32, config, **common())
                 from ..export.quantize import quantize_int8, quantize_qdq
 
                 if fmt == "onnx-int8":

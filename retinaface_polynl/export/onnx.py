@@ -34,7 +34,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +310,7 @@ class OnnxMetadata:
     nms: NmsOptions | None
     head_outputs: tuple[str, ...]
     raw: dict[str, str]
+    inference: dict[str, Any] = field(default_factory=dict)  # the checkpoint's advice, e.g. {"max_size": 640}
 
 
 def read_metadata(model: str | Path | Any) -> OnnxMetadata:
@@ -340,6 +341,7 @@ def parse_metadata(raw: dict[str, str], where: str = "model") -> OnnxMetadata:
         pre = json.loads(raw.get(META_PREFIX + "preprocessing", "null")) or dict(PREPROCESSING)
         nms_d = json.loads(raw.get(META_PREFIX + "nms", "null"))
         heads = tuple(json.loads(raw.get(META_PREFIX + "head_outputs", json.dumps(HEAD_NAMES))))
+        inference = json.loads(raw.get(META_PREFIX + "inference", "null")) or {}
     except (ValueError, TypeError) as exc:
         raise ExportError(f"{where}: unreadable retinaface_polynl metadata ({exc})") from None
     return OnnxMetadata(
@@ -349,6 +351,7 @@ def parse_metadata(raw: dict[str, str], where: str = "model") -> OnnxMetadata:
         nms=NmsOptions(**nms_d) if nms_d else None,
         head_outputs=heads,
         raw=raw,
+        inference=inference,
     )
 
 
