@@ -105,6 +105,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _load_model(args: argparse.Namespace):
+    """(model, config, metadata to record in the file: the checkpoint's inference advice, e.g.
+    the shipped weights' 640 px cap, so the exported file behaves as the checkpoint does)."""
     from ..checkpoints import load_model
     from ..detector import default_weights_path
     from ..models.retinaface import RetinaFace
@@ -118,12 +120,10 @@ def _load_model(args: argparse.Namespace):
             raise ValueError("give --weights CKPT or --preset NAME (no default weights are installed)")
     if weights is not None:
         loaded = load_model(weights, config=config)
-        # the checkpoint's inference advice (e.g. the shipped weights' 640 px cap) travels into the file
-        if loaded.extra.get("inference"):
-            args.extra_metadata = {"inference": loaded.extra["inference"]}
-        return loaded.model, loaded.config
+        inference = loaded.extra.get("inference")
+        return loaded.model, loaded.config, {"inference": inference} if inference else None
     log.warning("--preset %s without --weights: exporting an untrained network (fine for benchmarks only)", config.name)
-    return RetinaFace(config).eval(), config
+    return RetinaFace(config).eval(), config, None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,11 +141,7 @@ def run(args: argparse.Namespace) -> int:
         NmsOptions(args.nms_threshold, args.score_threshold, args.max_detections) if args.nms else None
     )
     opset = args.opset or DEFAULT_OPSET
-    args.extra_metadata = None
-
-    def common():  # after _load_model, which sets args.extra_metadata
-        return dict(nms=nms, opset=opset, dynamo=args.dynamo, sample_size=args.sample_size,
-                    extra_metadata=args.extra_metadata)
+    common = dict(nms=nms, opset=opset, dynamo=args.dynamo, sample_size=args.sample_size)
 
     def calibration():
         from ..export.quantize import DEFAULT_CALIBRATION, calibration_batches, calibration_images
@@ -161,18 +157,19 @@ def run(args: argparse.Namespace) -> int:
             source = Path(args.onnx)
             read_metadata(source)  # one of ours?
             if args.check is not None:
-                model, _ = _load_model(args)
+                model = _load_model(args)[0]
         else:
-            model, config = _load_model(args)
+            model, config, extra_metadata = _load_model(args)
+            common["extra_metadata"] = extra_metadata
             if fmt in ("onnx", "onnx-fp16"):
-                export_onnx(model, output, config, half=fmt == "onnx-fp16", **common())
+                export_onnx(model, output, config, half=fmt == "onnx-fp16", **common)
                 _report(output)
                 return _check(args, output, model)
             if fmt == "tensorrt" and args.precision in ("fp32", "fp16"):
                 source = Path(tmp) / f"{args.precision}.onnx"
-                export_onnx(model, source, config, half=args.precision == "fp16", **common())
+                export_onnx(model, source, config, half=args.precision == "fp16", **common)
             else:
-                export_onnx(model, fp32, config, **common())
+                export_onnx(model, fp32, config, **common)
                 from ..export.quantize import quantize_int8, quantize_qdq
 
                 if fmt == "onnx-int8":
