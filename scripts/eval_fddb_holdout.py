@@ -36,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from retinaface_polynl import Detector
+from retinaface_polynl.detector import resize_scale
 from retinaface_polynl.data.dlib_xml import read_dlib_xml
 from retinaface_polynl.data.fddb import ellipse_to_face_box
 from widerface_eval import average_precision, box_iou, evaluate_fddb, load_fddb_annotations
@@ -52,9 +53,8 @@ class YuNet:
         self.size = size
 
     def detect(self, image: np.ndarray):
-        scale = 1.0
-        if self.size:
-            scale = self.size / min(image.shape[:2])
+        scale = resize_scale(*image.shape[:2], self.size, None)
+        if scale != 1.0:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
         h, w = image.shape[:2]
         self.detector.setInputSize((w, h))
