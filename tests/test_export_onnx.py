@@ -6,7 +6,8 @@ image's long side for boxes/landmarks (a corner is ``centre - size / 2``: its
 float32 rounding is relative to the image's scale, not to the corner's value
 near 0) and 1e-5 for probabilities; only summation order differs.  After NMS, on real
 photos with the real checkpoint: the same number of faces, each matched with
-IoU >= 0.99 and score within 1e-3.
+IoU >= 0.99, score within 1e-3 and landmarks within 0.5 % of the face's size
+(``export.verify.TOLERANCES["fp32"]``, the table ``export --check`` uses).
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from retinaface_polynl.export import (
     PREPROCESSING,
     ExportError,
     NmsOptions,
+    TOLERANCES,
     OnnxRuntimeBackend,
-    compare_detections,
+    compare_faces,
     detect_format,
     export_onnx,
     load_backend,
@@ -237,9 +239,8 @@ def test_same_faces_as_pytorch_on_real_photos(mnet, dlib_faces_dir, max_size):
             got = detector.detect(image, max_size=max_size)
         finally:
             detector.backend = torch_backend
-        c = compare_detections(want, got)
-        assert c["counts"][0] == c["counts"][1], f"{name} @ {max_size}: {c}"
-        assert c["min_iou"] >= 0.99 and c["max_score_diff"] <= 1e-3 and c["one_to_one"], f"{name} @ {max_size}: {c}"
+        c = compare_faces(want, got, detector.threshold, TOLERANCES["fp32"], image=name, size=max_size)
+        assert c.ok and c.faces[0] == c.faces[1], c
         total += len(want)
     assert total >= 10  # real faces were found: the comparison is not between empty sets
 
@@ -280,9 +281,9 @@ def test_attention_block_on_real_checkpoint_same_faces(block, mnet_checkpoint, d
     want = detector.detect(image, max_size=481)
     detector.backend = OnnxRuntimeBackend(path, intra_op_threads=2)
     got = detector.detect(image, max_size=481)
-    c = compare_detections(want, got)
+    c = compare_faces(want, got, detector.threshold, TOLERANCES["fp32"], image=block)
     assert len(want) >= 3, "the block drowned the faces; the comparison would be vacuous"
-    assert c["counts"][0] == c["counts"][1] and c["min_iou"] >= 0.99 and c["max_score_diff"] <= 1e-3, c
+    assert c.ok and c.faces[0] == c.faces[1], c
 
 
 def test_in_graph_nms_gives_the_same_faces(mnet, dlib_faces_dir, tmp_path):
@@ -301,8 +302,8 @@ def test_in_graph_nms_gives_the_same_faces(mnet, dlib_faces_dir, tmp_path):
             want = detector.detect(image)
             detector.backend = with_nms
             got = detector.detect(image)
-            c = compare_detections(want, got)
-            assert c["counts"][0] == c["counts"][1] > 0 and c["min_iou"] >= 0.999, c
+            c = compare_faces(want, got, detector.threshold, TOLERANCES["fp32"], image=name)
+            assert c.ok and c.faces[0] == c.faces[1] > 0 and c.min_iou >= 0.999, c
             # the in-graph selection alone: exactly the anchors whose score survived
             x = pad_batch([preprocess(detector.prepare(image))])
             selected = with_nms.run_numpy(x)[3]

@@ -19,9 +19,9 @@ from .onnx import (
     read_metadata,
 )
 from .quantize import DEFAULT_CALIBRATION, calibration_batches, calibration_images, quantize_int8, quantize_qdq
-from .runtime import OnnxRuntimeBackend, compare_detections, detect_format, load_backend
+from .runtime import OnnxRuntimeBackend, detect_format, load_backend
 from .tensorrt import ShapeProfile, TensorRTBackend, TensorRTUnavailable, build_engine, tensorrt_status
-from .verify import TOLERANCES, Tolerance, format_checks, tolerance_for, verify_export
+from .verify import TOLERANCES, Tolerance, compare_faces, format_checks, tolerance_for, verify_export
 
 __all__ = [
     "DEFAULT_CALIBRATION",
@@ -38,7 +38,7 @@ __all__ = [
     "build_engine",
     "calibration_batches",
     "calibration_images",
-    "compare_detections",
+    "compare_faces",
     "detect_format",
     "export_onnx",
     "format_checks",

@@ -304,32 +304,3 @@ def load_backend(
 def default_threads() -> int:
     """Physical-core-ish thread count onnxruntime would pick (for reporting)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def compare_detections(reference: Any, other: Any) -> dict[str, Any]:
-    """How closely two ``Detections`` of one image agree (for export checks).
-
-    Each reference face is matched to the other set's box of highest IoU.  Returns
-    ``counts`` (reference, other), ``min_iou`` over reference faces (1.0 when both
-    are empty, 0.0 when one is), ``max_score_diff`` between matched faces,
-    ``max_landmark_diff`` in pixels, and ``one_to_one`` (no two reference faces
-    took the same box).
-    """
-    from torchvision.ops import box_iou
-
-    n_ref, n_other = len(reference), len(other)
-    result: dict[str, Any] = {"counts": (n_ref, n_other), "min_iou": 1.0, "max_score_diff": 0.0,
-                              "max_landmark_diff": 0.0, "one_to_one": True}
-    if n_ref == 0 and n_other == 0:
-        return result
-    if n_ref == 0 or n_other == 0:
-        result["min_iou"] = 0.0
-        return result
-    iou = box_iou(torch.from_numpy(reference.boxes), torch.from_numpy(other.boxes))
-    best, idx = iou.max(dim=1)
-    j = idx.numpy()
-    result["min_iou"] = float(best.min())
-    result["max_score_diff"] = float(np.abs(reference.scores - other.scores[j]).max())
-    result["max_landmark_diff"] = float(np.abs(reference.landmarks - other.landmarks[j]).max())
-    result["one_to_one"] = len(set(j.tolist())) == n_ref
-    return result
