@@ -258,8 +258,9 @@ class Detector:
         top_k: boxes kept per image before NMS; ``max_detections`` after it.
         size, max_size: default input size (short side, long-side cap) for
             single-scale detection; ``None`` keeps the original size, unless the
-            checkpoint recommends a long-side cap (``recommended_max_size``: the
-            shipped weights cap at 640 px, the size range they were trained for).
+            checkpoint recommends an input size (``recommended_size`` short side,
+            ``recommended_max_size`` long-side cap: the scale range it was trained for,
+            recorded as ``inference`` in the checkpoint or the exported file's metadata).
         size_limit: when no ``max_size`` is given, images whose long side exceeds
             this are downscaled to it with a warning (``None``: no limit).
         backend: ``"auto"`` (from the weights file: ``.pth`` -> PyTorch, ``.onnx``
@@ -273,8 +274,10 @@ class Detector:
     :class:`TorchBackend` does) can replace it.
     """
 
-    # The checkpoint's own advice on input size (``inference: {"max_size": N}``), used only
-    # when neither the Detector nor the call chooses a size (see ``input_scale``).
+    # The checkpoint's own advice on input size (``inference: {"size": S, "max_size": N}``:
+    # short side, long-side cap), used only when neither the Detector nor the call chooses
+    # a size (see ``input_scale``).
+    recommended_size: int | None = None
     recommended_max_size: int | None = None
 
     def __init__(
@@ -319,14 +322,14 @@ class Detector:
                 backend=backend,
             )
             metadata = getattr(self.backend, "metadata", None)
-            self.recommended_max_size = getattr(metadata, "inference", {}).get("max_size")
+            self._take_inference_hint(getattr(metadata, "inference", None))
         else:
             if model is not None:
                 self.model, self.config = model.to(self.device).eval(), model.config
             elif self.weights is not None:
                 loaded = load_model(self.weights, config=config, device=self.device)
                 self.model, self.config = loaded.model, loaded.config
-                self.recommended_max_size = (loaded.extra.get("inference") or {}).get("max_size")
+                self._take_inference_hint(loaded.extra.get("inference"))
             else:
                 from .models.retinaface import RetinaFace
 
@@ -349,6 +352,10 @@ class Detector:
             f"backend={getattr(self.backend, 'name', type(self.backend).__name__)!r}, device={str(self.device)!r})"
         )
 
+    def _take_inference_hint(self, inference: dict | None) -> None:
+        hint = inference or {}
+        self.recommended_size, self.recommended_max_size = hint.get("size"), hint.get("max_size")
+
     # -- helpers shared with TTA -------------------------------------------------------
     def prepare(self, image: ImageLike, rgb: bool = False) -> np.ndarray:
         """Any accepted image (path, BGR/RGB/gray/RGBA array, 8/16-bit) -> BGR uint8 (H, W, 3)."""
@@ -359,12 +366,12 @@ class Detector:
 
     def input_scale(self, height: int, width: int, size: int | None = None, max_size: int | None = None) -> float:
         """Single-scale resize factor for an image (call arguments, else the Detector's, else
-        the checkpoint's ``recommended_max_size`` as a long-side cap, else the original size;
-        limited by ``size_limit`` when no ``max_size`` is set)."""
+        the checkpoint's ``recommended_size`` / ``recommended_max_size``, else the original
+        size; limited by ``size_limit`` when no ``max_size`` is set)."""
         size = self.size if size is None else size
         max_size = self.max_size if max_size is None else max_size
         if size is None and max_size is None:
-            max_size = self.recommended_max_size
+            size, max_size = self.recommended_size, self.recommended_max_size
         scale = resize_scale(height, width, size, max_size)
         if max_size is None and self.size_limit is not None and max(height, width) * scale > self.size_limit:
             limited = self.size_limit / max(height, width)

@@ -134,3 +134,26 @@ def test_preprocess_is_bgr_minus_mean_chw_and_padding_is_mean_colour():
     assert not batch[0, :, 37:].any() and not batch[0, :, :, 50:].any()
     aligned = preprocess(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))
     assert pad_batch([aligned]).shape == (1, 3, 64, 96) and np.shares_memory(pad_batch([aligned]), aligned)
+
+
+def test_checkpoint_input_size_hint_applies_only_when_the_caller_chooses_none(tmp_path):
+    """A checkpoint's ``inference`` entry (short side and long-side cap the model was trained
+    for) sets the default input scale; any size the Detector or the call gives wins."""
+    from retinaface_polynl.checkpoints import save_checkpoint
+    from retinaface_polynl.models.retinaface import RetinaFace
+    from retinaface_polynl.presets import get_preset
+
+    model = RetinaFace(get_preset("r18x025"))
+    save_checkpoint(tmp_path / "hint.pth", model, model.config, inference={"size": 480, "max_size": 1024})
+    save_checkpoint(tmp_path / "plain.pth", model, model.config)
+    hinted = Detector(weights=tmp_path / "hint.pth")
+    assert (hinted.recommended_size, hinted.recommended_max_size) == (480, 1024)
+    assert hinted.input_scale(338, 450) == 480 / 338  # small photos enlarged to the trained scale
+    assert hinted.input_scale(1080, 1920) == 480 / 1080
+    assert hinted.input_scale(480, 2000) == 1024 / 2000  # the long-side cap still holds
+    assert hinted.input_scale(338, 450, max_size=2000) == 1.0  # the caller's choice replaces both
+    assert hinted.input_scale(1080, 1920, size=720) == 720 / 1080
+    assert Detector(weights=tmp_path / "hint.pth", size=600).input_scale(300, 400) == 2.0
+    plain = Detector(weights=tmp_path / "plain.pth")
+    assert (plain.recommended_size, plain.recommended_max_size) == (None, None)
+    assert plain.input_scale(338, 450) == 1.0
