@@ -8,7 +8,9 @@ For each detector (our checkpoints, the third-party RetinaFace-MobileNet-0.25, Y
   the official discrete-ROC true-positive rate at a fixed number of false positives
   (region overlap with the ellipse > 0.5, Hungarian matching; ``widerface_eval.fddb``).
   Detections at score >= 0.02, original image size (``--size S``: every detector sees
-  the image with its short side resized to S pixels, boxes mapped back).
+  the image with its short side resized to S pixels, boxes mapped back; ``--size
+  default``: each detector at its own default, i.e. our checkpoints at the input size
+  they record, ``Detector.recommended_size``, the others at original size).
 * the same fold's recall by face width (face boxes narrower than 40 px, 40-80 px, wider),
   at the default threshold 0.5 and IoU 0.5: where a detector loses faces.
 * dlib ``testing.xml`` (5 photos, 25 faces): faces found (IoU >= 0.4 with dlib's
@@ -119,6 +121,19 @@ def run_detector(detect, images: dict[str, Path], desc: str):
     return out, seconds / max(1, len(images))
 
 
+def input_size(text: str) -> int | str:
+    """``--size``: a positive pixel count, ``original`` or ``default``."""
+    if text in ("original", "default"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a pixel count, 'original' or 'default', got {text!r}")
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fddb", default="../shared/data/faces_fddb")
@@ -127,7 +142,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", action="append", default=[], metavar="NAME=CKPT")
     p.add_argument("--yunet", help="YuNet ONNX file (cv2.FaceDetectorYN)")
     p.add_argument("--tta", action="append", default=[], help="also evaluate our models with this TTA preset")
-    p.add_argument("--size", type=int, help="resize every image's short side to this (default: original size)")
+    p.add_argument("--size", type=input_size, default="original",
+                   help="short side every detector sees: N pixels, 'original' (the default), or 'default' "
+                        "(our checkpoints at the input size they record, the others at original size)")
     p.add_argument("--fp", type=int, default=100, help="false positives at which the ROC's TPR is reported")
     p.add_argument("--threshold", type=float, default=0.5, help="score threshold for the dlib count")
     p.add_argument("--json", help="write all numbers here")
@@ -144,15 +161,18 @@ def main(argv=None) -> int:
     dlib_gt = dlib_boxes(Path(args.dlib) / "testing.xml")
     dlib_images = {n: Path(args.dlib) / n for n in dlib_gt}
 
+    fixed = args.size if isinstance(args.size, int) else None
     detectors = []  # (row name, detect(image) -> (boxes, scores))
     for spec in args.model:
         name, _, ckpt = spec.partition("=")
-        det = Detector(weights=ckpt, threshold=LOW_THRESHOLD, size=args.size)
+        det = Detector(weights=ckpt, threshold=LOW_THRESHOLD, size=fixed)
+        if args.size == "original":  # ignore the checkpoint's recommended input size
+            det.recommended_size = det.recommended_max_size = None
         for tta in [None, *args.tta]:
             label = name if tta is None else f"{name} + TTA {tta}"
             detectors.append((label, lambda im, d=det, t=tta: (lambda r: (r.boxes, r.scores))(d.detect(im, tta=t))))
     if args.yunet:
-        yunet = YuNet(args.yunet, LOW_THRESHOLD, args.size)
+        yunet = YuNet(args.yunet, LOW_THRESHOLD, fixed)
         detectors.append(("YuNet (OpenCV)", yunet.detect))
 
     rows = []
@@ -182,7 +202,8 @@ def main(argv=None) -> int:
         print(json.dumps(row), file=sys.stderr)
 
     n_img, n_faces = len(annotations), sum(len(a.ellipses) for a in annotations.values())
-    at = f", short side resized to {args.size} px" if args.size else ", original size"
+    at = {"original": ", original size", "default": ", each detector's default input size"}.get(
+        args.size, f", short side resized to {args.size} px")
     print(f"\nFDDB fold {args.fold} ({n_img} images, {n_faces} faces) and dlib testing.xml (25 faces){at}\n")
     print(f"| detector | FDDB AP50 (ellipse boxes) | FDDB AP50 (face boxes) | FDDB TPR @ {args.fp} FP | "
           f"dlib found (thr {args.threshold}) | dlib false pos. | ms / FDDB image |")
