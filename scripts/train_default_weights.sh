@@ -7,13 +7,18 @@
 #
 # 1. labels: FDDB ellipses -> RetinaFace-style boxes; landmarks pseudo-labelled by the
 #    third-party RetinaFace-MobileNet-0.25 (scripts/make_fddb_pseudo_labels.py);
-# 2. train both presets with the same flags, in three phases at 320x320 crops: 20 epochs
+# 2. train both presets with the same flags, in four phases: at 320x320 crops, 20 epochs
 #    from scratch with RetinaFace's augmentation, 20 more with SSD-style zoom-out added
 #    (FDDB's faces are large; zoom-out teaches the small ones), then 40 more with stronger
 #    zoom-out and no 0.3 crop (the 0.3 crop only ever enlarges faces), because faces under
-#    40 px were still where the model lost most against the teacher;
-# 3. ship the Poly-NL model's last epoch as weights/default.pth and evaluate both against
-#    the teacher and YuNet on the held-out fold 8 (scripts/eval_fddb_holdout.py).
+#    40 px were still where the model lost most against the teacher; then 20 epochs at
+#    480x480 crops (crops of 0.3-1 of the short side, zoom-out), so that the model learns
+#    faces from ~5 px to the size of a 480 px picture and can run with photos enlarged to
+#    a 480 px short side (320 px crops never showed it a face over ~250 px);
+# 3. ship the Poly-NL model's last epoch as weights/default.pth, recording the input size it
+#    was trained for (short side 480, the training crop, long side at most 1024), and
+#    evaluate both against the teacher and YuNet on the held-out fold 8
+#    (scripts/eval_fddb_holdout.py).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 DATA="${RETINAFACE_POLYNL_SHARED_DATA:-$HERE/../shared/data}"
@@ -41,23 +46,29 @@ recipe() {  # preset: phase 1 from scratch (RetinaFace augmentation), phase 2 ad
         --expand-prob 0.5 --expand-ratio 3
     train "$1" "$RUNS/${1}_phase3" --weights "$RUNS/${1}_phase2/last.pth" --epochs 40 --lr 0.004 --warmup-epochs 0 \
         --seed 2 --expand-prob 0.7 --expand-ratio 4 --crop-scales 0.45,0.6,0.8,1.0
+    train "$1" "$RUNS/${1}_phase4" --weights "$RUNS/${1}_phase3/last.pth" --image-size 480 --lr 0.003 \
+        --warmup-epochs 0 --seed 3 --expand-prob 0.6 --expand-ratio 4 --crop-scales 0.3,0.45,0.6,0.8,1.0
 }
 recipe r18x025_polynl > "$RUNS/r18x025_polynl.log" 2>&1 &
 recipe r18x025 > "$RUNS/r18x025.log" 2>&1 &
 wait
 # ship the final weights without optimiser state (a few MB); the last epoch, not the best on
 # fold 8, since fold 8 is where the accuracy is reported
-"$PY" - "$RUNS/r18x025_polynl_phase3/last.pth" "$HERE/weights/default.pth" <<'PY'
+"$PY" - "$RUNS/r18x025_polynl_phase4/last.pth" "$RUNS/r18x025_phase4/last.pth" "$HERE/weights/default.pth" \
+    "$RUNS/r18x025_baseline.pth" <<'PY'
 import sys
 from retinaface_polynl.checkpoints import load_model, save_checkpoint
-loaded = load_model(sys.argv[1])
-# inference.max_size: the model learnt faces from photos of at most 450 px at 320 px crops; on
-# larger inputs it fires on textures (a 4x-upscaled demo photo: 57 detections instead of 2),
-# so Detector caps the long side at 640 px unless the caller picks a size
-save_checkpoint(sys.argv[2], loaded.model, loaded.config, recipe="scripts/train_default_weights.sh",
-                inference={"max_size": 640})
+# inference: the input size the model was trained for, applied by Detector when the caller
+# picks none: the whole picture at the 480 px training crop size (short side), long side at
+# most 1024 px (on large inputs at full size the model fires on textures)
+for src, dst in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
+    loaded = load_model(src)
+    save_checkpoint(dst, loaded.model, loaded.config, recipe="scripts/train_default_weights.sh",
+                    inference={"size": 480, "max_size": 1024})
 PY
-"$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" --dlib "$DATA/faces_dlib" \
-    --model "r18x025_polynl=$HERE/weights/default.pth" --model "r18x025=$RUNS/r18x025_phase3/last.pth" \
-    --model "retinaface-mnet0.25=$TEACHER" --yunet "$DATA/weights_thirdparty/yunet/face_detection_yunet_2026may.onnx" \
-    --tta flip --json "$RUNS/holdout.json"
+for size in original 480 640; do  # every detector at the same input: 480 is our models' recorded default
+    "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" --dlib "$DATA/faces_dlib" --size $size \
+        --model "r18x025_polynl=$HERE/weights/default.pth" --model "r18x025=$RUNS/r18x025_baseline.pth" \
+        --model "retinaface-mnet0.25=$TEACHER" --yunet "$DATA/weights_thirdparty/yunet/face_detection_yunet_2026may.onnx" \
+        --tta flip --json "$RUNS/holdout_$size.json"
+done

@@ -72,14 +72,17 @@ def test_training_resumes_from_the_shipped_checkpoint(default_detector, dlib_fac
     assert tuned.config == default_detector.config
 
 
-def test_large_photos_are_capped_to_the_checkpoints_recommended_size(default_detector):
-    """The shipped checkpoint records inference.max_size = 640: the model never saw photos
-    larger than 450 px, and on a 4x-upscaled demo photo at full size it fired 57 times."""
-    assert default_detector.recommended_max_size == 640
-    assert default_detector.input_scale(2048, 2048) == 640 / 2048
-    assert default_detector.input_scale(400, 300) == 1.0  # small photos are never enlarged
+def test_photos_enter_at_the_size_the_shipped_model_was_trained_for(default_detector):
+    """The shipped checkpoint records inference = {size: 480, max_size: 1024}: its last phase
+    saw whole pictures at 480 px (the training crop), and at full size a large photo makes it
+    fire on textures (a 4x-upscaled demo photo gave 57 detections before the cap existed)."""
+    assert (default_detector.recommended_size, default_detector.recommended_max_size) == (480, 1024)
+    assert default_detector.input_scale(2048, 2048) == 480 / 2048
+    assert default_detector.input_scale(300, 400) == 480 / 300  # small photos are enlarged
+    assert default_detector.input_scale(480, 2400) == 1024 / 2400  # panoramas: long side capped
     assert default_detector.input_scale(2048, 2048, size=1000) == 1000 / 2048  # the caller decides
-    assert default_detector.input_scale(2048, 2048, max_size=1600) == 1600 / 2048
+    assert default_detector.input_scale(2048, 2048, max_size=1600) == 1600 / 2048  # replaces both recorded values
+    assert default_detector.input_scale(300, 400, max_size=1600) == 1.0
     photo = cv2.imread(str(REPO / "demo" / "astronaut.jpg"))
     big = cv2.resize(photo, None, fx=4, fy=4)
     det = default_detector.detect(big)
@@ -88,9 +91,9 @@ def test_large_photos_are_capped_to_the_checkpoints_recommended_size(default_det
     assert abs(face[0] - 181) < 15 and abs(face[1] - 47) < 15 and abs(face[2] - 271) < 15 and abs(face[3] - 173) < 15
 
 
-def test_exported_default_model_keeps_the_recommended_cap(default_detector, tmp_path, capsys):
-    """The cap travels into the ONNX metadata (and survives INT8 quantisation), so the
-    exported model behaves like the checkpoint on a large photo."""
+def test_exported_default_model_keeps_the_recorded_input_size(default_detector, tmp_path, capsys):
+    """The recorded input size travels into the ONNX metadata (and survives INT8
+    quantisation), so the exported model behaves like the checkpoint on a large photo."""
     pytest.importorskip("onnxruntime")
     from retinaface_polynl.cli import main
 
@@ -102,7 +105,20 @@ def test_exported_default_model_keeps_the_recommended_cap(default_detector, tmp_
     want = default_detector.detect(big)
     for path in (onnx_path, int8_path):
         exported = Detector(weights=path, intra_op_threads=1)
-        assert exported.recommended_max_size == 640
-        got = exported.detect(big)  # without the cap: dozens of detections (see the test above)
+        assert (exported.recommended_size, exported.recommended_max_size) == (480, 1024)
+        got = exported.detect(big)  # at full size: dozens of detections (see the test above)
         iou = float(box_iou(torch.from_numpy(got.boxes[:1]), torch.from_numpy(want.boxes[:1]))[0, 0])
         assert 1 <= len(got) <= 3 and iou >= 0.75, (path.name, iou, got.to_dict())
+
+
+def test_shipped_checksum_matches_the_weights_readme(default_detector):
+    """weights/README.md states the file's SHA-256, so a user can check what they run; a
+    retrained checkpoint without an updated README fails here."""
+    import hashlib
+    import re
+
+    path = default_weights_path()
+    readme = (path.parent / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"SHA-256 `([0-9a-f]{64})`", readme)
+    assert stated, "weights/README.md states no SHA-256"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == stated.group(1)

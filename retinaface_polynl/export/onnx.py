@@ -310,7 +310,7 @@ class OnnxMetadata:
     nms: NmsOptions | None
     head_outputs: tuple[str, ...]
     raw: dict[str, str]
-    inference: dict[str, Any] = field(default_factory=dict)  # the checkpoint's advice, e.g. {"max_size": 640}
+    inference: dict[str, Any] = field(default_factory=dict)  # the checkpoint's advice, e.g. {"size": 480, "max_size": 1024}
 
 
 def read_metadata(model: str | Path | Any) -> OnnxMetadata:
