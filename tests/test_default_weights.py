@@ -122,3 +122,17 @@ def test_shipped_checksum_matches_the_weights_readme(default_detector):
     stated = re.search(r"SHA-256 `([0-9a-f]{64})`", readme)
     assert stated, "weights/README.md states no SHA-256"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == stated.group(1)
+
+
+def test_export_check_compares_at_the_recorded_input_size(tmp_path, capsys):
+    """``export --check`` builds its PyTorch reference from the in-memory model, which records
+    no input size: it must still see the picture at the exported file's size (480 px here),
+    or a large photo compares 480 px against full-size detections and always fails."""
+    pytest.importorskip("onnxruntime")
+    from retinaface_polynl.cli import main
+
+    if default_weights_path() is None:
+        pytest.skip("no default weights shipped in weights/default.pth")
+    big = tmp_path / "astronaut_x4.jpg"
+    cv2.imwrite(str(big), cv2.resize(cv2.imread(str(REPO / "demo" / "astronaut.jpg")), None, fx=4, fy=4))
+    assert main(["export", "--output", str(tmp_path / "d.onnx"), "--check", str(big)]) == 0, capsys.readouterr().out

@@ -148,6 +148,15 @@ def compare_faces(
     return check
 
 
+def _same_input(detector: Any) -> dict[str, int | None]:
+    """The ``size`` / ``max_size`` a detector uses when the call gives none (its own, else the
+    ones its file records), as explicit arguments for another detector."""
+    size, max_size = detector.size, detector.max_size
+    if size is None and max_size is None:
+        size, max_size = detector.recommended_size, detector.recommended_max_size
+    return {"size": size, "max_size": max_size}
+
+
 def verify_export(
     reference: Any,
     exported: Any,
@@ -157,10 +166,13 @@ def verify_export(
     threshold: float | None = None,
 ) -> list[ImageCheck]:
     """Run two :class:`~retinaface_polynl.Detector` objects (PyTorch reference, exported file)
-    on each image at each long-side cap in ``max_sizes`` (``None``: original size) and
-    compare their faces (:func:`compare_faces`).  ``tolerance`` defaults to the exported
-    backend's precision's entry in :data:`TOLERANCES`; ``threshold`` to the exported
-    detector's.  An unreadable image raises ``ImageReadError`` naming it."""
+    on each image at each long-side cap in ``max_sizes`` and compare their faces
+    (:func:`compare_faces`).  ``None`` in ``max_sizes`` means the exported detector's default
+    input size (the one its file records, else the original size), given to both, so a
+    reference built with ``Detector(model=...)``, which records none, sees the same pixels.
+    ``tolerance`` defaults to the exported backend's precision's entry in :data:`TOLERANCES`;
+    ``threshold`` to the exported detector's.  An unreadable image raises ``ImageReadError``
+    naming it."""
     if tolerance is None:
         tolerance = tolerance_for(getattr(exported.backend, "precision", "fp32"))
     threshold = exported.threshold if threshold is None else threshold
@@ -169,8 +181,9 @@ def verify_export(
     for path in images:
         image = reference.prepare(path)
         for size in max_sizes:
-            want = reference.detect(image, threshold=low, max_size=size)
-            got = exported.detect(image, threshold=low, max_size=size)
+            kwargs = {"max_size": size} if size is not None else _same_input(exported)
+            want = reference.detect(image, threshold=low, **kwargs)
+            got = exported.detect(image, threshold=low, **kwargs)
             checks.append(compare_faces(want, got, threshold, tolerance, image=str(path), size=size))
     return checks
 
