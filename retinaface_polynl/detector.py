@@ -364,14 +364,20 @@ class Detector:
                 return read_image(image)
             return to_bgr_uint8(image, rgb=rgb)
 
-    def input_scale(self, height: int, width: int, size: int | None = None, max_size: int | None = None) -> float:
-        """Single-scale resize factor for an image (call arguments, else the Detector's, else
-        the checkpoint's ``recommended_size`` / ``recommended_max_size``, else the original
-        size; limited by ``size_limit`` when no ``max_size`` is set)."""
+    def input_size(self, size: int | None = None, max_size: int | None = None) -> tuple[int | None, int | None]:
+        """The (short side, long-side cap) a call uses: its arguments, else the Detector's,
+        else the checkpoint's ``recommended_size`` / ``recommended_max_size``; ``None`` for both
+        means the original size."""
         size = self.size if size is None else size
         max_size = self.max_size if max_size is None else max_size
         if size is None and max_size is None:
             size, max_size = self.recommended_size, self.recommended_max_size
+        return size, max_size
+
+    def input_scale(self, height: int, width: int, size: int | None = None, max_size: int | None = None) -> float:
+        """Single-scale resize factor for an image at :meth:`input_size` (limited by
+        ``size_limit`` when no ``max_size`` is set)."""
+        size, max_size = self.input_size(size, max_size)
         scale = resize_scale(height, width, size, max_size)
         if max_size is None and self.size_limit is not None and max(height, width) * scale > self.size_limit:
             limited = self.size_limit / max(height, width)

@@ -148,15 +148,6 @@ def compare_faces(
     return check
 
 
-def _same_input(detector: Any) -> dict[str, int | None]:
-    """The ``size`` / ``max_size`` a detector uses when the call gives none (its own, else the
-    ones its file records), as explicit arguments for another detector."""
-    size, max_size = detector.size, detector.max_size
-    if size is None and max_size is None:
-        size, max_size = detector.recommended_size, detector.recommended_max_size
-    return {"size": size, "max_size": max_size}
-
-
 def verify_export(
     reference: Any,
     exported: Any,
@@ -181,9 +172,9 @@ def verify_export(
     for path in images:
         image = reference.prepare(path)
         for size in max_sizes:
-            kwargs = {"max_size": size} if size is not None else _same_input(exported)
-            want = reference.detect(image, threshold=low, **kwargs)
-            got = exported.detect(image, threshold=low, **kwargs)
+            given, cap = exported.input_size() if size is None else (None, size)
+            want = reference.detect(image, threshold=low, size=given, max_size=cap)
+            got = exported.detect(image, threshold=low, size=given, max_size=cap)
             checks.append(compare_faces(want, got, threshold, tolerance, image=str(path), size=size))
     return checks
 
