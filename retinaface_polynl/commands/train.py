@@ -29,7 +29,8 @@ _OVERRIDES = {
     "attention_stage": "attention_stage", "save_every": "save_every", "keep": "keep_checkpoints",
     "log_every": "log_every", "val_every": "val_every", "val_size": "val_size", "box_weight": "box_weight",
     "landmark_weight": "landmark_weight", "crop_scales": "crop_scales", "mirror_prob": "mirror_prob",
-    "expand_prob": "expand_prob", "expand_ratio": "expand_ratio",
+    "expand_prob": "expand_prob", "expand_ratio": "expand_ratio", "distill": "distill_teacher",
+    "distill_weight": "distill_weight", "distill_temperature": "distill_temperature",
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False)}
@@ -97,6 +98,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     o.add_argument("--expand-prob", type=float, help="probability of zooming out before the crop (default 0)")
     o.add_argument("--expand-ratio", type=float, help="largest zoom-out factor (default 2)")
     o.add_argument("--no-distort", action="store_true", help="no photometric distortion")
+    o.add_argument("--distill", metavar="TEACHER", help="also pull the face scores towards this detector's (ours "
+                   "or Pytorch_Retinaface's, same anchors), run on the same batches (knowledge distillation)")
+    o.add_argument("--distill-weight", type=float, metavar="W", help="weight of the distillation loss (default 1)")
+    o.add_argument("--distill-temperature", type=float, metavar="T", help="softmax temperature (default 1)")
 
     r = p.add_argument_group("run")
     r.add_argument("--output", required=True, metavar="DIR", help="checkpoints, log.jsonl and config.json")

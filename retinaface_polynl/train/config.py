@@ -57,6 +57,10 @@ class TrainConfig:
     landmark_weight: float = 1.0
     iou_threshold: float = 0.35
     neg_pos_ratio: float = 3.0
+    # score distillation from a teacher with the same anchors (``.distill``); None: off
+    distill_teacher: str | None = None
+    distill_weight: float = 1.0
+    distill_temperature: float = 1.0
     # augmentation
     crop_scales: tuple[float, ...] = (0.3, 0.45, 0.6, 0.8, 1.0)
     distort: bool = True
@@ -103,6 +107,9 @@ class TrainConfig:
             raise ValueError(f"mirror_prob must lie in [0, 1], got {self.mirror_prob}")
         if not 0 <= self.expand_prob <= 1 or self.expand_ratio < 1:
             raise ValueError(f"expand_prob must lie in [0, 1] and expand_ratio be >= 1, got {self.expand_prob}, {self.expand_ratio}")
+        if self.distill_weight < 0 or self.distill_temperature <= 0:
+            raise ValueError(f"distill_weight must be >= 0 and distill_temperature > 0, got {self.distill_weight}, "
+                             f"{self.distill_temperature}")
         if self.keep_checkpoints < 1:
             raise ValueError("keep_checkpoints must be at least 1")
 

@@ -37,7 +37,7 @@ from ..data.dataset import FaceDataset, build_loader
 from ..data.records import ImageRecord, summarize
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_mean, barrier, setup
-from .loss import LossParts, MultiBoxLoss
+from .loss import LOG_NAMES, LossParts, MultiBoxLoss
 from .schedule import build_scheduler
 from .state import capture_rng_state, checkpoint_name, read_training_state, restore_rng_state, save_training_checkpoint
 
@@ -144,6 +144,11 @@ class Trainer:
             class_weight=config.class_weight,
             landmark_weight=config.landmark_weight,
         )
+        self.teacher = None
+        if config.distill_teacher:
+            from .distill import load_teacher
+
+            self.teacher = load_teacher(config.distill_teacher, self.model_config, self.device)
         size = config.image_size
         self.anchors = self.model.anchor_generator.for_image(size, size, device=self.device)
 
@@ -247,7 +252,17 @@ class Trainer:
         counts = torch.tensor([assigned.num_positives, assigned.num_landmark_positives], dtype=torch.float32,
                               device=self.device)
         counts = all_reduce_mean(counts, self.info)
-        return self.loss.compute(outputs, assigned, counts[0], counts[1])
+        parts = self.loss.compute(outputs, assigned, counts[0], counts[1])
+        if self.teacher is not None:
+            from .distill import distillation_loss
+
+            with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=torch.float16,
+                                                 enabled=self.use_amp):
+                teacher_logits = self.teacher(images).class_logits
+            distill = distillation_loss(outputs.class_logits, teacher_logits, counts[0],
+                                        self.config.distill_temperature)
+            parts = parts.add_distillation(distill, self.config.distill_weight)
+        return parts
 
     def backward(self, parts: LossParts) -> None:
         self.scaler.scale(parts.total).backward()
@@ -307,7 +322,7 @@ class Trainer:
                 self.dataset.set_epoch(epoch)
                 self.sampler.set_epoch(epoch, skip=done * cfg.batch_size)
                 self.set_train_mode(epoch)
-                sums, steps, t0, stepped = torch.zeros(4), 0, time.perf_counter(), False
+                sums, steps, t0, stepped = torch.zeros(len(LOG_NAMES)), 0, time.perf_counter(), False
                 for images, targets in self.loader:
                     parts = self.train_step(images, targets)
                     self.iteration += 1
@@ -320,7 +335,7 @@ class Trainer:
                         rate = steps * images_per_step / max(time.perf_counter() - t0, 1e-9)
                         record = {"type": "train", "iter": self.iteration, "epoch": epoch,
                                   "lr": self.optimizer.param_groups[0]["lr"],
-                                  **{k: round(float(v), 5) for k, v in zip(("loss", "box", "cls", "landmark"), mean)},
+                                  **{k: round(float(v), 5) for k, v in zip(LOG_NAMES, mean)},
                                   "images_per_s": round(rate, 2), "time": round(time.time(), 3)}
                         self.history.append(record)
                         if log_file:
@@ -329,7 +344,7 @@ class Trainer:
                         bar.set_postfix(loss=f"{record['loss']:.3f}", box=f"{record['box']:.3f}",
                                         cls=f"{record['cls']:.3f}", lm=f"{record['landmark']:.3f}",
                                         img_s=f"{rate:.1f}", refresh=False)
-                        sums, steps, t0 = torch.zeros(4), 0, time.perf_counter()
+                        sums, steps, t0 = torch.zeros(len(LOG_NAMES)), 0, time.perf_counter()
                     bar.update(1)
                     epoch_end = self.iteration % self.iters_per_epoch == 0
                     if cfg.save_every and self.iteration % cfg.save_every == 0 and not epoch_end:
