@@ -31,9 +31,8 @@ def test_default_weights_find_the_annotated_faces(default_detector, dlib_faces_d
         f, fp = match(boxes, det.boxes)
         found, false_pos = found + f, false_pos + fp
     assert found >= 20, f"found {found}/25"
-    # measured with the shipped weights: 25/25 and 3 unmatched detections at 0.5, all below
-    # 0.7: a performer's red jacket on a background stage, a raised hand, and a neck with a
-    # necklace (weights/README.md)
+    # measured with the shipped weights: 25/25 and 1 unmatched detection at 0.5, below 0.7:
+    # the chest of a performer in a red jacket on a background stage (weights/README.md)
     assert false_pos <= 5, f"{false_pos} false positives"
 
 
