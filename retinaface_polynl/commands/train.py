@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ def build_config(args: argparse.Namespace, saved: dict | None = None):
         raise ValueError("--preset is required (unless resuming)")
     overrides = {field: getattr(args, flag) for flag, field in _OVERRIDES.items() if getattr(args, flag) is not None}
     overrides.update({field: value for flag, (field, value) in _SWITCHES.items() if getattr(args, flag)})
+    if overrides.get("distill_teacher"):  # the run's config.json and checkpoints must work from any folder
+        overrides["distill_teacher"] = os.path.abspath(overrides["distill_teacher"])
     return config.replace(**overrides) if overrides else config
 
 
