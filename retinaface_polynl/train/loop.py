@@ -36,6 +36,7 @@ from ..data.augment import TrainAugment
 from ..data.dataset import FaceDataset, build_loader
 from ..data.records import ImageRecord, summarize
 from .config import TrainConfig
+from .distill import distillation_loss, load_teacher
 from .distributed import DistInfo, all_reduce_mean, barrier, setup
 from .loss import LOG_NAMES, LossParts, MultiBoxLoss
 from .schedule import build_scheduler
@@ -146,8 +147,6 @@ class Trainer:
         )
         self.teacher = None
         if config.distill_teacher:
-            from .distill import load_teacher
-
             self.teacher = load_teacher(config.distill_teacher, self.model_config, self.device)
         size = config.image_size
         self.anchors = self.model.anchor_generator.for_image(size, size, device=self.device)
@@ -254,8 +253,6 @@ class Trainer:
         counts = all_reduce_mean(counts, self.info)
         parts = self.loss.compute(outputs, assigned, counts[0], counts[1])
         if self.teacher is not None:
-            from .distill import distillation_loss
-
             with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=torch.float16,
                                                  enabled=self.use_amp):
                 teacher_logits = self.teacher(images).class_logits
