@@ -51,8 +51,8 @@ def build_detector(args: argparse.Namespace, **overrides):
 
 SIZE_HELP = (
     "Input size: by default the network sees each picture at the input size its checkpoint records "
-    "as the scale it was trained for (the shipped weights: short side 480 px, long side at most "
-    "1024 px), or at its original size when the checkpoint records none (pictures whose long side "
+    "as the scale it was trained for (the shipped weights: short side 640 px, long side at most "
+    "1365 px), or at its original size when the checkpoint records none (pictures whose long side "
     "exceeds 4096 px are then downscaled to it, with a warning); --size resizes the short side, "
     "--max-size caps the long side, and either replaces the checkpoint's choice.  Images are read as "
     "BGR, as OpenCV does (gray, RGBA, 16-bit and EXIF-rotated files are converted)."
@@ -62,9 +62,9 @@ SIZE_HELP = (
 def add_size_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("input size", SIZE_HELP)
     g.add_argument("--size", type=int, metavar="PX", help="resize the short side to PX pixels (default: the checkpoint's "
-                   "recorded input size, 480 for the shipped weights, else original size)")
+                   "recorded input size, 640 for the shipped weights, else original size)")
     g.add_argument("--max-size", type=int, metavar="PX", help="cap the long side at PX pixels (default: the checkpoint's "
-                   "recorded cap, 1024 for the shipped weights, else none)")
+                   "recorded cap, 1365 for the shipped weights, else none)")
 
 
 def add_tta_args(parser: argparse.ArgumentParser, default: str = "none") -> None:

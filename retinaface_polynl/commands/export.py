@@ -106,7 +106,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def _load_model(args: argparse.Namespace):
     """(model, config, metadata to record in the file: the checkpoint's inference advice, e.g.
-    the shipped weights' 480 px short side, so the exported file behaves as the checkpoint does)."""
+    the shipped weights' 640 px short side, so the exported file behaves as the checkpoint does)."""
     from ..checkpoints import load_model
     from ..detector import default_weights_path
     from ..models.retinaface import RetinaFace
