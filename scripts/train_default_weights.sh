@@ -9,6 +9,11 @@
 # Every phase resumes (--resume auto) and finished phases are skipped, so a run that was
 # stopped is continued by starting the script again with the same RUNS_DIR.
 #
+# Validation protocol (choosing the input size on a fold apart from the test fold):
+#   TRAIN_FOLDS=1-6 VAL_FOLDS=7 PRESETS=r18x025_polynl scripts/train_default_weights.sh runs/val_fold7
+# trains the same recipe without folds 7-8, then reports fold-7 accuracy at several input
+# sizes (scripts/eval_fddb_holdout.py --fold 7) and ships nothing.
+#
 # 1. labels: FDDB ellipses -> RetinaFace-style boxes; landmarks pseudo-labelled by the
 #    third-party RetinaFace-MobileNet-0.25 (scripts/make_fddb_pseudo_labels.py);
 # 2. train both presets with the same flags, in six phases: at 320x320 crops, 20 epochs
@@ -40,10 +45,11 @@ TEACHER="$DATA/weights_thirdparty/pytorch_retinaface/mobilenet0.25_Final.pth"
 read -r -a PRESET_LIST <<< "${PRESETS:-r18x025_polynl r18x025}"
 # runs side by side share the cores, one thread each: oversubscription costs ~10x
 export OMP_NUM_THREADS=$(( $(nproc) / ${#PRESET_LIST[@]} > 0 ? $(nproc) / ${#PRESET_LIST[@]} : 1 ))
+TRAIN_FOLDS="${TRAIN_FOLDS:-1-7}" VAL_FOLDS="${VAL_FOLDS:-8}"
 mkdir -p "$RUNS"
 [ -f "$RUNS/labels/train_label.txt" ] || \
 "$PY" "$HERE/scripts/make_fddb_pseudo_labels.py" --fddb "$DATA/faces_fddb" --teacher "$TEACHER" \
-    --train-folds 1-7 --val-folds 8 --extra-min-score 0.9 --out "$RUNS/labels"
+    --train-folds "$TRAIN_FOLDS" --val-folds "$VAL_FOLDS" --extra-min-score 0.9 --out "$RUNS/labels"
 
 train() {  # preset output [extra flags]: the flags both presets share; a finished phase is skipped
     local preset="$1" out="$2"
@@ -75,6 +81,17 @@ for preset in "${PRESET_LIST[@]}"; do
     recipe "$preset" >> "$RUNS/$preset.log" 2>&1 &
 done
 wait
+if [ "$TRAIN_FOLDS/$VAL_FOLDS" != "1-7/8" ]; then  # validation protocol: measure, ship nothing
+    for preset in "${PRESET_LIST[@]}"; do
+        [ -f "$RUNS/${preset}_phase6/done" ] || { echo "$preset has not finished all phases"; continue; }
+        for size in original 480 640 800; do
+            "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" --fold "$VAL_FOLDS" \
+                --dlib "$DATA/faces_dlib" --size $size --model "$preset=$RUNS/${preset}_phase6/last.pth" \
+                --json "$RUNS/${preset}_fold${VAL_FOLDS}_$size.json"
+        done
+    done
+    exit 0
+fi
 [ -f "$RUNS/r18x025_polynl_phase6/done" ] && [ -f "$RUNS/r18x025_phase6/done" ] || {
     echo "both presets must finish all phases before shipping and evaluating"; exit 0; }
 # ship the final weights without optimiser state (a few MB); the last epoch, not the best on
