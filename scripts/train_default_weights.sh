@@ -43,8 +43,10 @@ PY="${PYTHON:-python}"
 TEACHER="$DATA/weights_thirdparty/pytorch_retinaface/mobilenet0.25_Final.pth"
 
 read -r -a PRESET_LIST <<< "${PRESETS:-r18x025_polynl r18x025}"
-# runs side by side share the cores, one thread each: oversubscription costs ~10x
-export OMP_NUM_THREADS=$(( $(nproc) / ${#PRESET_LIST[@]} > 0 ? $(nproc) / ${#PRESET_LIST[@]} : 1 ))
+# runs side by side share the cores evenly (two on two cores: one thread each);
+# oversubscription costs ~10x
+threads=$(( $(nproc) / ${#PRESET_LIST[@]} ))
+export OMP_NUM_THREADS=$(( threads > 0 ? threads : 1 ))
 TRAIN_FOLDS="${TRAIN_FOLDS:-1-7}" VAL_FOLDS="${VAL_FOLDS:-8}"
 mkdir -p "$RUNS"
 [ -f "$RUNS/labels/train_label.txt" ] || \
@@ -108,7 +110,8 @@ for src, dst in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
     save_checkpoint(dst, loaded.model, loaded.config, recipe="scripts/train_default_weights.sh",
                     inference={"size": 640, "max_size": 1365})
 PY
-for size in original 480 640; do  # every detector at the same input: 640 is our models' recorded default
+# each detector at its own default input (ours: the 640 px they record), then all at the same input
+for size in default original 480 640; do
     "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" --dlib "$DATA/faces_dlib" --size $size \
         --model "r18x025_polynl=$HERE/weights/default.pth" --model "r18x025=$RUNS/r18x025_baseline.pth" \
         --model "retinaface-mnet0.25=$TEACHER" --yunet "$DATA/weights_thirdparty/yunet/face_detection_yunet_2026may.onnx" \
