@@ -9,7 +9,7 @@ import pytest
 
 import widerface_eval as we
 from widerface_eval.cli import main
-from widerface_eval.fddb import _image_table, ellipse_mask, region_overlaps
+from widerface_eval.fddb import _image_table, ellipse_mask, fddb_image_tables, merge_fddb_tables, region_overlaps
 
 # A circle of radius 10 centred on a pixel holds the lattice points x^2 + y^2 <= 100:
 # Gauss's circle count N(10) = 317; 21 of them lie on the column x = 0.
@@ -89,6 +89,32 @@ def test_roc_tiny_case_merged_over_images():
     assert r.ap50 == pytest.approx(2 / 3)
     d = r.to_dict()
     assert d["num_faces"] == 2 and len(d["roc"]["fp"]) == 3
+
+
+def test_merged_image_tables_are_the_roc_of_a_resample():
+    """A bootstrap resample draws images with repetition: merging the per-image tables of
+    img2, img2, img1 must give what evaluate_fddb gives on a fold holding those three
+    images under distinct names (FP 2, 2, 4 at 0.95, 0.9, 0.8; discrete TP 0, 1, 1)."""
+    ann = {
+        "img1": we.FDDBAnnotation(ellipses=[CIRCLE], width=200, height=200),
+        "img2": we.FDDBAnnotation(ellipses=[CIRCLE], width=200, height=200),
+    }
+    dets = {
+        "img1": (np.array([[40.0, 40, 60, 60]]), np.array([0.9])),
+        "img2": (np.array([[50.0, 40, 60, 60], [150, 150, 170, 170]]), np.array([0.8, 0.95])),
+    }
+    tables = fddb_image_tables(dets, ann)
+    thresholds, tpd, tpc, fp = merge_fddb_tables([tables["img2"], tables["img2"], tables["img1"]])
+    copies = {"a": "img2", "b": "img2", "c": "img1"}
+    r = we.evaluate_fddb({k: dets[v] for k, v in copies.items()}, {k: ann[v] for k, v in copies.items()})
+    np.testing.assert_allclose(thresholds, r.thresholds)
+    np.testing.assert_array_equal(fp, r.fp)
+    np.testing.assert_array_equal(fp, [2, 2, 4])
+    np.testing.assert_allclose(tpd, r.tp_discrete)
+    np.testing.assert_allclose(tpd, [0, 1, 1])
+    np.testing.assert_allclose(tpc, r.tp_continuous)
+    empty = merge_fddb_tables([])
+    assert all(len(a) == 0 for a in empty)
 
 
 def test_missing_and_unknown_images():

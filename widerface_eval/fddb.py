@@ -256,6 +256,37 @@ class FDDBResult:
         return d
 
 
+def fddb_image_tables(
+    detections: Mapping[str, tuple[np.ndarray, np.ndarray]], annotations: Mapping[str, FDDBAnnotation]
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Each image's ROC contribution: ``{name: (distinct scores descending, increments of
+    TP_discrete, TP_continuous and FP at each)}``; images without detections are left out.
+    ``merge_fddb_tables`` of any collection of them (a bootstrap resample, say) is that
+    collection's ROC, because FDDB matches detections to faces within an image only."""
+    tables = {}
+    for name, ann in annotations.items():
+        boxes, scores = detections.get(name, (np.zeros((0, 4)), np.zeros(0)))
+        if len(scores) == 0:
+            continue
+        ov = region_overlaps(ann.ellipses, boxes, ann.width, ann.height)
+        u, tpd, tpc, fp = _image_table(ov, scores)
+        tables[name] = (u, np.diff(tpd, prepend=0.0), np.diff(tpc, prepend=0.0), np.diff(fp, prepend=0.0))
+    return tables
+
+
+def merge_fddb_tables(tables: Iterable[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-image tables -> (thresholds, TP_discrete, TP_continuous, FP) over distinct scores, descending."""
+    tables = list(tables)
+    if not tables:
+        return np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    s, d, c, f = (np.concatenate(col) for col in zip(*tables))
+    order = np.argsort(-s, kind="stable")
+    s = s[order]
+    tpd, tpc, fp = np.cumsum(d[order]), np.cumsum(c[order]), np.cumsum(f[order])
+    last = np.flatnonzero(np.append(s[1:] != s[:-1], True))  # last entry of each distinct score
+    return s[last], tpd[last], tpc[last], np.rint(fp[last]).astype(np.int64)
+
+
 def evaluate_fddb(
     detections: Mapping[str, Detections],
     annotations: Mapping[str, FDDBAnnotation],
@@ -281,32 +312,8 @@ def evaluate_fddb(
             MissingPredictionsWarning,
             stacklevel=2,
         )
-    s_all, d_all, c_all, f_all = [], [], [], []
-    num_faces = 0
-    for name, ann in annotations.items():
-        num_faces += len(ann.ellipses)
-        boxes, scores = parsed.get(name, (np.zeros((0, 4)), np.zeros(0)))
-        if len(scores) == 0:
-            continue
-        ov = region_overlaps(ann.ellipses, boxes, ann.width, ann.height)
-        u, tpd, tpc, fp = _image_table(ov, scores)
-        # increments so that a global cumulative sum over descending scores gives the merged table
-        s_all.append(u)
-        d_all.append(np.diff(tpd, prepend=0.0))
-        c_all.append(np.diff(tpc, prepend=0.0))
-        f_all.append(np.diff(fp, prepend=0.0))
-    if s_all:
-        s = np.concatenate(s_all)
-        order = np.argsort(-s, kind="stable")
-        s = s[order]
-        tpd = np.cumsum(np.concatenate(d_all)[order])
-        tpc = np.cumsum(np.concatenate(c_all)[order])
-        fp = np.cumsum(np.concatenate(f_all)[order])
-        last = np.flatnonzero(np.append(s[1:] != s[:-1], True))  # last entry of each distinct score
-        thresholds, tpd, tpc, fp = s[last], tpd[last], tpc[last], np.rint(fp[last]).astype(np.int64)
-    else:
-        thresholds = tpd = tpc = np.zeros(0)
-        fp = np.zeros(0, dtype=np.int64)
+    num_faces = sum(len(ann.ellipses) for ann in annotations.values())
+    thresholds, tpd, tpc, fp = merge_fddb_tables(fddb_image_tables(parsed, annotations).values())
     gt_boxes = {k: a.boxes_xyxy for k, a in annotations.items()}
     ap, rec, prec, _ = average_precision(parsed, gt_boxes, iou=iou, return_curve=True)
     return FDDBResult(
