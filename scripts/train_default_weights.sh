@@ -115,5 +115,5 @@ for size in default original 480 640; do
     "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" --dlib "$DATA/faces_dlib" --size $size \
         --model "r18x025_polynl=$HERE/weights/default.pth" --model "r18x025=$RUNS/r18x025_baseline.pth" \
         --model "retinaface-mnet0.25=$TEACHER" --yunet "$DATA/weights_thirdparty/yunet/face_detection_yunet_2026may.onnx" \
-        --tta flip --json "$RUNS/holdout_$size.json"
+        --tta flip --json "$RUNS/holdout_$size.json" $([ $size = default ] && echo --bootstrap 1000)
 done
