@@ -61,14 +61,9 @@ def test_hungarian_prefers_total_overlap():
     assert (tpd[0], tpc[0], fp[0]) == (0.0, 0.3, 1.0)
 
 
-def test_roc_tiny_case_merged_over_images():
-    """Two images, one circle each.
-
-    img1: the disk's square (overlap 317/441 > 0.5) at score 0.9.
-    img2: the half square (overlap 169/379 < 0.5) at 0.8 and a far-away box at 0.95.
-    Thresholds 0.95, 0.9, 0.8 give FP 1, 1, 2; discrete TP 0, 1, 1;
-    continuous TP 0, 317/441, 317/441 + 169/379; N = 2.
-    """
+def two_circle_images():
+    """img1: the disk's square (overlap 317/441 > 0.5) at score 0.9; img2: the half square
+    (overlap 169/379 < 0.5) at 0.8 and a far-away box at 0.95."""
     ann = {
         "img1": we.FDDBAnnotation(ellipses=[CIRCLE], width=200, height=200),
         "img2": we.FDDBAnnotation(ellipses=[CIRCLE], width=200, height=200),
@@ -77,6 +72,18 @@ def test_roc_tiny_case_merged_over_images():
         "img1": (np.array([[40.0, 40, 60, 60]]), np.array([0.9])),
         "img2": (np.array([[50.0, 40, 60, 60], [150, 150, 170, 170]]), np.array([0.8, 0.95])),
     }
+    return ann, dets
+
+
+def test_roc_tiny_case_merged_over_images():
+    """Two images, one circle each.
+
+    img1: the disk's square (overlap 317/441 > 0.5) at score 0.9.
+    img2: the half square (overlap 169/379 < 0.5) at 0.8 and a far-away box at 0.95.
+    Thresholds 0.95, 0.9, 0.8 give FP 1, 1, 2; discrete TP 0, 1, 1;
+    continuous TP 0, 317/441, 317/441 + 169/379; N = 2.
+    """
+    ann, dets = two_circle_images()
     r = we.evaluate_fddb(dets, ann)
     full, half = DISK / 441, 169 / 379
     np.testing.assert_allclose(r.thresholds, [0.95, 0.9, 0.8])
@@ -95,14 +102,7 @@ def test_merged_image_tables_are_the_roc_of_a_resample():
     """A bootstrap resample draws images with repetition: merging the per-image tables of
     img2, img2, img1 must give what evaluate_fddb gives on a fold holding those three
     images under distinct names (FP 2, 2, 4 at 0.95, 0.9, 0.8; discrete TP 0, 1, 1)."""
-    ann = {
-        "img1": we.FDDBAnnotation(ellipses=[CIRCLE], width=200, height=200),
-        "img2": we.FDDBAnnotation(ellipses=[CIRCLE], width=200, height=200),
-    }
-    dets = {
-        "img1": (np.array([[40.0, 40, 60, 60]]), np.array([0.9])),
-        "img2": (np.array([[50.0, 40, 60, 60], [150, 150, 170, 170]]), np.array([0.8, 0.95])),
-    }
+    ann, dets = two_circle_images()
     tables = fddb_image_tables(dets, ann)
     thresholds, tpd, tpc, fp = merge_fddb_tables([tables["img2"], tables["img2"], tables["img1"]])
     copies = {"a": "img2", "b": "img2", "c": "img1"}
