@@ -106,13 +106,22 @@ def parse_folds(spec: str | int | list[int] | None) -> list[int] | None:
     return sorted(folds)
 
 
-def _record(images_dir: Path, name: str, ellipse_boxes: np.ndarray, box_kwargs: dict) -> ImageRecord | None:
-    path = images_dir / f"{name}.jpg"
-    if not path.is_file():
-        return None
-    boxes = face_box_from_ellipse_box(ellipse_boxes, **box_kwargs) if len(ellipse_boxes) else ellipse_boxes
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    return ImageRecord.from_boxes(path, boxes[valid_box_mask(boxes)])
+def _records(images_dir: Path, ellipses_by_name, box_kwargs: dict, source) -> list[ImageRecord]:
+    """(image name, (N, 5) ellipses) pairs -> records of the images that exist, with
+    one warning naming ``source`` for those that do not."""
+    records, missing = [], 0
+    for name, ellipses in ellipses_by_name:
+        path = images_dir / f"{name}.jpg"
+        if not path.is_file():
+            missing += 1
+            continue
+        ellipse_boxes = ellipse_bounding_box(ellipses)
+        boxes = face_box_from_ellipse_box(ellipse_boxes, **box_kwargs) if len(ellipse_boxes) else ellipse_boxes
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        records.append(ImageRecord.from_boxes(path, boxes[valid_box_mask(boxes)]))
+    if missing:
+        log.warning("%s: %d listed image(s) not found under %s; skipped", source, missing, images_dir)
+    return records
 
 
 def read_fddb_annotations_json(
@@ -126,19 +135,12 @@ def read_fddb_annotations_json(
     images_dir = Path(images_dir) if images_dir else json_file.parent / "originalPics"
     wanted = parse_folds(folds)
     data = json.loads(json_file.read_text(encoding="utf-8"))
-    records, missing = [], 0
-    for name, entry in data.items():
-        if wanted is not None and int(entry.get("fold", 0)) not in wanted:
-            continue
-        ellipses = np.asarray(entry.get("ellipses", []), np.float32).reshape(-1, 5)
-        rec = _record(images_dir, name, ellipse_bounding_box(ellipses), box_kwargs)
-        if rec is None:
-            missing += 1
-        else:
-            records.append(rec)
-    if missing:
-        log.warning("%s: %d listed image(s) not found under %s; skipped", json_file, missing, images_dir)
-    return records
+    selected = (
+        (name, np.asarray(entry.get("ellipses", []), np.float32).reshape(-1, 5))
+        for name, entry in data.items()
+        if wanted is None or int(entry.get("fold", 0)) in wanted
+    )
+    return _records(images_dir, selected, box_kwargs, json_file)
 
 
 def read_fddb_ellipse_list(ellipse_file: str | Path) -> dict[str, np.ndarray]:
@@ -185,16 +187,7 @@ def read_fddb_folds(
             path = path.with_name(path.stem + "-ellipseList.txt")
         files, folder = [path], path.parent
     images_dir = Path(images_dir) if images_dir else folder.parent / "originalPics"
-    records, missing = [], 0
-    for f in files:
-        for name, ellipses in read_fddb_ellipse_list(f).items():
-            rec = _record(images_dir, name, ellipse_bounding_box(ellipses), box_kwargs)
-            if rec is None:
-                missing += 1
-            else:
-                records.append(rec)
-    if missing:
-        log.warning("%d FDDB image(s) not found under %s; skipped", missing, images_dir)
-    return records
+    pairs = (pair for f in files for pair in read_fddb_ellipse_list(f).items())
+    return _records(images_dir, pairs, box_kwargs, path)
 
 
