@@ -38,7 +38,7 @@ import torch
 from torchvision.ops import batched_nms
 
 from .checkpoints import load_model
-from .media import Prefetcher, read_image, to_bgr_uint8
+from .media import Prefetcher, decode_image, read_image, to_bgr_uint8
 from .presets import ModelConfig, get_preset
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def scale_back(det: Detections, scale: float, height: int, width: int) -> Detect
     return Detections(boxes.astype(np.float32), det.scores, (det.landmarks / scale).astype(np.float32))
 
 
-ImageLike = np.ndarray | str | Path
+ImageLike = np.ndarray | str | Path | bytes
 
 
 class Detector:
@@ -298,6 +298,9 @@ class Detector:
         model: torch.nn.Module | None = None,
     ) -> None:
         self.device = _device(device)
+        _check_options(threshold, size, max_size)
+        if not 0.0 <= nms_threshold <= 1.0:
+            raise ValueError(f"nms_threshold must be between 0 and 1 (an IoU), got {nms_threshold}")
         config = get_preset(preset) if isinstance(preset, str) else preset
         if model is not None and (weights is not None or config is not None):
             raise ValueError("give model= alone: it carries its own weights and configuration")
@@ -358,10 +361,12 @@ class Detector:
 
     # -- helpers shared with TTA -------------------------------------------------------
     def prepare(self, image: ImageLike, rgb: bool = False) -> np.ndarray:
-        """Any accepted image (path, BGR/RGB/gray/RGBA array, 8/16-bit) -> BGR uint8 (H, W, 3)."""
+        """Any accepted image (path, encoded file bytes, BGR/RGB/gray/RGBA array, 8/16-bit) -> BGR uint8 (H, W, 3)."""
         with self.timings.measure("decode"):
             if isinstance(image, (str, Path)):
                 return read_image(image)
+            if isinstance(image, (bytes, bytearray, memoryview)):
+                return decode_image(image)
             return to_bgr_uint8(image, rgb=rgb)
 
     def input_size(self, size: int | None = None, max_size: int | None = None) -> tuple[int | None, int | None]:
@@ -419,13 +424,14 @@ class Detector:
         rgb: bool = False,
         tta: Any = None,
     ) -> Detections | list[Detections]:
-        """Detect faces in one image: a path or an array (BGR as OpenCV reads it, or RGB
-        with ``rgb=True``; gray, RGBA and 16-bit are accepted).
+        """Detect faces in one image: a path, the bytes of an image file, or an array (BGR
+        as OpenCV reads it, or RGB with ``rgb=True``; gray, RGBA and 16-bit are accepted).
 
         ``tta``: ``None``/"none" (single scale), "flip", "paper" or a
         :class:`~retinaface_polynl.tta.TTAConfig`.  Given a list (or a 4-D array) of
         images, returns a list, as :meth:`detect_batch` does.
         """
+        _check_options(threshold, size, max_size)
         if _is_many(image):
             return self.detect_batch(image, threshold=threshold, size=size, max_size=max_size, rgb=rgb, tta=tta)
         from .tta import resolve_tta
@@ -508,6 +514,7 @@ class Detector:
     ) -> list[Detections]:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        _check_options(threshold, size, max_size)
         if padding not in ("exact", "largest"):
             raise ValueError(f"padding must be 'exact' or 'largest', got {padding!r}")
         from .tta import detect_tta, resolve_tta
@@ -546,11 +553,20 @@ class Detector:
         return results  # type: ignore[return-value]
 
 
+def _check_options(threshold: float | None = None, size: int | None = None, max_size: int | None = None) -> None:
+    """Refuse a threshold outside [0, 1] or a size below 1 px: either would silently find no face."""
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1 (a face probability), got {threshold}")
+    for name, value in (("size", size), ("max_size", max_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be a positive number of pixels, got {value}")
+
+
 def _is_many(images: Any) -> bool:
     """A list/tuple/generator of images, or a 4-D (B, H, W, C) array, as opposed to one image."""
     if isinstance(images, np.ndarray):
         return images.ndim == 4
-    if isinstance(images, (str, Path)):
+    if isinstance(images, (str, Path, bytes, bytearray, memoryview)):
         return False
     return isinstance(images, Iterable)
 
@@ -563,7 +579,10 @@ def _exported(path: Path) -> bool:
 
 
 def _device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available on this machine; use device='cpu'")
     return dev

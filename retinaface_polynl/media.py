@@ -96,7 +96,10 @@ def to_bgr_uint8(image: np.ndarray, rgb: bool = False) -> np.ndarray:
     1/257) or float (taken as 0..255 if its maximum exceeds 1, else 0..1).
     """
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"expected a numpy image array, got {type(image).__name__}")
+        hint = ""
+        if hasattr(image, "getbands"):  # a PIL image: its arrays are RGB
+            hint = " (for a PIL image pass np.asarray(image) with rgb=True)"
+        raise TypeError(f"expected a numpy image array, got {type(image).__name__}{hint}")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
@@ -177,8 +180,10 @@ def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def _is_media(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS or path.suffix.lower() in VIDEO_EXTENSIONS
+def is_media_path(path: str | Path) -> bool:
+    """Whether ``path`` has an image or video extension."""
+    suffix = Path(path).suffix.lower()
+    return suffix in IMAGE_EXTENSIONS or suffix in VIDEO_EXTENSIONS
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Source]:
@@ -189,7 +194,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Source]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and _is_media(p))
+            files = sorted(p for p in path.rglob("*") if p.is_file() and is_media_path(p))
             if not files:
                 out.append(Source(path, error=f"{path}: folder holds no image or video files"))
             out.extend(Source(p, root=path) for p in files)

@@ -119,3 +119,45 @@ def test_detect_mixed_inputs_glob_and_video_by_content(tmp_path, photo_folder, d
     assert rc == 0
     records = read_jsonl(jsonl)
     assert len(records) == 3 and records[-1]["frame"] == 0 and records[-1]["path"] == str(disguised)
+
+
+def test_help_states_the_exit_status():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    text = sub.choices["detect"].format_help()
+    assert "exit status" in text and "1 some input failed" in text and "2 bad options" in text
+
+
+def test_json_never_overwrites_a_picture(tmp_path, capsys):
+    """'detect --json photos/*.jpg': the shell's first photo would become the JSON file."""
+    first, second = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    for path in (first, second):
+        cv2.imwrite(str(path), np.full((48, 64, 3), 120, np.uint8))
+    before = first.read_bytes()
+    rc = main(["detect", "--json", str(first), str(second), "--preset", "r18x025", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--json" in err and str(first) in err
+    assert first.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--size", "0"], ["--max-size", "-3"], ["--threshold", "2"], ["--nms-threshold", "1.5"], ["--max-frames", "0"],
+     ["--tta-max-size", "0"], ["--device", "gpu"]],
+)
+def test_out_of_range_options_fail_in_one_line_before_running(option, tmp_path, capsys):
+    """Each of these used to run and find no face at all (or raise a stack trace)."""
+    image, jsonl = tmp_path / "a.png", tmp_path / "faces.jsonl"
+    cv2.imwrite(str(image), np.full((48, 64, 3), 120, np.uint8))
+    rc = main(["detect", str(image), "--preset", "r18x025", "--json", str(jsonl), "--quiet", *option])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: ") and "\n" not in err, err
+    assert not jsonl.exists()
+
+
+def test_output_folder_that_is_a_file_is_named(tmp_path, capsys):
+    image, taken = tmp_path / "a.png", tmp_path / "taken"
+    cv2.imwrite(str(image), np.full((48, 64, 3), 120, np.uint8))
+    taken.write_text("not a folder")
+    assert main(["detect", str(image), "--preset", "r18x025", "--output", str(taken), "--quiet"]) == 2
+    assert f"--output {taken}: exists and is not a folder" in capsys.readouterr().err

@@ -38,3 +38,15 @@ def test_ground_truth_of_some_events_written_back(widerface_gt_dir, tmp_path):
         assert abs(result[setting] - share) < 1e-3, (setting, result[setting], share)
     assert (tmp_path / "pr.png").stat().st_size > 10_000
     assert "easy" in out.stdout.lower()
+
+
+def test_usage_errors_name_this_command(capsys):
+    import pytest
+
+    from retinaface_polynl.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "retinaface-polynl evaluate: error: no prediction folder" in err
+    assert "widerface_eval" not in err

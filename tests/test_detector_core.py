@@ -95,6 +95,43 @@ def test_cuda_requested_without_cuda_is_a_clear_error():
         Detector(preset="r18x025", device="cuda")
 
 
+def test_unknown_device_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        Detector(preset="r18x025", device="gpu")
+
+
+def test_sizes_below_one_pixel_and_thresholds_outside_0_1_are_refused():
+    """They used to shrink the picture to 1 px (or keep no score) and silently find no face."""
+    for kwargs in ({"size": 0}, {"max_size": -3}, {"threshold": 2.0}, {"nms_threshold": 1.5}):
+        with pytest.raises(ValueError, match="size|threshold"):
+            Detector(preset="r18x025", **kwargs)
+    det = Detector(preset="r18x025")
+    image = np.full((48, 64, 3), 120, np.uint8)
+    for kwargs in ({"size": 0}, {"max_size": -1}, {"threshold": -0.1}, {"threshold": 5}):
+        for call in (det.detect, det.detect_batch, lambda im, **kw: det.detect(im, tta="flip", **kw)):
+            with pytest.raises(ValueError, match="size|threshold"):
+                call(image, **kwargs)
+
+
+def test_encoded_file_bytes_are_one_image():
+    """Bytes used to be taken as a sequence of images ("expected a numpy image array, got int")."""
+    from retinaface_polynl.detector import demo_dir
+
+    det = Detector(preset="r18x025")
+    data = (demo_dir() / "astronaut.jpg").read_bytes()
+    want = det.detect(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), threshold=0.3)
+    got = det.detect(data, threshold=0.3)
+    np.testing.assert_array_equal(got.boxes, want.boxes)
+    assert len(det.detect_batch([data, bytearray(data)])) == 2
+
+
+def test_presets_size_must_be_positive(capsys):
+    from retinaface_polynl.cli import main
+
+    assert main(["presets", "r18x025", "--size", "0x5"]) == 2
+    assert "--size must be positive" in capsys.readouterr().err
+
+
 def test_module_entry_point_runs_the_cli():
     out = subprocess.run(
         [sys.executable, "-m", "retinaface_polynl", "presets", "r18x025_polynl", "--json"],

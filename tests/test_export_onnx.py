@@ -353,3 +353,18 @@ def test_cli_writes_a_file_detector_metadata_can_run(tmp_path, capsys):
     backend, config = load_backend(out, intra_op_threads=1)
     assert config == get_preset("r18x025_polynl")
     assert backend(image_batch(np.random.default_rng(0), 1, 64, 96))[1].shape == (1, 252)
+
+
+def test_help_shows_real_defaults_in_the_units_it_asks_for():
+    """Sizes are asked as WxH and their defaults shown so; no '(default: None)' after a help
+    that explains the default, nor a default for a flag (it read as if --no-reduce-range were on)."""
+    from retinaface_polynl.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    text = " ".join(sub.choices["export"].format_help().split())
+    assert "(default: None)" not in text and "(default: True)" not in text and "(default: False)" not in text
+    assert "(default: 320x256)" in text and "(default: 640x480)" in text and "(default: 1920x1088)" in text
+    assert "--calibration-method {minmax,entropy,percentile} how activation ranges" in text
+    args = parser.parse_args(["export", "--output", "x.onnx"])
+    assert (args.sample_size, args.opt_size, args.max_size) == ((256, 320), (480, 640), (1088, 1920))

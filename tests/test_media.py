@@ -80,6 +80,14 @@ def test_to_bgr_uint8_variants():
         to_bgr_uint8(np.zeros((0, 4, 3), np.uint8))
 
 
+def test_pil_image_error_says_how_to_pass_it():
+    """np.asarray(pil) without rgb=True runs, silently in the wrong colour order: say so up front."""
+    from PIL import Image
+
+    with pytest.raises(TypeError, match=r"np\.asarray\(image\) with rgb=True"):
+        to_bgr_uint8(Image.fromarray(_gradient()))
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [

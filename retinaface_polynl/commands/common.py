@@ -91,6 +91,8 @@ def tta_config(args: argparse.Namespace):
     name = getattr(args, "tta", "none") or "none"
     scales = getattr(args, "tta_scales", None)
     cap = getattr(args, "tta_max_size", None)
+    if cap is not None and cap < 1:
+        raise ValueError(f"--tta-max-size must be >= 1, got {cap}")
     config = resolve_tta(name)
     if config is None and (scales or cap):
         config = TTA_PRESETS["none"]

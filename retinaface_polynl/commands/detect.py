@@ -24,6 +24,9 @@ EXAMPLES = """examples:
   retinaface-polynl detect photos/ 'more/**/*.png' --json faces.jsonl --batch-size 8
   retinaface-polynl detect clip.mp4 --output out/ --json frames.jsonl --max-size 1280
   retinaface-polynl detect images/ --tta paper --threshold 0.02 --wider-txt predictions/
+
+exit status: 0 every input done; 1 some input failed (each named on an 'error:' line, the
+others still processed and written); 2 bad options, weights or output paths (nothing run).
 """
 
 
@@ -80,8 +83,10 @@ class Outputs:
         elif args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             self.json_file = open(args.json, "w", encoding="utf-8")
-        for d in (self.out_dir, self.wider_dir):
+        for flag, d in (("--output", self.out_dir), ("--wider-txt", self.wider_dir)):
             if d:
+                if d.exists() and not d.is_dir():
+                    raise ValueError(f"{flag} {d}: exists and is not a folder")
                 d.mkdir(parents=True, exist_ok=True)
         self.videos: dict[Path, object] = {}  # source path -> cv2.VideoWriter
         self.used: dict[Path, Path] = {}  # source path -> output path (avoid collisions)
@@ -150,12 +155,20 @@ class Outputs:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..media import Prefetcher, expand_inputs, is_video_path, iter_media, video_info
+    from ..media import Prefetcher, expand_inputs, is_media_path, is_video_path, iter_media, video_info
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
     tta = tta_config(args)
     sources = expand_inputs(args.inputs)
+    if args.json and args.json != "-":
+        # 'detect --json photos/*.jpg' makes the first photo the JSON file: never overwrite a picture.
+        target = Path(args.json)
+        if is_media_path(target) or any(s.path.resolve() == target.resolve() for s in sources if s.error is None):
+            raise ValueError(f"--json {target}: is an image or video (it would be overwritten); "
+                             "give a new file name such as faces.jsonl")
     total = 0
     for s in sources:
         if s.error is None and is_video_path(s.path):

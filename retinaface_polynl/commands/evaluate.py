@@ -10,7 +10,7 @@ import argparse
 def add_parser(sub) -> argparse.ArgumentParser:
     from widerface_eval.cli import DESCRIPTION, EPILOG, build_parser
 
-    return sub.add_parser(
+    p = sub.add_parser(
         "evaluate",
         help="WIDER FACE / FDDB evaluation of prediction folders (official protocols)",
         description=DESCRIPTION,
@@ -19,9 +19,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         parents=[build_parser()],
         conflict_handler="resolve",
     )
+    p.set_defaults(_evaluate_parser=p)  # usage errors then name 'retinaface-polynl evaluate'
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
     from widerface_eval.cli import build_parser, execute
 
-    return execute(build_parser(), args)
+    return execute(getattr(args, "_evaluate_parser", None) or build_parser(), args)

@@ -23,6 +23,16 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one to show: not for flags, nor for ``None``
+    (those options say in their help what happens without them)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export",
@@ -35,7 +45,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "TensorRT or GPU onnxruntime), onnx-int8 (onnxruntime CPU: QDQ U8S8, per-channel, reduce_range), "
         "onnx-qdq (TensorRT INT8: symmetric Q/DQ, zero points 0), tensorrt (an engine file for this GPU; "
         "needs TensorRT and an NVIDIA GPU).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     g = p.add_argument_group("model")
     g.add_argument("--weights", metavar="CKPT", help="checkpoint (ours or Pytorch_Retinaface's)")
@@ -52,7 +62,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--sample-size",
         type=_size,
-        default=(256, 320),
+        default="320x256",
         metavar="WxH",
         help="tracing input size (the file serves every size)",
     )
@@ -69,12 +79,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="folders or files of real photos (default: the demo photo shipped with the package, demo/astronaut.jpg; "
         "a few dozen varied photos with faces calibrate better)",
     )
-    q.add_argument("--calibration-method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    q.add_argument(
+        "--calibration-method",
+        choices=("minmax", "entropy", "percentile"),
+        default="minmax",
+        help="how activation ranges are chosen from the calibration photos (onnxruntime's calibrators)",
+    )
     q.add_argument(
         "--no-reduce-range",
         dest="reduce_range",
         action="store_false",
-        help="onnx-int8: full 8-bit weights (for CPUs with VNNI or ARM; default keeps 7-bit weights, "
+        help="onnx-int8: full 8-bit weights (for CPUs with VNNI or ARM; without it weights keep 7 bits, "
         "onnxruntime's advice for x86 without VNNI)",
     )
     c = p.add_argument_group("checking the exported file")
@@ -96,8 +111,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="engine precision: which ONNX file it is built from (fp16 file, or the Q/DQ INT8 file)",
     )
     t.add_argument("--onnx", metavar="FILE", help="build the engine from this exported ONNX file instead")
-    t.add_argument("--opt-size", type=_size, default=(480, 640), metavar="WxH", help="size kernels are tuned for")
-    t.add_argument("--max-size", type=_size, default=(1088, 1920), metavar="WxH", help="largest input size")
+    t.add_argument("--opt-size", type=_size, default="640x480", metavar="WxH", help="size kernels are tuned for")
+    t.add_argument("--max-size", type=_size, default="1920x1088", metavar="WxH", help="largest input size")
     t.add_argument("--max-batch", type=int, default=8, help="largest batch")
     t.add_argument("--workspace-gb", type=float, default=2.0, help="builder workspace limit")
     t.add_argument("--engine-cache", metavar="DIR", help="engine cache folder (default ~/.cache/retinaface_polynl/tensorrt)")

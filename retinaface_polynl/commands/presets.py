@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         raise ValueError(f"--size must look like 640x480, got {args.size!r}") from None
+    if width < 1 or height < 1:
+        raise ValueError(f"--size must be positive, got {args.size!r}")
     names = args.names or list(presets())
     rows = []
     for name in names:
