@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from retinaface_polynl.cli import build_parser, main
+from widerface_eval import read_prediction_file
 
 NAMES = ("2008_002470.jpg", "2008_002506.jpg", "2008_004176.jpg", "2008_007676.jpg", "2009_004587.jpg")
-
-
 
 
 @pytest.fixture()
@@ -68,6 +67,13 @@ def test_detect_folder_of_photos(photo_folder, tmp_path, mnet_checkpoint, dlib_t
     assert lines[0] == "2008_002506" and int(lines[1]) == len(lines) - 2 >= 3
     x, y, w, h, s = map(float, lines[2].split())
     assert w > 0 and h > 0 and 0.5 < s <= 1
+    # ... readable by the evaluator's reader, and the same faces as the JSON lines
+    pred = read_prediction_file(wider / "sub" / "2008_002506.txt")
+    rec = next(r for r in records if r["path"].endswith("2008_002506.jpg"))
+    boxes = np.asarray(rec["boxes"])
+    np.testing.assert_allclose(pred[:, 4], rec["scores"], atol=1e-5)
+    np.testing.assert_allclose(pred[:, :2], boxes[:, :2], atol=0.01)
+    np.testing.assert_allclose(pred[:, 2:4], boxes[:, 2:] - boxes[:, :2], atol=0.02)
     summary = capsys.readouterr().out
     assert "5 image(s)" in summary and "images/s" in summary and "0 failed" in summary
 

@@ -117,16 +117,6 @@ class Outputs:
             record.update(width=w, height=h, **det.to_dict())
             self.json_file.write(json.dumps(record) + "\n")
             self.json_file.flush()
-        if self.wider_dir is not None:
-            if item.frame is None:
-                target, name = self._target(self.wider_dir, item.source, ".txt"), item.path.stem
-            else:
-                folder = self.wider_dir / item.source.relative.with_suffix("")
-                target, name = folder / f"{item.frame:06d}.txt", f"{item.frame:06d}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            lines = [name, str(len(det))]
-            lines += [f"{x:.2f} {y:.2f} {bw:.2f} {bh:.2f} {s:.5f}" for (x, y, bw, bh), s in zip(det.to_xywh(), det.scores)]
-            target.write_text("\n".join(lines) + "\n", encoding="utf-8")
         if self.out_dir is not None:
             drawn = draw_detections(item.image, det, self.show_scores, landmarks=self.landmarks)
             if item.frame is None:
@@ -139,6 +129,16 @@ class Outputs:
                     target = self._target(self.out_dir, item.source, ".mp4")
                     writer = self.videos[item.path] = open_video_writer(target, item.fps or 25.0, w, h)
                 writer.write(drawn)
+        if self.wider_dir is not None:  # last: a name the official layout cannot hold is refused here
+            from widerface_eval import write_prediction_file
+
+            if item.frame is None:
+                target, name = self._target(self.wider_dir, item.source, ".txt"), item.path.stem
+            else:
+                folder = self.wider_dir / item.source.relative.with_suffix("")
+                target, name = folder / f"{item.frame:06d}.txt", f"{item.frame:06d}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_prediction_file(target, name, det.to_xywh(), det.scores)
 
     def end_video(self, path: Path) -> None:
         writer = self.videos.pop(path, None)
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 try:
                     outputs.write(item, det)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:
                     report(f"{item.path}: cannot write output ({exc})")
                 stats["faces"] += len(det)
                 if item.frame is None:
