@@ -30,7 +30,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+import operator
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -82,6 +83,15 @@ class StageTimes:
         return dict(self.seconds, forward_passes=self.forward_passes)
 
 
+class Face(NamedTuple):
+    """One face of a :class:`Detections`: ``box`` (4,) ``x1, y1, x2, y2``, ``score``,
+    ``landmarks`` (5, 2), in the image's pixels."""
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+
+
 @dataclass
 class Detections:
     """Faces found in one image, in that image's pixels.
@@ -103,6 +113,19 @@ class Detections:
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
+
+    def __getitem__(self, i: int) -> Face:
+        """The ``i``-th face (scores descending) as a :class:`Face`; :meth:`select` takes masks and index arrays."""
+        try:
+            i = operator.index(i)
+        except TypeError:
+            raise TypeError(f"a face index must be an integer, got {type(i).__name__}; "
+                            "use .select(mask_or_indices) for several faces") from None
+        return Face(self.boxes[i], float(self.scores[i]), self.landmarks[i])
+
+    def __iter__(self) -> Iterator[Face]:
+        """``for face in detections``: each :class:`Face`, best first."""
+        return (self[i] for i in range(len(self)))
 
     def select(self, keep: np.ndarray) -> "Detections":
         """The faces picked by a boolean mask or index array, e.g. ``d.select(d.scores >= 0.8)``."""

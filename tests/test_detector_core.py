@@ -9,7 +9,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from retinaface_polynl import Detector
+from retinaface_polynl import Detections, Detector
 
 
 def match(gt_boxes, det_boxes, iou=0.4):
@@ -66,6 +66,24 @@ def test_colour_order_path_and_array_agree(mnet, dlib_faces_dir):
     assert set(d) == {"boxes", "scores", "landmarks"}
     assert len(d["landmarks"][0]) == 5 and len(d["landmarks"][0][0]) == 2
     json.dumps(d)
+
+
+def test_faces_can_be_iterated_and_indexed(mnet, dlib_faces_dir):
+    det = mnet.detect(str(dlib_faces_dir / "2008_004176.jpg"))
+    faces = list(det)
+    assert len(faces) == len(det) >= 5
+    for i, face in enumerate(faces):
+        np.testing.assert_array_equal(face.box, det.boxes[i])
+        np.testing.assert_array_equal(face.landmarks, det.landmarks[i])
+        assert face.score == pytest.approx(float(det.scores[i]))
+    assert det[0].score == max(f.score for f in faces) and det[-1].score == faces[-1].score
+    x1, y1, x2, y2 = det[0].box  # a box unpacks as x1, y1, x2, y2
+    assert x2 > x1 and y2 > y1
+    with pytest.raises(IndexError):
+        det[len(det)]
+    with pytest.raises(TypeError, match="select"):
+        det[det.scores > 0.5]
+    assert list(Detections.empty()) == []
 
 
 def test_landmarks_fall_inside_their_boxes(mnet, dlib_faces_dir):
