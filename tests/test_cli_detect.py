@@ -167,3 +167,14 @@ def test_output_folder_that_is_a_file_is_named(tmp_path, capsys):
     taken.write_text("not a folder")
     assert main(["detect", str(image), "--preset", "r18x025", "--output", str(taken), "--quiet"]) == 2
     assert f"--output {taken}: exists and is not a folder" in capsys.readouterr().err
+
+
+def test_rerun_with_output_inside_the_input_folder_skips_its_drawings(photo_folder, tmp_path, mnet_checkpoint):
+    out = photo_folder / "annotated"
+    runs = [tmp_path / "first.jsonl", tmp_path / "second.jsonl"]
+    for jsonl in runs:
+        assert main(["detect", str(photo_folder), "--weights", str(mnet_checkpoint), "--output", str(out),
+                     "--json", str(jsonl), "--quiet"]) == 0
+    assert (out / "2008_002470.jpg").is_file()  # the first run's drawings are there ...
+    first, second = ([r["path"] for r in read_jsonl(j)] for j in runs)
+    assert sorted(first) == sorted(second) and len(first) == len(NAMES)  # ... and not inputs of the second

@@ -46,7 +46,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_size_args(p)
     add_tta_args(p)
     g = p.add_argument_group("outputs")
-    g.add_argument("--output", "-o", metavar="DIR", help="folder for annotated images and videos (.mp4, mp4v)")
+    g.add_argument("--output", "-o", metavar="DIR", help="folder for annotated images and videos (.mp4, mp4v); when it lies inside an input folder, its files are not taken as inputs")
     g.add_argument(
         "--json",
         metavar="FILE",
@@ -163,6 +163,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
     tta = tta_config(args)
     sources = expand_inputs(args.inputs)
+    if args.output:
+        # 'detect photos/ --output photos/out': a second run must not detect on the first run's drawings
+        out_dir = Path(args.output).resolve()
+        sources = [s for s in sources if s.root is None or s.error is not None or s.root.resolve() == out_dir
+                   or out_dir not in s.path.resolve().parents]
     if args.json and args.json != "-":
         # 'detect --json photos/*.jpg' makes the first photo the JSON file: never overwrite a picture.
         target = Path(args.json)
