@@ -46,7 +46,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_size_args(p)
     add_tta_args(p)
     g = p.add_argument_group("outputs")
-    g.add_argument("--output", "-o", metavar="DIR", help="folder for annotated images and videos (.mp4, mp4v); when it lies inside an input folder, its files are not taken as inputs")
+    g.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="folder for annotated images and videos (.mp4, mp4v); "
+        "when it lies inside an input folder, its files are not taken as inputs",
+    )
     g.add_argument(
         "--json",
         metavar="FILE",
