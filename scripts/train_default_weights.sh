@@ -105,10 +105,18 @@ from retinaface_polynl.checkpoints import load_model, save_checkpoint
 # inference: the input size the model was trained for, applied by Detector when the caller
 # picks none: the whole picture at the 640 px training crop size (short side), long side at
 # most 1365 px (on large inputs at full size the model fires on textures)
+import torch
+from pathlib import Path
+inference = {"size": 640, "max_size": 1365}
+def same(a, b):  # the same weights and inference hint: keep the file (and its stated checksum) as it is
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa) and b.extra.get("inference") == inference
 for src, dst in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
     loaded = load_model(src)
-    save_checkpoint(dst, loaded.model, loaded.config, recipe="scripts/train_default_weights.sh",
-                    inference={"size": 640, "max_size": 1365})
+    if Path(dst).is_file() and same(loaded, load_model(dst)):
+        print(f"{dst}: already holds {src}")
+        continue
+    save_checkpoint(dst, loaded.model, loaded.config, recipe="scripts/train_default_weights.sh", inference=inference)
 PY
 # each detector at its own default input (ours: the 640 px they record), then all at the same input
 for size in default original 480 640; do
