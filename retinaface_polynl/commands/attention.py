@@ -18,7 +18,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("image", metavar="IMAGE", help="an image file")
-    add_model_args(p)
+    add_model_args(p, engines=False)  # the maps come from the PyTorch model's attention block
     add_size_args(p)
     p.add_argument("--output", "-o", metavar="PNG", default="attention.png", help="output file (default: attention.png)")
     p.add_argument("--height", type=int, default=360, metavar="PX", help="panel height in pixels (default: 360)")

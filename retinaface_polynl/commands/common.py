@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 
-def add_model_args(parser: argparse.ArgumentParser, threshold: float = 0.5) -> None:
+def add_model_args(parser: argparse.ArgumentParser, threshold: float = 0.5, engines: bool = True) -> None:
+    """``engines=False`` for commands that need the PyTorch model itself (no --backend/--threads)."""
     g = parser.add_argument_group("model")
     g.add_argument(
         "--weights",
@@ -19,14 +20,15 @@ def add_model_args(parser: argparse.ArgumentParser, threshold: float = 0.5) -> N
         "the checkpoint's own, e.g. to add a Poly-NL block to a plain RetinaFace checkpoint",
     )
     g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    g.add_argument(
-        "--backend",
-        choices=("auto", "torch", "onnxruntime", "tensorrt"),
-        default="auto",
-        help="inference engine (default: auto, from the --weights file: .pth -> torch, .onnx -> onnxruntime, "
-        "engine -> tensorrt; tensorrt with an .onnx file builds and caches an engine)",
-    )
-    g.add_argument("--threads", type=int, metavar="N", help="onnxruntime intra-op threads (default: its own)")
+    if engines:
+        g.add_argument(
+            "--backend",
+            choices=("auto", "torch", "onnxruntime", "tensorrt"),
+            default="auto",
+            help="inference engine (default: auto, from the --weights file: .pth -> torch, .onnx -> onnxruntime, "
+            "engine -> tensorrt; tensorrt with an .onnx file builds and caches an engine)",
+        )
+        g.add_argument("--threads", type=int, metavar="N", help="onnxruntime intra-op threads (default: its own)")
     g.add_argument(
         "--threshold", type=float, default=threshold, help=f"minimum face score to keep (default: {threshold})"
     )
