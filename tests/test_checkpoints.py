@@ -67,6 +67,25 @@ def test_own_checkpoint_round_trip_rebuilds_the_model(tmp_path):
     assert det.config == config
 
 
+def test_checkpoints_get_the_permissions_of_a_plain_write(tmp_path):
+    """Written through tempfile.mkstemp they came out 0600: unreadable to a service user or a
+    container's non-root user.  New files get 0666 minus the umask; a rewrite keeps the mode."""
+    import os
+    import stat
+
+    config = get_preset("r18x025")
+    model = RetinaFace(config)
+    umask = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "model.pth", model, config)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        path.chmod(0o600)
+        save_checkpoint(path, model, config)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        os.umask(umask)
+
+
 def test_mismatched_checkpoint_names_keys_and_backbone(tmp_path):
     config = get_preset("r18x025")
     path = save_checkpoint(tmp_path / "r18.pth", RetinaFace(config), config)

@@ -12,6 +12,7 @@ IoU >= 0.99, score within 1e-3 and landmarks within 0.5 % of the face's size
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +41,7 @@ from retinaface_polynl.presets import get_preset
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+REPO = Path(__file__).resolve().parents[1]
 TEST_PHOTOS = ("2008_001322.jpg", "2008_007676.jpg", "2007_007763.jpg")
 
 
@@ -310,6 +312,121 @@ def test_in_graph_nms_gives_the_same_faces(mnet, dlib_faces_dir, tmp_path):
             assert selected.shape == (len(want), 3)
     finally:
         detector.backend = torch_backend
+
+
+def _numpy_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy NMS as the README states it: a box goes when its IoU with a better one exceeds the threshold."""
+    order = np.argsort(-scores, kind="stable")
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        wh = np.clip(np.minimum(boxes[i, 2:], boxes[rest, 2:]) - np.maximum(boxes[i, :2], boxes[rest, :2]), 0, None)
+        inter = wh[:, 0] * wh[:, 1]
+        order = rest[inter / (area[i] + area[rest] - inter) <= iou_threshold]
+    return np.array(keep, dtype=np.int64)
+
+
+def test_plain_onnxruntime_follows_the_readme(dlib_faces_dir, tmp_path):
+    """README "Without this package": the shipped model, exported by the CLI and run with numpy,
+    OpenCV and onnxruntime alone (nothing of this package touches the input or the outputs),
+    finds Detector()'s faces: an enlarged photo (the demo), a shrunk one (bald_guys.jpg,
+    1986x1545, a crowd), padded ones, and a batch of two photos of one padded size."""
+    import json
+
+    import cv2
+    import onnxruntime as ort
+
+    from retinaface_polynl.detector import Detections, default_weights_path
+
+    if default_weights_path() is None:
+        pytest.skip("no default weights shipped in weights/default.pth")
+    path = tmp_path / "shipped.onnx"
+    assert cli_main(["export", "--output", str(path)]) == 0
+
+    # -- the user's side: only what the README and the file's metadata say -------------------
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.name == "input" and inp.type == "tensor(float)" and inp.shape[1] == 3
+    assert all(isinstance(d, str) for d in (inp.shape[0], inp.shape[2], inp.shape[3])), inp.shape
+    assert [o.name for o in session.get_outputs()] == ["boxes", "scores", "landmarks"]
+    meta = session.get_modelmeta().custom_metadata_map
+    pre = json.loads(meta["retinaface_polynl.preprocessing"])
+    size = json.loads(meta["retinaface_polynl.inference"])
+    assert pre["color"] == "BGR" and pre["layout"] == "NCHW" and size == {"size": 640, "max_size": 1365}
+    mean, stride = np.array(pre["mean"], np.float32), pre["stride"]
+
+    def prepare(bgr):
+        h, w = bgr.shape[:2]
+        scale = size["size"] / min(h, w)
+        if max(h, w) * scale > size["max_size"]:
+            scale = size["max_size"] / max(h, w)
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=interp)
+        return ((resized.astype(np.float32) - mean) * pre["scale"]).transpose(2, 0, 1), scale
+
+    def detect(images):
+        xs, scales = zip(*(prepare(im) for im in images))
+        h = -(-max(x.shape[1] for x in xs) // stride) * stride
+        w = -(-max(x.shape[2] for x in xs) // stride) * stride
+        batch = np.zeros((len(xs), 3, h, w), np.float32)  # zeros: the mean colour, bottom and right
+        for i, x in enumerate(xs):
+            batch[i, :, : x.shape[1], : x.shape[2]] = x
+        out = session.run(["boxes", "scores", "landmarks"], {"input": batch})
+        found = []
+        for boxes, scores, landmarks, scale, im in zip(*out, scales, images):
+            keep = scores > 0.5
+            boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
+            top = np.argsort(-scores, kind="stable")[:5000]
+            keep = top[_numpy_nms(boxes[top], scores[top], 0.4)][:750]
+            boxes, scores, landmarks = boxes[keep] / scale, scores[keep], landmarks[keep] / scale
+            boxes[:, 0::2] = boxes[:, 0::2].clip(0, im.shape[1])
+            boxes[:, 1::2] = boxes[:, 1::2].clip(0, im.shape[0])
+            found.append(Detections(boxes, scores, landmarks))
+        return found
+
+    # -- against the package --------------------------------------------------------------------
+    detector = Detector()
+    cases = [
+        [REPO / "demo" / "astronaut.jpg"],
+        [dlib_faces_dir / "bald_guys.jpg"],
+        [dlib_faces_dir / "2007_007763.jpg", dlib_faces_dir / "2008_001322.jpg"],  # both 500x375: one padded size
+    ]
+    total = 0
+    for names in cases:
+        images = [cv2.imread(str(n)) for n in names]
+        for name, image, got in zip(names, images, detect(images)):
+            want = detector.detect(image)
+            c = compare_faces(want, got, 0.5, TOLERANCES["fp32"], image=name.name)
+            assert c.ok and c.faces[0] == c.faces[1], c
+            total += len(want)
+    assert total >= 20  # bald_guys.jpg alone holds a crowd: the comparison is not between empty sets
+
+
+def test_exported_file_is_readable_like_any_new_file(r18_polynl, tmp_path):
+    """tempfile.mkstemp creates 0600 files; a model written through it was unreadable to anyone
+    but its writer (a service account, a container's non-root user after COPY).  A new file gets
+    0666 minus the umask, as a plain write would; an overwritten one keeps its mode."""
+    import os
+    import stat
+
+    from retinaface_polynl.export.onnx import save_model_atomic
+
+    proto = onnx.load(str(r18_polynl[1]))
+    umask = os.umask(0o022)
+    try:
+        new = save_model_atomic(proto, tmp_path / "new.onnx")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        existing = tmp_path / "existing.onnx"
+        existing.write_bytes(b"old")
+        existing.chmod(0o640)
+        save_model_atomic(proto, existing)
+        assert stat.S_IMODE(existing.stat().st_mode) == 0o640 and existing.stat().st_size > 3
+    finally:
+        os.umask(umask)
 
 
 # -- failures are clear ---------------------------------------------------------------------------

@@ -45,6 +45,19 @@ def test_engine_file_round_trip_and_format_detection(tmp_path):
         detect_format(foreign)
 
 
+def test_engine_file_gets_the_permissions_of_a_plain_write(tmp_path):
+    """Written through tempfile.mkstemp, engines came out 0600 (unreadable to a service user)."""
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = write_engine_file(tmp_path / "m.engine", b"x", {"metadata": {}, "profile": {}})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    finally:
+        os.umask(umask)
+
+
 def test_cache_key_covers_onnx_version_gpu_and_profile():
     base = engine_cache_key(b"onnx", "10.8", "NVIDIA H100 sm_90", ShapeProfile(), 1 << 30)
     assert base == engine_cache_key(b"onnx", "10.8", "NVIDIA H100 sm_90", ShapeProfile(), 1 << 30)
