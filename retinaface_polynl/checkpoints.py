@@ -133,6 +133,13 @@ class LoadedCheckpoint:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _reason(exc: Exception) -> str:
+    """One line of ``exc``'s message: torch's weights-only refusal spans paragraphs; keep what it refused."""
+    text = str(exc).split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "unreadable"
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -140,7 +147,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated/garbage file, or not a torch file at all
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {_reason(exc)})"
+        ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict (state dict or checkpoint), found {type(obj).__name__}")
     return obj

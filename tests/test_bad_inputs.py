@@ -208,3 +208,142 @@ def test_huge_picture_tta_views_are_capped():
     groups = plan_views(12000, 16000, paper)
     assert [(g.height, g.width) for g in groups] == [(500, 667), (800, 1067), (1100, 1467), (1400, 1867), (1500, 2000)]
     assert all(max(g.height, g.width) <= 900 for g in plan_views(12000, 16000, paper.replace(max_size=900)))
+
+
+# -- retinaface-polynl train --------------------------------------------------------------------------
+# A tiny run (r18x025 at 128 px, batch 1, no workers): each bad input either stops before any
+# training with one line naming the file, or is skipped with a warning naming it, the run going on
+# and its checkpoints written.
+
+
+@pytest.fixture()
+def train_labels(tmp_path, fddb_dir):
+    """A generic JSON label file over three FDDB photos (absolute paths); ``extra`` entries are
+    appended relative to ``tmp_path``."""
+    from retinaface_polynl.data import load_annotations
+
+    records = load_annotations(fddb_dir, folds="1")[:3]
+
+    def write(name="labels.json", extra=()):
+        items = [{"image": str(r.path), "boxes": r.boxes.tolist()} for r in records]
+        items += [{"image": e, "boxes": [[10, 10, 60, 70]]} for e in extra]
+        path = tmp_path / name
+        path.write_text(json.dumps(items))
+        return path
+
+    return write
+
+
+def train(tmp_path, labels, *extra, out="run", preset=("--preset", "r18x025")):
+    return main(["train", *preset, "--labels", str(labels), "--output", str(tmp_path / out), "--image-size", "128",
+                 "--batch-size", "1", "--max-iters", "4", "--workers", "0", "--no-progress", *map(str, extra)])
+
+
+def one_error(capsys) -> str:
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+def test_train_labels_missing_or_garbage(tmp_path, capsys):
+    assert train(tmp_path, tmp_path / "nope.txt") == 2
+    assert "nope.txt" in one_error(capsys)
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("hello world\nfoo bar baz\n")
+    assert train(tmp_path, garbage) == 2
+    assert "garbage.txt" in one_error(capsys)
+
+
+def test_train_missing_image_stops_before_training(tmp_path, train_labels, capsys):
+    """A missing picture is checked for at the start (a wrong --images root, usually), not met an
+    epoch into the run; the error names the label file and a missing image."""
+    labels = train_labels(extra=["gone.jpg"])
+    assert train(tmp_path, labels) == 2
+    line = one_error(capsys)
+    assert "labels.json" in line and "gone.jpg" in line and "1 of 4" in line
+    assert not (tmp_path / "run").exists()
+    val = train_labels("val.json", extra=["gone_too.jpg"])
+    assert train(tmp_path, train_labels(), "--val-labels", val) == 2
+    assert "gone_too.jpg" in one_error(capsys) and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_train_corrupt_image_is_skipped_with_a_warning(tmp_path, train_labels, capsys, caplog, workers):
+    """A picture that cannot be decoded (found only when it is read) is skipped, with a warning naming
+    it; the run goes on (in a DataLoader worker too: no stack trace) and writes its checkpoints."""
+    (tmp_path / "bad.jpg").write_bytes(np.random.default_rng(0).integers(0, 256, 2000, np.uint8).tobytes())
+    labels = train_labels(extra=["bad.jpg"])
+    with caplog.at_level(logging.WARNING):
+        rc = train(tmp_path, labels, "--workers", workers)  # 4 images, batch 1: every one is read
+    assert rc == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "last.pth").is_file()
+    if workers == 0:  # a worker's log records do not reach caplog
+        assert any("bad.jpg" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_train_corrupt_validation_image_keeps_the_checkpoint(tmp_path, train_labels, caplog):
+    """Validation runs before the epoch's checkpoint is written: an undecodable validation picture used to
+    end the run there, losing the epoch.  It is left out of the AP, with a warning naming it."""
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9")
+    val = train_labels("val.json", extra=["bad.jpg"])
+    with caplog.at_level(logging.WARNING):
+        assert train(tmp_path, train_labels(), "--val-labels", val, "--val-size", "128", "--max-iters", "2") == 0
+    assert (tmp_path / "run" / "last.pth").is_file() and (tmp_path / "run" / "best.pth").is_file()
+    assert any("bad.jpg" in r.getMessage() for r in caplog.records)
+
+
+def test_train_weights_not_a_checkpoint(tmp_path, train_labels, capsys):
+    """Text, and a pickle holding an object (here an argparse.Namespace, as some training scripts
+    save) that weights-only loading refuses in a message of several paragraphs: one line each."""
+    import argparse
+
+    import torch
+
+    text = tmp_path / "notes.pth"
+    text.write_text("not a checkpoint\n")
+    pickled = tmp_path / "args.pth"
+    torch.save({"args": argparse.Namespace(lr=0.1)}, pickled)
+    for path in (text, pickled):
+        assert train(tmp_path, train_labels(), "--weights", path) == 2
+        line = one_error(capsys)
+        assert path.name in line and "not a readable PyTorch checkpoint" in line
+    assert "Namespace" in line
+
+
+def test_train_weights_of_another_architecture(tmp_path, train_labels, capsys):
+    """--weights of a Poly-NL r18x025 model: --preset r50 (or plain r18x025) cannot start from it, and
+    the error says which preset it holds; without --preset the checkpoint's own is used."""
+    import torch
+
+    from retinaface_polynl.checkpoints import save_checkpoint
+    from retinaface_polynl.models.retinaface import RetinaFace
+    from retinaface_polynl.presets import get_preset
+
+    torch.manual_seed(0)
+    config = get_preset("r18x025_polynl")
+    ckpt = save_checkpoint(tmp_path / "polynl.pth", RetinaFace(config), config)
+    for preset in ("r50", "r18x025"):
+        assert train(tmp_path, train_labels(), "--weights", ckpt, preset=("--preset", preset)) == 2
+        line = one_error(capsys)
+        assert "polynl.pth" in line and "r18x025_polynl" in line and "leave --preset out" in line
+    assert train(tmp_path, train_labels(), "--weights", ckpt, "--max-iters", "1", preset=()) == 0
+    saved = torch.load(tmp_path / "run" / "last.pth", map_location="cpu", weights_only=True)
+    assert saved["config"]["name"] == "r18x025_polynl" and saved["train_config"]["preset"] == "r18x025_polynl"
+
+
+def test_train_output_is_a_file(tmp_path, train_labels, capsys):
+    (tmp_path / "afile").write_text("x")
+    for out in ("afile", "afile/sub"):
+        assert train(tmp_path, train_labels(), out=out) == 2
+        assert f"--output {tmp_path / out}: {tmp_path / 'afile'} is a file, not a folder" in one_error(capsys)
+
+
+@pytest.mark.parametrize("flag, value, words", [("--epochs", "0", "epochs must be positive"),
+                                                ("--batch-size", "0", "batch_size must be positive"),
+                                                ("--lr", "-0.1", "lr must be positive"),
+                                                ("--max-iters", "0", "max_iters must be positive")])
+def test_train_bad_numbers(tmp_path, train_labels, capsys, flag, value, words):
+    assert train(tmp_path, train_labels(), flag, value) == 2
+    assert words in one_error(capsys)
+    assert not (tmp_path / "run").exists()

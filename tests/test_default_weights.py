@@ -57,18 +57,28 @@ def test_default_weights_load_from_any_folder_without_a_download(default_detecto
     assert (Path(out.stdout.splitlines()[2]) / "astronaut.jpg").is_file()
 
 
-def test_training_resumes_from_the_shipped_checkpoint(default_detector, dlib_faces_dir, tmp_path):
+def test_fine_tuning_starts_from_the_shipped_checkpoint(default_detector, dlib_faces_dir, tmp_path):
+    """``train --weights <shipped>`` without --preset: the checkpoint's own preset is trained (it is no
+    training checkpoint, so --resume refuses it and says to use --weights)."""
     out = subprocess.run(
-        [sys.executable, "-m", "retinaface_polynl", "train", "--preset", default_detector.config.name,
-         "--weights", str(default_weights_path()),
+        [sys.executable, "-m", "retinaface_polynl", "train", "--weights", str(default_weights_path()),
          "--labels", str(dlib_faces_dir / "training.xml"), "--images", str(dlib_faces_dir),
          "--output", str(tmp_path / "ft"), "--max-iters", "2", "--batch-size", "2", "--image-size", "256",
          "--workers", "0", "--no-progress"],
         cwd=REPO, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    assert f"--preset {default_detector.config.name}" in out.stderr
     tuned = Detector(weights=tmp_path / "ft" / "last.pth")
     assert tuned.config == default_detector.config
+    shipped = torch.load(default_weights_path(), map_location="cpu", weights_only=True)["model"]
+    changed = torch.load(tmp_path / "ft" / "last.pth", map_location="cpu", weights_only=True)["model"]
+    assert any(not torch.equal(shipped[k], changed[k]) for k in shipped)  # two SGD steps did move it
+
+    from retinaface_polynl.train.state import read_training_state
+
+    with pytest.raises(ValueError, match="use --weights"):
+        read_training_state(default_weights_path())
 
 
 def test_photos_enter_at_the_size_the_shipped_model_was_trained_for(default_detector):

@@ -78,6 +78,31 @@ def test_overfits_four_real_photos_from_scratch(dlib_records, tmp_path):
     assert detections <= 2 * total, f"{detections} detections for {total} faces"
 
 
+def test_train_help_explains_every_option_with_its_default():
+    """Every option of 'train' says what it does; the key ones give their unit and default, and those
+    defaults are the code's (the preset's recipe for epochs, batch and size)."""
+    from retinaface_polynl.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    parser = sub.choices["train"]
+    undocumented = [a.option_strings[0] for a in parser._actions if a.option_strings and not (a.help or "").strip()]
+    assert not undocumented, undocumented
+    helps = {a.option_strings[0]: " ".join(a.help.split()) for a in parser._actions if a.option_strings}
+    light, r50, base = default_train_config("r18x025"), default_train_config("r50"), TrainConfig()
+    assert f"{light.epochs} or {r50.epochs}" in helps["--epochs"] and "training set" in helps["--epochs"]
+    assert f"{light.batch_size} or {r50.batch_size}" in helps["--batch-size"] and "per process" in helps["--batch-size"]
+    assert f"{light.image_size} or {r50.image_size}" in helps["--image-size"] and "pixels" in helps["--image-size"]
+    assert ",".join(f"{m:g}" for m in light.milestones) in helps["--milestones"]
+    assert f"default: {base.lr}" in helps["--lr"]
+    assert f"default: {base.momentum}" in helps["--momentum"]
+    assert f"default: {base.weight_decay}" in helps["--weight-decay"]
+    assert f"default: {base.gamma}" in helps["--gamma"] and "epochs" in helps["--warmup-epochs"]
+    assert f"default: {base.workers}" in helps["--workers"] and f"default: {base.log_every}" in helps["--log-every"]
+    assert f"default: {base.keep_checkpoints}" in helps["--keep"] and f"default: {base.seed}" in helps["--seed"]
+    assert ",".join(map(str, base.crop_scales)) in helps["--crop-scales"]
+    assert "iterations" in helps["--max-iters"] and "--weights" in helps["--preset"]
+
+
 def _train_args(labels, out, *extra):
     return ["train", "--preset", "r18x025", "--labels", str(labels), "--output", str(out), "--image-size", "128",
             "--batch-size", "1", "--max-iters", "6", "--save-every", "3", "--workers", "0", "--lr", "0.01",

@@ -51,7 +51,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         description="Train a RetinaFace / Poly-NL detector on any supported annotation layout (detected from "
         "content): RetinaFace label.txt, wider_face_train_bbx_gt.txt, FDDB (faces_fddb folder, annotations.json "
         "or FDDB-folds files, with --folds), dlib imglab XML, or a generic JSON/CSV. Runs on CPU, one GPU, or "
-        "many GPUs and machines under torchrun. Options left out take the preset's training defaults.",
+        "many GPUs and machines under torchrun. Options left out take the preset's training defaults (with "
+        "--resume: the resumed run's values).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Example: retinaface-polynl train --preset r18x025_polynl --labels ../shared/data/faces_fddb "
         "--folds 1-7 --val-labels ../shared/data/faces_fddb --val-folds 8 --output runs/fddb",
@@ -60,59 +61,90 @@ def add_parser(sub) -> argparse.ArgumentParser:
     d.add_argument("--labels", required=True, metavar="FILE", help="training annotations (any supported layout)")
     d.add_argument("--images", metavar="DIR", help="image root (default depends on the layout)")
     d.add_argument("--folds", metavar="SPEC", help="FDDB folds, e.g. 1-7 or 1,3,5 (default: all)")
-    d.add_argument("--val-labels", metavar="FILE", help="validation annotations (AP@0.5 every --val-every epochs)")
-    d.add_argument("--val-images", metavar="DIR", help="validation image root")
-    d.add_argument("--val-folds", metavar="SPEC", help="FDDB folds for validation, e.g. 8")
-    d.add_argument("--val-size", type=int, metavar="PX", help="validation short side (default: original size)")
-    d.add_argument("--val-every", type=int, metavar="EPOCHS", help="validate every this many epochs (default 1)")
+    d.add_argument("--val-labels", metavar="FILE", help="validation annotations (AP@0.5 every --val-every "
+                   "epochs and at the end; the best is kept as OUTPUT/best.pth; default: no validation)")
+    d.add_argument("--val-images", metavar="DIR", help="validation image root (default depends on the layout)")
+    d.add_argument("--val-folds", metavar="SPEC", help="FDDB folds for validation, e.g. 8 (default: all)")
+    d.add_argument("--val-size", type=int, metavar="PX", help="validation short side in pixels (default: original "
+                   "size, long side capped at 1024)")
+    d.add_argument("--val-every", type=int, metavar="EPOCHS", help="validate every this many epochs (default: 1)")
 
     m = p.add_argument_group("model")
-    m.add_argument("--preset", metavar="NAME", help="architecture preset (required unless --resume)")
-    m.add_argument("--attention-stage", choices=("res3", "res4", "res5"), help="override the preset's block stage")
+    m.add_argument("--preset", metavar="NAME", help="architecture preset, see 'retinaface-polynl presets' (default: "
+                   "the --weights checkpoint's own, or the resumed run's; required when training from scratch)")
+    m.add_argument("--attention-stage", choices=("res3", "res4", "res5"),
+                   help="override the preset's block stage (default: the preset's, res4)")
     m.add_argument("--weights", metavar="CKPT", help="start from this checkpoint (ours or Pytorch_Retinaface's); "
-                   "a Poly-NL block it lacks is inserted as an identity")
-    m.add_argument("--backbone-weights", metavar="FILE", help="ImageNet state dict for the backbone (from scratch)")
-    m.add_argument("--resume", metavar="CKPT|auto", help="continue a run (auto: OUTPUT/last.pth when present)")
-    m.add_argument("--freeze-epochs", type=int, metavar="N", help="train only the attention block and heads first")
+                   "a Poly-NL block it lacks is inserted as an identity (default: from scratch)")
+    m.add_argument("--backbone-weights", metavar="FILE", help="ImageNet state dict for the backbone (from scratch; "
+                   "default: random initialisation)")
+    m.add_argument("--resume", metavar="CKPT|auto", help="continue a run: its options are the saved ones unless "
+                   "given again (auto: OUTPUT/last.pth when present, else a new run)")
+    m.add_argument("--freeze-epochs", type=int, metavar="N", help="train only the attention block and heads for "
+                   "the first N epochs (default: 0)")
 
-    o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int)
-    o.add_argument("--max-iters", type=int, help="stop after this many iterations (overrides --epochs)")
-    o.add_argument("--batch-size", type=int, help="images per process and step")
-    o.add_argument("--image-size", type=int, help="square training resolution in pixels")
-    o.add_argument("--lr", type=float, help="base learning rate (SGD)")
-    o.add_argument("--momentum", type=float)
-    o.add_argument("--weight-decay", type=float)
-    o.add_argument("--schedule", choices=("step", "cosine"))
-    o.add_argument("--milestones", type=_floats, metavar="E1,E2", help="step schedule: epochs where lr *= gamma")
-    o.add_argument("--gamma", type=float)
-    o.add_argument("--warmup-epochs", type=float)
-    o.add_argument("--warmup-iters", type=int)
-    o.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradient norm")
-    o.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    o.add_argument("--sync-bn", action="store_true", help="synchronised BatchNorm across processes")
+    o = p.add_argument_group("optimisation", "Defaults marked 'preset' are the preset's training recipe: "
+                             "r50*: 100 epochs, batch 24, 840 px, steps at epochs 70,90; the others: 250 epochs, "
+                             "batch 32, 640 px, steps at 190,220.")
+    o.add_argument("--epochs", type=int, metavar="N", help="passes over the training set (default: preset, 250 or 100)")
+    o.add_argument("--max-iters", type=int, metavar="N", help="stop after N iterations (SGD steps) instead; the "
+                   "schedule then spans N iterations (default: epochs x iterations per epoch)")
+    o.add_argument("--batch-size", type=int, metavar="N", help="images per process and step (default: preset, 32 "
+                   "or 24); the global batch is N x processes")
+    o.add_argument("--image-size", type=int, metavar="PX", help="square training crop side in pixels (default: "
+                   "preset, 640 or 840)")
+    o.add_argument("--lr", type=float, help="base learning rate of SGD, not scaled with the batch size "
+                   "(default: 0.001)")
+    o.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9)")
+    o.add_argument("--weight-decay", type=float, metavar="WD", help="SGD weight decay (L2) (default: 0.0005)")
+    o.add_argument("--schedule", choices=("step", "cosine"), help="lr decay after the warm-up: step (lr *= gamma "
+                   "at each milestone) or cosine (to 0 at the last iteration) (default: step)")
+    o.add_argument("--milestones", type=_floats, metavar="E1,E2", help="step schedule: epochs where lr *= gamma, "
+                   "fractions allowed (default: preset, 190,220 or 70,90)")
+    o.add_argument("--gamma", type=float, help="step schedule: lr factor at each milestone (default: 0.1)")
+    o.add_argument("--warmup-epochs", type=float, metavar="EPOCHS", help="linear lr warm-up from lr/1000, in epochs "
+                   "(default: 1)")
+    o.add_argument("--warmup-iters", type=int, metavar="ITERS", help="the warm-up in iterations instead "
+                   "(overrides --warmup-epochs; 0: none)")
+    o.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradient's L2 norm to NORM (default: "
+                   "no clipping)")
+    o.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA (default: float16 autocast on "
+                   "CUDA; CPU always float32)")
+    o.add_argument("--sync-bn", action="store_true", help="synchronised BatchNorm across processes (CUDA only)")
     o.add_argument("--freeze-bn", action="store_true", help="BatchNorm uses running statistics (eval mode)")
-    o.add_argument("--box-weight", type=float, help="box loss weight (RetinaFace: 2.0)")
-    o.add_argument("--landmark-weight", type=float)
-    o.add_argument("--crop-scales", type=_floats, metavar="S1,S2", help="random-crop scales of the short side")
-    o.add_argument("--mirror-prob", type=float)
-    o.add_argument("--expand-prob", type=float, help="probability of zooming out before the crop (default 0)")
-    o.add_argument("--expand-ratio", type=float, help="largest zoom-out factor (default 2)")
-    o.add_argument("--no-distort", action="store_true", help="no photometric distortion")
+    o.add_argument("--box-weight", type=float, metavar="W", help="box regression loss weight (default: 2, "
+                   "RetinaFace's)")
+    o.add_argument("--landmark-weight", type=float, metavar="W", help="landmark loss weight (default: 1; faces "
+                   "without landmarks add none)")
+    o.add_argument("--crop-scales", type=_floats, metavar="S1,S2", help="random square crop side as a fraction of "
+                   "the image's short side, one drawn at random per image (default: 0.3,0.45,0.6,0.8,1.0)")
+    o.add_argument("--mirror-prob", type=float, metavar="P", help="probability of a horizontal flip (default: 0.5)")
+    o.add_argument("--expand-prob", type=float, metavar="P", help="probability of zooming out before the crop, for "
+                   "small faces (default: 0)")
+    o.add_argument("--expand-ratio", type=float, metavar="R", help="largest zoom-out factor (default: 2)")
+    o.add_argument("--no-distort", action="store_true", help="no photometric distortion (default: random "
+                   "brightness, contrast, saturation and hue)")
     o.add_argument("--distill", metavar="TEACHER", help="also pull the face scores towards this detector's (ours "
-                   "or Pytorch_Retinaface's, same anchors), run on the same batches (knowledge distillation)")
-    o.add_argument("--distill-weight", type=float, metavar="W", help="weight of the distillation loss (default 1)")
-    o.add_argument("--distill-temperature", type=float, metavar="T", help="softmax temperature (default 1)")
+                   "or Pytorch_Retinaface's, same anchors), run on the same batches (knowledge distillation; "
+                   "default: off)")
+    o.add_argument("--distill-weight", type=float, metavar="W", help="weight of the distillation loss (default: 1)")
+    o.add_argument("--distill-temperature", type=float, metavar="T", help="softmax temperature (default: 1)")
 
     r = p.add_argument_group("run")
-    r.add_argument("--output", required=True, metavar="DIR", help="checkpoints, log.jsonl and config.json")
-    r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    r.add_argument("--workers", type=int, help="data-loading worker processes")
-    r.add_argument("--seed", type=int)
+    r.add_argument("--output", required=True, metavar="DIR", help="folder for the checkpoints (last.pth, numbered "
+                   "ones), log.jsonl and config.json; created if needed")
+    r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu; under torchrun each "
+                   "process takes cuda:LOCAL_RANK)")
+    r.add_argument("--workers", type=int, metavar="N", help="data-loading worker processes per training process "
+                   "(default: 4; 0: load in the training process)")
+    r.add_argument("--seed", type=int, help="seed of the initialisation, data order and augmentation (default: 0)")
     r.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
-    r.add_argument("--save-every", type=int, metavar="ITERS", help="also checkpoint every ITERS iterations")
-    r.add_argument("--keep", type=int, metavar="N", help="numbered checkpoints kept (default 3)")
-    r.add_argument("--log-every", type=int, metavar="ITERS")
+    r.add_argument("--save-every", type=int, metavar="ITERS", help="also checkpoint every ITERS iterations "
+                   "(default: 0, only at each epoch's end and the run's end)")
+    r.add_argument("--keep", type=int, metavar="N", help="numbered checkpoints kept besides last.pth and best.pth "
+                   "(default: 3)")
+    r.add_argument("--log-every", type=int, metavar="ITERS", help="average the losses over ITERS iterations per "
+                   "log.jsonl line (default: 10, and at each epoch's end)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -128,12 +160,30 @@ def build_config(args: argparse.Namespace, saved: dict | None = None):
     elif args.preset:
         config = default_train_config(args.preset)
     else:
-        raise ValueError("--preset is required (unless resuming)")
+        raise ValueError("--preset is required (unless resuming, or starting from --weights)")
     overrides = {field: getattr(args, flag) for flag, field in _OVERRIDES.items() if getattr(args, flag) is not None}
     overrides.update({field: value for flag, (field, value) in _SWITCHES.items() if getattr(args, flag)})
     if overrides.get("distill_teacher"):  # the run's config.json and checkpoints must work from any folder
         overrides["distill_teacher"] = os.path.abspath(overrides["distill_teacher"])
     return config.replace(**overrides) if overrides else config
+
+
+def check_output(output: str) -> None:
+    """``--output`` must be a folder or creatable as one (checked before anything is loaded)."""
+    path = os.path.abspath(output)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise ValueError(f"--output {output}: {path} is a file, not a folder")
+
+
+def check_images(records, labels: str, flag: str) -> None:
+    """Every annotated image exists: a wrong image root fails here, not an epoch into the run.  (A file
+    that exists but cannot be decoded is skipped with a warning while training.)"""
+    missing = [r.path for r in records if not r.path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{labels}: {len(missing)} of {len(records)} annotated images not found, e.g. "
+                                f"{missing[0]} (wrong {flag} folder, or files moved?)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,13 +192,21 @@ def run(args: argparse.Namespace) -> int:
     from ..train.loop import Trainer
     from ..train.state import read_training_state, resolve_resume
 
+    check_output(args.output)
     resume = resolve_resume(args.resume, args.output)
     saved = read_training_state(resume)["train_config"] if resume else None
+    if args.weights and not args.preset and not resume:
+        from ..train.loop import weights_preset
+
+        args.preset = weights_preset(args.weights)
+        log.info("--preset %s (the --weights checkpoint's)", args.preset)
     config = build_config(args, saved)
     records = load_annotations(args.labels, args.images, folds=args.folds)
+    check_images(records, args.labels, "--images")
     val_records = None
     if args.val_labels:
         val_records = load_annotations(args.val_labels, args.val_images, folds=args.val_folds)
+        check_images(val_records, args.val_labels, "--val-images")
     try:
         trainer = Trainer(config, records, args.output, weights=args.weights, resume=resume, device=args.device,
                           val_records=val_records, backbone_weights=args.backbone_weights,

@@ -8,6 +8,7 @@ makes a resumed run reproduce an uninterrupted one exactly.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -15,9 +16,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..detector import preprocess
-from ..media import read_image
+from ..media import ImageReadError, read_image
 from .augment import FaceSample
 from .records import ImageRecord
+
+log = logging.getLogger(__name__)
 
 Transform = Callable[[FaceSample, np.random.Generator], FaceSample]
 
@@ -41,6 +44,10 @@ def sample_to_tensors(sample: FaceSample) -> tuple[torch.Tensor, dict[str, torch
 class FaceDataset(Dataset):
     """Records -> (image tensor, target dict) with a reproducible per-item augmentation.
 
+    An image that cannot be read (corrupt, truncated, deleted since the start) is
+    skipped with a warning naming it, once per process: its item is the next
+    readable record's, so one bad file among thousands does not end a long run.
+
     Args:
         records: the annotated images.
         transform: ``(sample, rng) -> sample``, e.g. :class:`~.augment.TrainAugment`.
@@ -52,6 +59,7 @@ class FaceDataset(Dataset):
         self.transform = transform
         self.seed = int(seed)
         self.epoch = 0
+        self.unreadable: set[int] = set()  # indices found unreadable (by this process)
 
     def set_epoch(self, epoch: int) -> None:
         """Call before building each epoch's iterator (workers copy the dataset then)."""
@@ -64,8 +72,19 @@ class FaceDataset(Dataset):
         return np.random.default_rng([self.seed, self.epoch, int(index)])
 
     def __getitem__(self, index: int):
-        sample = self.transform(sample_from_record(self.records[index]), self.rng(index))
-        return sample_to_tensors(sample)
+        n = len(self.records)
+        for k in range(n):
+            i = (index + k) % n
+            if i in self.unreadable:
+                continue
+            try:
+                sample = sample_from_record(self.records[i])
+            except ImageReadError as exc:
+                self.unreadable.add(i)
+                log.warning("%s; skipped (training goes on without it)", exc)
+                continue
+            return sample_to_tensors(self.transform(sample, self.rng(index)))
+        raise ImageReadError(f"none of the {n} training images can be read")
 
 
 def collate_faces(batch) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:

@@ -66,16 +66,40 @@ def build_model(config: TrainConfig, weights: str | Path | None = None, backbone
     """The model to train: the preset from scratch (optionally an ImageNet backbone), or
     started from ``weights`` (ours or Pytorch_Retinaface's; a Poly-NL block the
     checkpoint lacks is inserted as an identity)."""
-    from ..checkpoints import load_model
+    from ..checkpoints import CheckpointMismatchError, load_model
     from ..models.retinaface import RetinaFace
 
     model_config = config.model_config()
     if weights is not None:
-        loaded = load_model(weights, config=model_config)
+        try:
+            loaded = load_model(weights, config=model_config)
+        except CheckpointMismatchError:
+            try:
+                own = weights_preset(weights)
+            except ValueError:  # no preset's model: the mismatch's own message says more
+                own = None
+            if own is None or own == config.preset:
+                raise
+            raise ValueError(f"{weights} holds a model of preset {own}, which preset {config.preset} cannot start "
+                             f"from: leave --preset out to fine-tune {own}, or pick a preset of the same backbone (a "
+                             "Poly-NL block can be added, not removed)") from None
         if loaded.initialised:
             log.info("started %s from %s; new: %s", model_config.name, weights, ", ".join(loaded.initialised))
         return loaded.model, model_config
     return RetinaFace(model_config, pretrained_backbone=backbone_weights), model_config
+
+
+def weights_preset(weights: str | Path) -> str:
+    """The preset whose model the checkpoint ``weights`` holds (ours: its saved configuration;
+    Pytorch_Retinaface's: recognised from its keys); ValueError when it is no preset's."""
+    from ..checkpoints import load_model
+    from ..presets import presets
+
+    config = load_model(weights).config
+    if presets().get(config.name) != config:
+        raise ValueError(f"{weights}: its model ({config.name}, modified) is no preset's; pass --preset "
+                         "(and --attention-stage)")
+    return config.name
 
 
 @dataclass

@@ -8,13 +8,16 @@ boxes), the project's one implementation of it.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
 
 from ..data.records import ImageRecord
 from ..detector import Detections, STRIDE, pad_batch, postprocess, preprocess, resize_scale, scale_back
-from ..media import read_image
+from ..media import ImageReadError, read_image
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -28,14 +31,20 @@ def detect_records(
     nms_threshold: float = 0.4,
     top_k: int = 5000,
     max_detections: int = 750,
-) -> list[Detections]:
-    """Run ``model`` (eval mode) on each record's image as ``Detector`` does; original-image pixels."""
+) -> list[Detections | None]:
+    """Run ``model`` (eval mode) on each record's image as ``Detector`` does; original-image pixels.
+    An image that cannot be read gets ``None`` (and a warning naming it)."""
     was_training = model.training
     model.eval()
     out = []
     try:
         for rec in records:
-            image = read_image(rec.path)
+            try:
+                image = read_image(rec.path)
+            except ImageReadError as exc:
+                log.warning("%s; left out of the validation", exc)
+                out.append(None)
+                continue
             h, w = image.shape[:2]
             scale = resize_scale(h, w, size, max_size)
             batch = torch.from_numpy(pad_batch([preprocess(image, scale)], STRIDE)).to(device)
@@ -50,10 +59,12 @@ def detect_records(
 
 def evaluate(model: torch.nn.Module, records: Sequence[ImageRecord], device="cpu", size=None, max_size=1024,
              iou_threshold: float = 0.5) -> dict[str, float]:
-    """AP (and max recall) at ``iou_threshold`` of ``model`` on ``records``."""
+    """AP (and max recall) at ``iou_threshold`` of ``model`` on ``records`` (the readable ones)."""
     from widerface_eval.ap import average_precision
 
     dets = detect_records(model, records, device, size, max_size)
+    records = [r for r, d in zip(records, dets) if d is not None]
+    dets = [d for d in dets if d is not None]
     keys = [str(i) for i in range(len(records))]
     detections = {k: (d.boxes, d.scores) for k, d in zip(keys, dets)}
     ground_truth = {k: r.boxes for k, r in zip(keys, records)}
