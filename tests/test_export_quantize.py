@@ -179,3 +179,15 @@ def test_cli_qdq_with_default_calibration(tmp_path, capsys, mnet_checkpoint):
     assert [p.name for p in tmp_path.iterdir()] == ["cli.qdq.onnx"]  # no temporary files left behind
     backend = OnnxRuntimeBackend(out, intra_op_threads=2)
     assert backend(np.zeros((1, 3, 64, 64), np.float32))[0].shape == (1, 168, 4)
+
+
+def test_calibration_runs_at_the_input_size_the_model_records():
+    """The shipped weights run at a 640 px short side (long side <= 1365): INT8 ranges are
+    calibrated on activations at that scale, not at the photo's own size."""
+    photo = REPO / "demo" / "astronaut.jpg"  # 512 x 512
+    recorded = calibration_batches([photo], 640, 1365, mirror=False)
+    assert [b.shape for b in recorded] == [(1, 3, 640, 640)]
+    wide = np.zeros((100, 400, 3), np.uint8)  # 640 px short side would make it 2560 wide: capped at 1365
+    assert calibration_batches([wide], 640, 1365, mirror=False)[0].shape == (1, 3, 352, 1376)
+    # without a recorded size: the original size, long side capped at 640 (then padded to 32)
+    assert [b.shape for b in calibration_batches([photo, wide])] == [(1, 3, 512, 512)] * 2 + [(1, 3, 128, 416)] * 2

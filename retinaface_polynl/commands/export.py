@@ -158,11 +158,14 @@ def run(args: argparse.Namespace) -> int:
     opset = args.opset or DEFAULT_OPSET
     common = dict(nms=nms, opset=opset, dynamo=args.dynamo, sample_size=args.sample_size)
 
-    def calibration():
+    def calibration(extra_metadata):  # at the input size the checkpoint records, as the file will run
         from ..export.quantize import DEFAULT_CALIBRATION, calibration_batches, calibration_images
 
         images = calibration_images(args.calibration)
         print(f"calibrating on {len(images)} image(s) from {', '.join(args.calibration) if args.calibration else DEFAULT_CALIBRATION}")
+        inference = (extra_metadata or {}).get("inference")
+        if inference:
+            return calibration_batches(images, inference.get("size"), inference.get("max_size"))
         return calibration_batches(images)
 
     model = None
@@ -188,11 +191,11 @@ def run(args: argparse.Namespace) -> int:
                 from ..export.quantize import quantize_int8, quantize_qdq
 
                 if fmt == "onnx-int8":
-                    quantize_int8(fp32, output, calibration(), reduce_range=args.reduce_range, method=args.calibration_method)
+                    quantize_int8(fp32, output, calibration(extra_metadata), reduce_range=args.reduce_range, method=args.calibration_method)
                     _report(output)
                     return _check(args, output, model)
                 target = output if fmt == "onnx-qdq" else Path(tmp) / "qdq.onnx"
-                quantize_qdq(fp32, target, calibration(), method=args.calibration_method)
+                quantize_qdq(fp32, target, calibration(extra_metadata), method=args.calibration_method)
                 if fmt == "onnx-qdq":
                     _report(output)
                     return _check(args, output, model)

@@ -97,9 +97,16 @@ def calibration_images(
 
 
 def calibration_batches(
-    images: Iterable[str | Path | np.ndarray], long_side: int = CALIBRATION_LONG_SIDE, mirror: bool = True
+    images: Iterable[str | Path | np.ndarray],
+    size: int | None = None,
+    max_size: int | None = CALIBRATION_LONG_SIDE,
+    mirror: bool = True,
 ) -> list[np.ndarray]:
-    """Preprocessed (1, 3, H, W) arrays, exactly as ``Detector`` feeds the network (BGR minus the mean, padded to 32)."""
+    """Preprocessed (1, 3, H, W) arrays, exactly as ``Detector`` feeds the network (BGR minus
+    the mean, padded to 32) at the input size it uses: give the checkpoint's recorded
+    ``size`` / ``max_size`` (the shipped weights: 640 / 1365); without them, the original
+    size with the long side capped at 640 px.  INT8 ranges calibrated at one scale fit
+    activations at another less well."""
     from ..detector import pad_batch, preprocess, resize_scale
     from ..media import read_image
 
@@ -107,8 +114,7 @@ def calibration_batches(
     for image in images:
         bgr = read_image(image) if isinstance(image, (str, Path)) else image
         h, w = bgr.shape[:2]
-        scale = resize_scale(h, w, None, long_side) if max(h, w) > long_side else 1.0
-        x = preprocess(bgr, scale)
+        x = preprocess(bgr, resize_scale(h, w, size, max_size))
         batches.append(pad_batch([x]))
         if mirror:
             batches.append(pad_batch([np.ascontiguousarray(x[:, :, ::-1])]))
