@@ -155,20 +155,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return obj
 
 
-def load_model(
-    path: str | Path, config: ModelConfig | None = None, device: str | torch.device = "cpu"
-) -> LoadedCheckpoint:
-    """Build the model a checkpoint describes and load its weights.
-
-    ``config`` overrides what the checkpoint says (e.g. a preset with a Poly-NL
-    block on top of a plain RetinaFace checkpoint: the block's parameters are then
-    missing from the file, start as an identity, and are listed in
-    ``LoadedCheckpoint.initialised``).  Any other missing, unexpected or mis-shaped
-    key raises :class:`CheckpointMismatchError`.
-    """
-    from .models.retinaface import RetinaFace
-
-    obj = read_checkpoint(path)
+def _state_and_config(obj: dict[str, Any], path: str | Path, config: ModelConfig | None):
+    """From a read checkpoint: its state dict (our names), the model configuration it
+    records or implies, its format and its extra entries (epoch, inference hint, ...)."""
     extra: dict[str, Any] = {}
     if obj.get("format") == FORMAT:
         state = obj["model"]
@@ -193,6 +182,29 @@ def load_model(
             raise CheckpointError(
                 f"{path}: has an attention block but no configuration saying which; pass a preset (e.g. r50_polynl)"
             )
+    return state, saved, source, extra
+
+
+def checkpoint_config(path: str | Path) -> ModelConfig:
+    """The model configuration a checkpoint records (ours) or implies (a plain or
+    Pytorch_Retinaface state dict), without building the model."""
+    return _state_and_config(read_checkpoint(path), path, None)[1]
+
+
+def load_model(
+    path: str | Path, config: ModelConfig | None = None, device: str | torch.device = "cpu"
+) -> LoadedCheckpoint:
+    """Build the model a checkpoint describes and load its weights.
+
+    ``config`` overrides what the checkpoint says (e.g. a preset with a Poly-NL
+    block on top of a plain RetinaFace checkpoint: the block's parameters are then
+    missing from the file, start as an identity, and are listed in
+    ``LoadedCheckpoint.initialised``).  Any other missing, unexpected or mis-shaped
+    key raises :class:`CheckpointMismatchError`.
+    """
+    from .models.retinaface import RetinaFace
+
+    state, saved, source, extra = _state_and_config(read_checkpoint(path), path, config)
     config = config or saved
     model = RetinaFace(config)
     initialised = _load_state(model, state, path, looks_like=describe(state))

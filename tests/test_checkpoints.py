@@ -9,6 +9,7 @@ from retinaface_polynl import Detector, get_preset
 from retinaface_polynl.checkpoints import (
     CheckpointError,
     CheckpointMismatchError,
+    checkpoint_config,
     convert_pytorch_retinaface,
     load_model,
     save_checkpoint,
@@ -65,6 +66,17 @@ def test_own_checkpoint_round_trip_rebuilds_the_model(tmp_path):
             assert_close(u, v)
     det = Detector(weights=path)
     assert det.config == config
+
+
+def test_checkpoint_config_reads_the_configuration_without_a_model(mnet_checkpoint, tmp_path):
+    config = get_preset("r18x025_polynl", attention_stage="res5")
+    path = save_checkpoint(tmp_path / "m.pth", RetinaFace(config), config)
+    assert checkpoint_config(path) == config
+    assert checkpoint_config(mnet_checkpoint) == get_preset("mnet025")  # recognised from its keys
+    plain_with_block = tmp_path / "plain.pth"
+    torch.save(RetinaFace(config).state_dict(), plain_with_block)
+    with pytest.raises(CheckpointError, match="attention block but no configuration"):
+        checkpoint_config(plain_with_block)
 
 
 def test_checkpoints_get_the_permissions_of_a_plain_write(tmp_path):

@@ -92,10 +92,10 @@ def build_model(config: TrainConfig, weights: str | Path | None = None, backbone
 def weights_preset(weights: str | Path) -> str:
     """The preset whose model the checkpoint ``weights`` holds (ours: its saved configuration;
     Pytorch_Retinaface's: recognised from its keys); ValueError when it is no preset's."""
-    from ..checkpoints import load_model
+    from ..checkpoints import checkpoint_config
     from ..presets import presets
 
-    config = load_model(weights).config
+    config = checkpoint_config(weights)
     if presets().get(config.name) != config:
         raise ValueError(f"{weights}: its model ({config.name}, modified) is no preset's; pass --preset "
                          "(and --attention-stage)")
