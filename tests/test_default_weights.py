@@ -71,6 +71,9 @@ def test_fine_tuning_starts_from_the_shipped_checkpoint(default_detector, dlib_f
     assert f"--preset {default_detector.config.name}" in out.stderr
     tuned = Detector(weights=tmp_path / "ft" / "last.pth")
     assert tuned.config == default_detector.config
+    # it keeps the input size the shipped weights record, so detection does not silently change scale
+    assert (tuned.recommended_size, tuned.recommended_max_size) == (640, 1365)
+    assert "keep the input size" in out.stderr
     shipped = torch.load(default_weights_path(), map_location="cpu", weights_only=True)["model"]
     changed = torch.load(tmp_path / "ft" / "last.pth", map_location="cpu", weights_only=True)["model"]
     assert any(not torch.equal(shipped[k], changed[k]) for k in shipped)  # two SGD steps did move it

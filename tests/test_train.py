@@ -172,6 +172,27 @@ def test_fine_tuning_inserts_polynl_and_freezes_all_but_block_and_heads(dlib_rec
     assert after["attention.norm.bias"].abs().sum() > 0  # the inserted block trains
 
 
+
+def test_fine_tuned_and_resumed_checkpoints_keep_the_recorded_input_size(dlib_records, tmp_path):
+    """The input size a starting checkpoint records (``inference``) survives fine-tuning and
+    resuming; a run from scratch records none."""
+    from retinaface_polynl.checkpoints import load_model
+    from retinaface_polynl.models.retinaface import RetinaFace
+    from retinaface_polynl.presets import get_preset
+
+    hint = {"size": 320, "max_size": 700}
+    save_checkpoint(tmp_path / "hinted.pth", RetinaFace(get_preset("r18x025")), get_preset("r18x025"),
+                    inference=hint)
+    config = TrainConfig(preset="r18x025", batch_size=2, image_size=128, workers=0, max_iters=1, seed=0)
+    Trainer(config, dlib_records, tmp_path / "ft", weights=tmp_path / "hinted.pth", progress=False).fit()
+    assert load_model(tmp_path / "ft" / "last.pth").extra["inference"] == hint
+    Trainer(config.replace(max_iters=2), dlib_records, tmp_path / "ft", resume=tmp_path / "ft" / "last.pth",
+            progress=False).fit()
+    resumed = load_model(tmp_path / "ft" / "last.pth")
+    assert resumed.extra["iteration"] == 2 and resumed.extra["inference"] == hint
+    Trainer(config, dlib_records, tmp_path / "scratch", progress=False).fit()
+    assert "inference" not in load_model(tmp_path / "scratch" / "last.pth").extra
+
 WORKER = textwrap.dedent(
     """
     import sys, torch

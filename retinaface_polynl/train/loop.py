@@ -63,9 +63,10 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def build_model(config: TrainConfig, weights: str | Path | None = None, backbone_weights: str | Path | None = None):
-    """The model to train: the preset from scratch (optionally an ImageNet backbone), or
-    started from ``weights`` (ours or Pytorch_Retinaface's; a Poly-NL block the
-    checkpoint lacks is inserted as an identity)."""
+    """(model, its configuration, input-size hint): the preset from scratch (optionally an
+    ImageNet backbone; no hint), or started from ``weights`` (ours or Pytorch_Retinaface's;
+    a Poly-NL block the checkpoint lacks is inserted as an identity), keeping the
+    ``inference`` input size that checkpoint records, if any."""
     from ..checkpoints import CheckpointMismatchError, load_model
     from ..models.retinaface import RetinaFace
 
@@ -85,8 +86,13 @@ def build_model(config: TrainConfig, weights: str | Path | None = None, backbone
                              "Poly-NL block can be added, not removed)") from None
         if loaded.initialised:
             log.info("started %s from %s; new: %s", model_config.name, weights, ", ".join(loaded.initialised))
-        return loaded.model, model_config
-    return RetinaFace(model_config, pretrained_backbone=backbone_weights), model_config
+        inference = loaded.extra.get("inference")
+        if inference:
+            log.info("the checkpoints keep the input size %s records, inference = %s (detect resizes pictures "
+                     "to it; --size there overrides it)", weights, inference)
+        return loaded.model, model_config, inference
+    return RetinaFace(model_config, pretrained_backbone=backbone_weights), model_config, None
+
 
 
 def weights_preset(weights: str | Path) -> str:
@@ -151,7 +157,8 @@ class Trainer:
         if resume is not None and weights is not None:
             log.warning("--weights %s ignored: resuming from %s", weights, resume)
 
-        model, self.model_config = build_model(config, None if resume else weights, backbone_weights)
+        # input size the starting checkpoint records (a resumed run takes its own in load_state)
+        model, self.model_config, self.inference = build_model(config, None if resume else weights, backbone_weights)
         if config.sync_bn and self.info.distributed:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
@@ -209,8 +216,11 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """The training state stored next to the model in every checkpoint."""
-        return {
+        """The training state stored next to the model in every checkpoint (and the input-size
+        hint ``inference`` when the starting checkpoint had one, so that fine-tuning the shipped
+        weights does not silently change the size pictures are detected at)."""
+        hint = {"inference": self.inference} if self.inference else {}
+        return hint | {
             "train_config": self.config.to_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -232,6 +242,7 @@ class Trainer:
             self.scaler.load_state_dict(obj["scaler"])
         self.iteration = int(obj["iteration"])
         self.best_ap = obj.get("best_ap")
+        self.inference = obj.get("inference")
         if obj.get("iters_per_epoch") not in (None, self.iters_per_epoch):
             log.warning("%s was written with %s iterations per epoch, this run has %d (batch size, data or "
                         "world size changed): epochs will not line up", path, obj["iters_per_epoch"],
