@@ -94,7 +94,6 @@ def build_model(config: TrainConfig, weights: str | Path | None = None, backbone
     return RetinaFace(model_config, pretrained_backbone=backbone_weights), model_config, None
 
 
-
 def weights_preset(weights: str | Path) -> str:
     """The preset whose model the checkpoint ``weights`` holds (ours: its saved configuration;
     Pytorch_Retinaface's: recognised from its keys); ValueError when it is no preset's."""
