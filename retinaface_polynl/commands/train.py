@@ -32,6 +32,8 @@ _OVERRIDES = {
     "landmark_weight": "landmark_weight", "crop_scales": "crop_scales", "mirror_prob": "mirror_prob",
     "expand_prob": "expand_prob", "expand_ratio": "expand_ratio", "distill": "distill_teacher",
     "distill_weight": "distill_weight", "distill_temperature": "distill_temperature",
+    "small_face_prob": "small_face_prob", "small_face_range": "small_face_range", "mix": "mix",
+    "epoch_size": "epoch_size",
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False)}
@@ -58,9 +60,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--folds 1-7 --val-labels ../shared/data/faces_fddb --val-folds 8 --output runs/fddb",
     )
     d = p.add_argument_group("data")
-    d.add_argument("--labels", required=True, metavar="FILE", help="training annotations (any supported layout)")
-    d.add_argument("--images", metavar="DIR", help="image root (default depends on the layout)")
-    d.add_argument("--folds", metavar="SPEC", help="FDDB folds, e.g. 1-7 or 1,3,5 (default: all)")
+    d.add_argument("--labels", required=True, metavar="FILE", action="append",
+                   help="training annotations (any supported layout); give it several times to train on several "
+                   "sets at once, drawn in the --mix proportions")
+    d.add_argument("--images", metavar="DIR", action="append",
+                   help="image root (default depends on the layout); once for all sets, or once per --labels")
+    d.add_argument("--folds", metavar="SPEC", help="FDDB folds, e.g. 1-7 or 1,3,5, for the FDDB sets (default: all)")
+    d.add_argument("--mix", type=_floats, metavar="W1,W2", help="with several --labels: the share of each set in "
+                   "the draws, e.g. 0.3,0.4,0.3 (default: in proportion to their numbers of images)")
+    d.add_argument("--epoch-size", type=int, metavar="N", help="images drawn per epoch (default: all training "
+                   "images, summed over the sets)")
     d.add_argument("--val-labels", metavar="FILE", help="validation annotations (AP@0.5 every --val-every "
                    "epochs and at the end; the best is kept as OUTPUT/best.pth; default: no validation)")
     d.add_argument("--val-images", metavar="DIR", help="validation image root (default depends on the layout)")
@@ -122,6 +131,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     o.add_argument("--expand-prob", type=float, metavar="P", help="probability of zooming out before the crop, for "
                    "small faces (default: 0)")
     o.add_argument("--expand-ratio", type=float, metavar="R", help="largest zoom-out factor (default: 2)")
+    o.add_argument("--small-face-prob", type=float, metavar="P", help="probability of data-anchor sampling aimed "
+                   "at small faces: one face drawn at random is shown at a size from --small-face-range, its "
+                   "neighbours scaled with it (default: 0)")
+    o.add_argument("--small-face-range", type=_floats, metavar="LO,HI", help="longer side in pixels, at the "
+                   "training size, of the face drawn by --small-face-prob (default: 6,40)")
     o.add_argument("--no-distort", action="store_true", help="no photometric distortion (default: random "
                    "brightness, contrast, saturation and hue)")
     o.add_argument("--distill", metavar="TEACHER", help="also pull the face scores towards this detector's (ours "
@@ -201,8 +215,17 @@ def run(args: argparse.Namespace) -> int:
         args.preset = weights_preset(args.weights)
         log.info("--preset %s (the --weights checkpoint's)", args.preset)
     config = build_config(args, saved)
-    records = load_annotations(args.labels, args.images, folds=args.folds)
-    check_images(records, args.labels, "--images")
+    labels = args.labels
+    images = args.images or [None]
+    if len(images) not in (1, len(labels)):
+        raise ValueError(f"{len(images)} --images for {len(labels)} --labels: give one for all, or one per --labels")
+    images = images * len(labels) if len(images) == 1 else images
+    sets = []
+    for lab, img in zip(labels, images):
+        sets.append(load_annotations(lab, img, folds=args.folds))
+        check_images(sets[-1], lab, "--images")
+    records = [r for s in sets for r in s]
+    set_sizes = [len(s) for s in sets] if len(sets) > 1 else None
     val_records = None
     if args.val_labels:
         val_records = load_annotations(args.val_labels, args.val_images, folds=args.val_folds)
@@ -210,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         trainer = Trainer(config, records, args.output, weights=args.weights, resume=resume, device=args.device,
                           val_records=val_records, backbone_weights=args.backbone_weights,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, set_sizes=set_sizes)
         result = trainer.fit()
         if trainer.info.is_main:
             best = f", best {result.best}" if result.best else ""

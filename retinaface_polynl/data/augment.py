@@ -16,6 +16,7 @@ subtracts ``(x0, y0)``.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -33,15 +34,27 @@ INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_N
 
 @dataclass
 class FaceSample:
-    """An image (BGR uint8, H x W x 3) and its faces in its pixels."""
+    """An image (BGR uint8, H x W x 3), its faces and its ignore regions (boxes that are
+    neither face nor background, :class:`~.records.ImageRecord`) in its pixels."""
 
     image: np.ndarray
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_LANDMARKS, 2), np.float32))
     has_landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))
+    ignore: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
     def select(self, keep: np.ndarray) -> "FaceSample":
-        return FaceSample(self.image, self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep])
+        return FaceSample(self.image, self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep], self.ignore)
+
+    def replace(self, **changes) -> "FaceSample":
+        return dataclasses.replace(self, **changes)
+
+
+def _clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    boxes = boxes.copy()
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
+    return boxes
 
 
 def crop(sample: FaceSample, x0: int, y0: int, width: int, height: int, min_face_size: float = 0.0) -> FaceSample:
@@ -49,7 +62,9 @@ def crop(sample: FaceSample, x0: int, y0: int, width: int, height: int, min_face
 
     Faces whose box centre lies inside the window are kept, their boxes clipped to
     it; every coordinate moves by ``(-x0, -y0)``.  Kept faces narrower or shorter
-    than ``min_face_size`` (window pixels, after clipping) are dropped.
+    than ``min_face_size`` (window pixels, after clipping) are dropped, and become
+    ignore regions (a face too small to learn is still no background); ignore
+    regions are clipped to the window, those outside it dropped.
     """
     image = sample.image[y0 : y0 + height, x0 : x0 + width]
     b = sample.boxes
@@ -58,13 +73,13 @@ def crop(sample: FaceSample, x0: int, y0: int, width: int, height: int, min_face
         (centres[:, 0] >= x0) & (centres[:, 0] < x0 + width) & (centres[:, 1] >= y0) & (centres[:, 1] < y0 + height)
     )
     offset = np.asarray([x0, y0], np.float32)
-    boxes = b[inside] - np.tile(offset, 2)
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
+    boxes = _clip_boxes(b[inside] - np.tile(offset, 2), width, height)
     landmarks = sample.landmarks[inside] - offset
     has = sample.has_landmarks[inside]
     big = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= max(min_face_size, 1e-6)
-    return FaceSample(image, boxes[big], landmarks[big], has[big])
+    ignore = _clip_boxes(np.concatenate([sample.ignore - np.tile(offset, 2), boxes[~big]]), width, height)
+    ignore = ignore[((ignore[:, 2] - ignore[:, 0]) > 0) & ((ignore[:, 3] - ignore[:, 1]) > 0)]
+    return FaceSample(image, boxes[big], landmarks[big], has[big], ignore)
 
 
 def random_square_crop(
@@ -108,7 +123,76 @@ def expand(sample: FaceSample, rng: np.random.Generator, max_ratio: float, fill:
     canvas[...] = np.asarray(fill, np.float32).round().astype(np.uint8)
     canvas[y0 : y0 + h, x0 : x0 + w] = sample.image
     offset = np.asarray([x0, y0], np.float32)
-    return FaceSample(canvas, sample.boxes + np.tile(offset, 2), sample.landmarks + offset, sample.has_landmarks)
+    return FaceSample(canvas, sample.boxes + np.tile(offset, 2), sample.landmarks + offset, sample.has_landmarks,
+                      sample.ignore + np.tile(offset, 2))
+
+
+def translate(sample: FaceSample, dx: float, dy: float) -> FaceSample:
+    """Every coordinate moved by ``(dx, dy)`` (the image unchanged)."""
+    offset = np.asarray([dx, dy], np.float32)
+    return FaceSample(sample.image, sample.boxes + np.tile(offset, 2), sample.landmarks + offset, sample.has_landmarks,
+                      sample.ignore + np.tile(offset, 2))
+
+
+def crop_padded(sample: FaceSample, x0: int, y0: int, side: int, min_face_size: float = 0.0,
+                fill: Sequence[float] = BGR_MEAN) -> FaceSample:
+    """The ``side x side`` window at ``(x0, y0)``, which may reach past the image: the
+    part outside it is the mean colour (as :func:`crop` otherwise)."""
+    h, w = sample.image.shape[:2]
+    left, top = max(0, -x0), max(0, -y0)
+    right, bottom = max(0, x0 + side - w), max(0, y0 + side - h)
+    if left or top or right or bottom:
+        colour = [float(c) for c in np.asarray(fill, np.float32).round()]
+        image = cv2.copyMakeBorder(sample.image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=colour)
+        sample = translate(sample, left, top).replace(image=image)
+    return crop(sample, x0 + left, y0 + top, side, side, min_face_size)
+
+
+def face_sizes(boxes: np.ndarray) -> np.ndarray:
+    """(N,) each box's longer side, the size by which faces are bucketed and sampled."""
+    return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
+def small_face_crop(
+    sample: FaceSample,
+    rng: np.random.Generator,
+    out_size: int,
+    size_range: tuple[float, float] = (6.0, 40.0),
+    min_face_size: float = 0.0,
+) -> tuple[FaceSample, int] | None:
+    """Data-anchor sampling (PyramidBox), aimed at small faces: one face drawn at random
+    is given a size drawn log-uniformly from ``size_range`` (longer side, pixels at the
+    training resolution ``out_size``), and the ``out_size`` window around it (placed at
+    random so that it holds the whole face, inside the picture where the picture allows)
+    is cut at that scale.  Every face of the picture keeps the same scale, so its
+    neighbours in a crowd become as small as it.
+
+    Returns ``(window, index of the drawn face in the window)`` with the window not yet
+    resized (call :func:`resize` to ``out_size``), or ``None`` when the picture has no face.
+    """
+    if not len(sample.boxes):
+        return None
+    sizes = face_sizes(sample.boxes)
+    i = int(rng.integers(len(sizes)))
+    lo, hi = size_range
+    target = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    side = max(1, int(round(out_size * sizes[i] / max(target, 1e-6))))
+    h, w = sample.image.shape[:2]
+    b = sample.boxes[i]
+
+    def place(lo_: float, hi_: float, extent: int) -> int:
+        inside_lo, inside_hi = (0, extent - side) if extent >= side else (extent - side, 0)
+        a, z = max(lo_, inside_lo), min(hi_, inside_hi)
+        if a > z:
+            a, z = lo_, hi_
+        return int(np.floor(rng.uniform(a, z))) if z > a else int(np.floor(a))
+
+    x0 = place(b[2] - side, b[0], w)
+    y0 = place(b[3] - side, b[1], h)
+    window = crop_padded(sample, x0, y0, side, min_face_size * side / out_size)
+    shifted = b - np.asarray([x0, y0, x0, y0], np.float32)
+    index = int(np.argmin(np.abs(window.boxes - shifted).sum(1))) if len(window.boxes) else -1
+    return window, index
 
 
 def pad_to_square(sample: FaceSample, fill: Sequence[float] = BGR_MEAN) -> FaceSample:
@@ -120,7 +204,7 @@ def pad_to_square(sample: FaceSample, fill: Sequence[float] = BGR_MEAN) -> FaceS
     out = np.empty((side, side, 3), np.uint8)
     out[...] = np.asarray(fill, np.float32).round().astype(np.uint8)
     out[:h, :w] = sample.image
-    return FaceSample(out, sample.boxes, sample.landmarks, sample.has_landmarks)
+    return sample.replace(image=out)
 
 
 def mirror(sample: FaceSample) -> FaceSample:
@@ -131,7 +215,9 @@ def mirror(sample: FaceSample) -> FaceSample:
     boxes[:, 0], boxes[:, 2] = w - sample.boxes[:, 2], w - sample.boxes[:, 0]
     landmarks = sample.landmarks[:, list(MIRROR_LANDMARK_ORDER)].copy()
     landmarks[..., 0] = w - landmarks[..., 0]
-    return FaceSample(image, boxes, landmarks, sample.has_landmarks.copy())
+    ignore = sample.ignore.copy()
+    ignore[:, 0], ignore[:, 2] = w - sample.ignore[:, 2], w - sample.ignore[:, 0]
+    return FaceSample(image, boxes, landmarks, sample.has_landmarks.copy(), ignore)
 
 
 def resize(sample: FaceSample, width: int, height: int, interpolation: int = cv2.INTER_LINEAR) -> FaceSample:
@@ -140,7 +226,8 @@ def resize(sample: FaceSample, width: int, height: int, interpolation: int = cv2
     sx, sy = width / w, height / h
     image = cv2.resize(sample.image, (width, height), interpolation=interpolation)
     scale = np.asarray([sx, sy], np.float32)
-    return FaceSample(image, sample.boxes * np.tile(scale, 2), sample.landmarks * scale, sample.has_landmarks)
+    return FaceSample(image, sample.boxes * np.tile(scale, 2), sample.landmarks * scale, sample.has_landmarks,
+                      sample.ignore * np.tile(scale, 2))
 
 
 def photometric_distort(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -182,6 +269,9 @@ class TrainAugment:
             otherwise bilinear.
         expand_prob, expand_ratio: probability of :func:`expand` (zoom out by up to
             ``expand_ratio``) before the crop; 0 (RetinaFace's recipe) never does.
+        small_face_prob, small_face_range: probability of :func:`small_face_crop` instead
+            of the expand-and-crop path: a face drawn at random is shown at a size drawn
+            from ``small_face_range`` (longer side, pixels at ``image_size``).
     """
 
     image_size: int = 640
@@ -192,17 +282,24 @@ class TrainAugment:
     random_interpolation: bool = True
     expand_prob: float = 0.0
     expand_ratio: float = 2.0
+    small_face_prob: float = 0.0
+    small_face_range: tuple[float, float] = (6.0, 40.0)
 
     def __call__(self, sample: FaceSample, rng: np.random.Generator) -> FaceSample:
         cropped = False
-        if self.expand_prob > 0 and rng.random() < self.expand_prob:
+        small = None
+        if self.small_face_prob > 0 and rng.random() < self.small_face_prob:
+            small = small_face_crop(sample, rng, self.image_size, self.small_face_range, self.min_face_size)
+        if small is not None:
+            sample, cropped = small[0], True
+        elif self.expand_prob > 0 and rng.random() < self.expand_prob:
             sample = expand(sample, rng, self.expand_ratio)
-        if self.crop_scales:
+        if self.crop_scales and small is None:
             sample, cropped = random_square_crop(
                 sample, rng, self.crop_scales, out_size=self.image_size, min_face_size=self.min_face_size
             )
         if self.distort:
-            sample = FaceSample(photometric_distort(sample.image, rng), sample.boxes, sample.landmarks, sample.has_landmarks)
+            sample = sample.replace(image=photometric_distort(sample.image, rng))
         if not cropped:
             sample = pad_to_square(sample)
         if rng.random() < self.mirror_prob:

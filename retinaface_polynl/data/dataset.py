@@ -27,7 +27,8 @@ Transform = Callable[[FaceSample, np.random.Generator], FaceSample]
 
 def sample_from_record(record: ImageRecord) -> FaceSample:
     """Read the record's image (BGR uint8) into a :class:`FaceSample`."""
-    return FaceSample(read_image(record.path), record.boxes.copy(), record.landmarks.copy(), record.has_landmarks.copy())
+    return FaceSample(read_image(record.path), record.boxes.copy(), record.landmarks.copy(), record.has_landmarks.copy(),
+                      record.ignore.copy())
 
 
 def sample_to_tensors(sample: FaceSample) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -37,6 +38,7 @@ def sample_to_tensors(sample: FaceSample) -> tuple[torch.Tensor, dict[str, torch
         "boxes": torch.from_numpy(np.ascontiguousarray(sample.boxes, np.float32)).reshape(-1, 4),
         "landmarks": torch.from_numpy(np.ascontiguousarray(sample.landmarks, np.float32)).reshape(-1, 5, 2),
         "has_landmarks": torch.from_numpy(np.ascontiguousarray(sample.has_landmarks, bool)).reshape(-1),
+        "ignore": torch.from_numpy(np.ascontiguousarray(sample.ignore, np.float32)).reshape(-1, 4),
     }
     return image, target
 
@@ -113,6 +115,58 @@ class ResumableDistributedSampler(DistributedSampler):
         return max(0, self.num_samples - self.skip)
 
 
+class MixtureSampler(torch.utils.data.Sampler[int]):
+    """Draws from several training sets in stated proportions, resumably and split across ranks.
+
+    The dataset holds the sets one after another (``sizes`` records each).  Each epoch
+    is ``epoch_size`` draws (default: all records): each draw picks set ``k`` with
+    probability ``weights[k] / sum(weights)`` and then one of its images, without
+    replacement within the epoch until the set is used up (then it starts over),
+    all from a generator seeded by ``(seed, epoch)``.  Rank ``r`` of ``n`` takes draws
+    ``r, r + n, ...``, and ``set_epoch(epoch, skip)`` starts after this rank's first
+    ``skip`` draws, as :class:`ResumableDistributedSampler` does.
+    """
+
+    def __init__(self, sizes: Sequence[int], weights: Sequence[float], epoch_size: int | None = None,
+                 num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+        if len(sizes) != len(weights):
+            raise ValueError(f"{len(weights)} mixture weights for {len(sizes)} training sets")
+        if any(s <= 0 for s in sizes):
+            raise ValueError(f"every training set needs an image, got sizes {list(sizes)}")
+        if any(w < 0 for w in weights) or not sum(weights) > 0:
+            raise ValueError(f"mixture weights must be >= 0 with a positive sum, got {list(weights)}")
+        self.sizes = [int(s) for s in sizes]
+        self.probs = np.asarray(weights, np.float64) / float(sum(weights))
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        self.epoch_size = int(epoch_size or sum(self.sizes))
+        self.num_replicas, self.rank, self.seed = num_replicas, rank, seed
+        self.num_samples = self.epoch_size // num_replicas
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = int(epoch), int(skip)
+
+    def draws(self) -> np.ndarray:
+        """This epoch's dataset indices for every rank (``epoch_size`` of them, rounded down
+        to a multiple of the number of ranks)."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        which = rng.choice(len(self.sizes), size=self.num_samples * self.num_replicas, p=self.probs)
+        out = np.empty(len(which), np.int64)
+        for k, size in enumerate(self.sizes):
+            pos = np.flatnonzero(which == k)
+            rounds = -(-len(pos) // size) if len(pos) else 0
+            order = np.concatenate([rng.permutation(size) for _ in range(rounds)]) if rounds else np.zeros(0, np.int64)
+            out[pos] = self.offsets[k] + order[: len(pos)]
+        return out
+
+    def __iter__(self) -> Iterator[int]:
+        mine = self.draws()[self.rank :: self.num_replicas]
+        return iter(mine[self.skip :].tolist())
+
+    def __len__(self) -> int:
+        return max(0, self.num_samples - self.skip)
+
+
 def _init_worker(_worker_id: int) -> None:
     """One OpenCV thread per worker process: the workers are the parallelism."""
     import cv2
@@ -129,9 +183,12 @@ def build_loader(
     rank: int = 0,
     seed: int = 0,
     pin_memory: bool = False,
-) -> tuple[DataLoader, ResumableDistributedSampler]:
-    """A shuffling loader over this rank's share (incomplete last batches dropped)."""
-    sampler = ResumableDistributedSampler(dataset, num_replicas=num_replicas, rank=rank, seed=seed, drop_last=False)
+    sampler: "MixtureSampler | None" = None,
+) -> tuple[DataLoader, "ResumableDistributedSampler | MixtureSampler"]:
+    """A shuffling loader over this rank's share (incomplete last batches dropped); ``sampler``
+    (a :class:`MixtureSampler`) replaces the uniform shuffle."""
+    if sampler is None:
+        sampler = ResumableDistributedSampler(dataset, num_replicas=num_replicas, rank=rank, seed=seed, drop_last=False)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,

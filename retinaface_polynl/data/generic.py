@@ -7,7 +7,9 @@ JSON, any of::
     {"a.jpg": [[x1, y1, x2, y2], ...], ...}
     {"a.jpg": {"boxes": [...], "landmarks": [...]}, ...}
 
-A face whose landmarks are ``null`` (or an image without a ``landmarks`` key)
+An optional ``"ignore": [[x1, y1, x2, y2], ...]`` (list or dict entries) marks regions
+that hold faces left unannotated: training treats anchors there as neither face nor
+background.  A face whose landmarks are ``null`` (or an image without a ``landmarks`` key)
 has no landmarks.  CSV, with a header row, one face per row (an image with no
 face: one row with empty box fields)::
 
@@ -51,20 +53,20 @@ def records_from_json_object(data, images_dir: Path) -> list[ImageRecord]:
         for e in data:
             if not isinstance(e, dict) or "image" not in e:
                 raise ValueError("generic JSON list entries need an 'image' key")
-            items.append((e["image"], e.get("boxes", []), e.get("landmarks")))
+            items.append((e["image"], e.get("boxes", []), e.get("landmarks"), e.get("ignore")))
     elif isinstance(data, dict):
         for name, v in data.items():
             if isinstance(v, dict):
-                items.append((name, v.get("boxes", []), v.get("landmarks")))
+                items.append((name, v.get("boxes", []), v.get("landmarks"), v.get("ignore")))
             else:
-                items.append((name, v, None))
+                items.append((name, v, None, None))
     else:
         raise ValueError("generic JSON must be a list of {image, boxes} or a {image: boxes} mapping")
     records = []
-    for name, boxes, landmarks in items:
+    for name, boxes, landmarks, ignore in items:
         b = np.asarray(boxes, np.float32).reshape(-1, 4)
         lms, has = _face_landmarks(landmarks, len(b))
-        records.append(ImageRecord(images_dir / name, b, lms, has))
+        records.append(ImageRecord(images_dir / name, b, lms, has, ignore))
     return records
 
 

@@ -11,6 +11,10 @@ layout                 recognised by
                        ``FDDB-fold-XX.txt`` name list; or the ``faces_fddb`` folder
 ``fddb_json``          JSON whose entries carry ``ellipses`` (faces_fddb/annotations.json)
 ``dlib``               XML (imglab ``<dataset>``)
+``voc``                PASCAL VOC XML (``<annotation>``), a folder of them, or a
+                       list of names beside an ``annotations/`` folder (faces_mask)
+``webfaces``           lines of an image name and 8 numbers (Caltech Web Faces
+                       ``landmarks.txt``: eyes, nose, mouth centre)
 ``json``               any other JSON (the generic layout, see :mod:`.generic`)
 ``csv``                comma-separated text with an ``image`` header column
 =====================  ==========================================================
@@ -25,11 +29,13 @@ from .dlib_xml import read_dlib_xml
 from .fddb import read_fddb_annotations_json, read_fddb_folds
 from .generic import read_generic_csv, records_from_json_object
 from .records import ImageRecord, summarize
+from .voc import is_voc_name_list, is_voc_xml, read_voc
+from .webfaces import is_webfaces_file, read_webfaces
 from .wider import read_retinaface_labels, read_wider_bbx_gt
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("retinaface", "wider", "fddb", "fddb_json", "dlib", "json", "csv")
+LAYOUTS = ("retinaface", "wider", "fddb", "fddb_json", "dlib", "voc", "webfaces", "json", "csv")
 
 
 def _is_number(s: str) -> bool:
@@ -50,7 +56,10 @@ def detect_layout(path: str | Path) -> str:
             return detect_layout(path / "annotations.json")
         if (path / "FDDB-folds").is_dir():
             return "fddb"
-        raise ValueError(f"{path}: a folder, but neither FDDB-folds nor a faces_fddb folder")
+        first_xml = next(iter(sorted(path.glob("*.xml"))), None)
+        if first_xml is not None and is_voc_xml(first_xml):
+            return "voc"
+        raise ValueError(f"{path}: a folder, but neither FDDB-folds, a faces_fddb folder nor VOC XML files")
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -59,7 +68,7 @@ def detect_layout(path: str | Path) -> str:
     if not text:
         raise ValueError(f"{path}: empty annotation file")
     if text.startswith("<"):
-        return "dlib"
+        return "voc" if is_voc_xml(path) else "dlib"
     if text[0] in "[{":
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and data and all(isinstance(v, dict) and "ellipses" in v for v in list(data.values())[:5]):
@@ -68,6 +77,10 @@ def detect_layout(path: str | Path) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if lines[0].startswith("#"):
         return "retinaface"
+    if is_webfaces_file(path, text):
+        return "webfaces"
+    if len(lines[0].split()) == 1 and is_voc_name_list(path):
+        return "voc"
     if "," in lines[0] and "image" in [c.strip() for c in lines[0].split(",")]:
         return "csv"
     if len(lines) >= 3 and lines[1].isdigit():
@@ -84,7 +97,8 @@ def detect_layout(path: str | Path) -> str:
             return "fddb"
     raise ValueError(
         f"{path}: unrecognised annotation layout; expected RetinaFace label.txt, wider_face_*_bbx_gt.txt, "
-        "FDDB folds/annotations.json, dlib XML, or the generic JSON/CSV (see retinaface_polynl.data.generic)"
+        "FDDB folds/annotations.json, dlib XML, VOC XML (or a name list beside annotations/), Web Faces "
+        "landmarks.txt, or the generic JSON/CSV (see retinaface_polynl.data.generic)"
     )
 
 
@@ -127,6 +141,10 @@ def load_annotations(
         records = read_fddb_annotations_json(labels, images, folds)
     elif layout == "dlib":
         records = read_dlib_xml(labels, images)
+    elif layout == "voc":
+        records = read_voc(labels, images)
+    elif layout == "webfaces":
+        records = read_webfaces(labels, images)
     elif layout == "json":
         records = records_from_json_object(json.loads(labels.read_text(encoding="utf-8")),
                                            Path(images) if images else labels.parent)

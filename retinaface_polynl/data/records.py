@@ -8,6 +8,9 @@ Conventions (those of :mod:`retinaface_polynl.anchors`):
     * boxes are ``(x1, y1, x2, y2)`` in the image's pixels, ``x2 = x + w``;
     * landmarks are ``(N, 5, 2)``: left eye, right eye, nose, left and right
       mouth corners, "left" meaning the image's left;
+    * ``ignore`` boxes mark regions that hold faces the annotation does not
+      give (the unannotated back rows of a group photo, a face a teacher is
+      unsure of): anchors there are neither positives nor negatives;
     * a face without landmarks has ``has_landmarks[i] = False`` (its landmark
       values are zeros and never read), never a magic ``-1`` label.
 """
@@ -30,12 +33,14 @@ class ImageRecord:
         boxes: (N, 4) float32 ``x1, y1, x2, y2``.
         landmarks: (N, 5, 2) float32 pixel coordinates (zeros where absent).
         has_landmarks: (N,) bool, whether face ``i`` has landmarks.
+        ignore: (M, 4) float32 ``x1, y1, x2, y2`` regions neither face nor background.
     """
 
     path: Path
     boxes: np.ndarray
     landmarks: np.ndarray
     has_landmarks: np.ndarray
+    ignore: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -43,10 +48,11 @@ class ImageRecord:
         n = len(self.boxes)
         self.landmarks = np.asarray(self.landmarks, np.float32).reshape(n, NUM_LANDMARKS, 2)
         self.has_landmarks = np.asarray(self.has_landmarks, bool).reshape(n)
+        self.ignore = np.asarray([] if self.ignore is None else self.ignore, np.float32).reshape(-1, 4)
 
     @classmethod
-    def from_boxes(cls, path: str | Path, boxes, landmarks=None, has_landmarks=None) -> "ImageRecord":
-        """A record from boxes, with optional landmarks (all faces, or flagged per face)."""
+    def from_boxes(cls, path: str | Path, boxes, landmarks=None, has_landmarks=None, ignore=None) -> "ImageRecord":
+        """A record from boxes, with optional landmarks (all faces, or flagged per face) and ignore regions."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         n = len(boxes)
         if landmarks is None:
@@ -54,7 +60,7 @@ class ImageRecord:
             has_landmarks = np.zeros(n, bool)
         elif has_landmarks is None:
             has_landmarks = np.ones(n, bool)
-        return cls(Path(path), boxes, landmarks, has_landmarks)
+        return cls(Path(path), boxes, landmarks, has_landmarks, ignore)
 
     def __len__(self) -> int:
         return len(self.boxes)

@@ -67,7 +67,13 @@ class TrainConfig:
     mirror_prob: float = 0.5
     expand_prob: float = 0.0  # zoom out (SSD "expand") before the crop, for small faces
     expand_ratio: float = 2.0
+    small_face_prob: float = 0.0  # data-anchor sampling towards small faces (``data.augment.small_face_crop``)
+    small_face_range: tuple[float, float] = (6.0, 40.0)  # longer side of the drawn face, px at image_size
     min_face_size: float = 2.0
+    # several training sets at once (``--labels`` given more than once): their draw weights
+    # (empty: in proportion to their sizes) and the draws per epoch (None: all their images)
+    mix: tuple[float, ...] = ()
+    epoch_size: int | None = None
     # runtime
     workers: int = 4
     seed: int = 0
@@ -82,6 +88,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.milestones = tuple(float(m) for m in self.milestones)
         self.crop_scales = tuple(float(s) for s in self.crop_scales)
+        self.small_face_range = tuple(float(s) for s in self.small_face_range)
+        self.mix = tuple(float(m) for m in self.mix)
         self.validate()
 
     def validate(self) -> None:
@@ -110,6 +118,15 @@ class TrainConfig:
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ValueError(f"distill_weight must be >= 0 and distill_temperature > 0, got {self.distill_weight}, "
                              f"{self.distill_temperature}")
+        if not 0 <= self.small_face_prob <= 1:
+            raise ValueError(f"small_face_prob must lie in [0, 1], got {self.small_face_prob}")
+        lo_hi = self.small_face_range
+        if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1] < self.image_size:
+            raise ValueError(f"small_face_range must be two sizes 1 <= lo <= hi < image_size, got {lo_hi}")
+        if any(m < 0 for m in self.mix) or (self.mix and not sum(self.mix) > 0):
+            raise ValueError(f"mix weights must be >= 0 with a positive sum, got {self.mix}")
+        if self.epoch_size is not None and self.epoch_size <= 0:
+            raise ValueError(f"epoch_size must be positive, got {self.epoch_size}")
         if self.keep_checkpoints < 1:
             raise ValueError("keep_checkpoints must be at least 1")
 
@@ -124,6 +141,8 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
         d["crop_scales"] = list(self.crop_scales)
+        d["small_face_range"] = list(self.small_face_range)
+        d["mix"] = list(self.mix)
         return d
 
     @classmethod

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..data.augment import TrainAugment
-from ..data.dataset import FaceDataset, build_loader
+from ..data.dataset import FaceDataset, MixtureSampler, build_loader
 from ..data.records import ImageRecord, summarize
 from .config import TrainConfig
 from .distill import distillation_loss, load_teacher
@@ -126,6 +126,8 @@ class Trainer:
         resume: training checkpoint to continue from.
         device: ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun each process takes ``cuda:LOCAL_RANK``).
         val_records: optional validation set (AP at IoU 0.5 each ``val_every`` epochs).
+        set_sizes: ``records`` is several training sets one after another, of these sizes:
+            batches draw from them in the proportions ``config.mix`` (default: their sizes).
         backbone_weights: optional ImageNet state dict for the backbone (from scratch only).
         progress: show a tqdm bar (main process only).
     """
@@ -142,6 +144,7 @@ class Trainer:
         backbone_weights: str | Path | None = None,
         progress: bool = True,
         dist_info: DistInfo | None = None,
+        set_sizes: list[int] | None = None,
     ) -> None:
         self.config = config
         self.output = Path(output)
@@ -184,11 +187,22 @@ class Trainer:
         augment = TrainAugment(
             size, config.crop_scales, config.distort, config.mirror_prob, config.min_face_size,
             expand_prob=config.expand_prob, expand_ratio=config.expand_ratio,
+            small_face_prob=config.small_face_prob, small_face_range=config.small_face_range,
         )
         self.dataset = FaceDataset(records, augment, seed=config.seed)
+        sampler = None
+        if set_sizes is not None or config.mix or config.epoch_size:
+            sizes = list(set_sizes) if set_sizes is not None else [len(records)]
+            if sum(sizes) != len(records):
+                raise ValueError(f"set sizes {sizes} do not add up to the {len(records)} training records")
+            weights = config.mix or sizes
+            if len(weights) != len(sizes):
+                raise ValueError(f"{len(weights)} --mix weights for {len(sizes)} training sets")
+            sampler = MixtureSampler(sizes, weights, config.epoch_size, self.info.world_size, self.info.rank,
+                                     config.seed)
         self.loader, self.sampler = build_loader(
             self.dataset, config.batch_size, config.workers, self.info.world_size, self.info.rank, config.seed,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=self.device.type == "cuda", sampler=sampler,
         )
         self.iters_per_epoch = len(self.sampler) // config.batch_size
         if self.iters_per_epoch == 0:

@@ -2,7 +2,10 @@
 
     L = box_weight * L_box + class_weight * L_cls + landmark_weight * L_landmark
 
-* anchors are assigned by :func:`.matcher.match_anchors`;
+* anchors are assigned by :func:`.matcher.match_anchors`; a background anchor that
+  overlaps one of the image's ``ignore`` regions (target key ``ignore``, IoU at least
+  ``negative_threshold``, or the region covers most of the anchor) is ignored instead:
+  a face the annotation left out is never taught as background;
 * ``L_box``: smooth-L1 between predicted and :class:`~retinaface_polynl.anchors.BoxCoder`-encoded
   offsets, summed over positive anchors, divided by the number of positives;
 * ``L_cls``: cross-entropy (background / face) over the positives and the hardest
@@ -24,9 +27,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.ops import box_iou
 
 from ..anchors import BoxCoder, LandmarkCoder
-from .matcher import IGNORED, match_anchors
+from .matcher import IGNORED, anchors_to_xyxy, match_anchors
 
 POSITIVE, BACKGROUND, IGNORE = 1, 0, -1
 
@@ -112,6 +116,9 @@ class MultiBoxLoss(nn.Module):
             label = torch.full_like(m, BACKGROUND)
             label[m >= 0] = POSITIVE
             label[m == IGNORED] = IGNORE
+            ignore = t.get("ignore")
+            if ignore is not None and ignore.numel():
+                label[(label == BACKGROUND) & self.in_ignore_regions(anchors, ignore.to(anchors.device, anchors.dtype))] = IGNORE
             if gt.shape[0]:
                 idx = m.clamp(min=0)
                 box_t = self.box_coder.encode(anchors, gt[idx])
@@ -127,6 +134,18 @@ class MultiBoxLoss(nn.Module):
             lms_t.append(lm_t)
             lm_mask.append(has)
         return AssignedTargets(torch.stack(labels), torch.stack(boxes_t), torch.stack(lms_t), torch.stack(lm_mask))
+
+    def in_ignore_regions(self, anchors: Tensor, regions: Tensor) -> Tensor:
+        """(A,) bool: anchors with IoU >= the negative threshold with some region, or at
+        least half of whose area some region covers."""
+        boxes = anchors_to_xyxy(anchors)
+        iou = box_iou(regions, boxes)
+        lt = torch.maximum(regions[:, None, :2], boxes[None, :, :2])
+        rb = torch.minimum(regions[:, None, 2:], boxes[None, :, 2:])
+        inter = (rb - lt).clamp(min=0).prod(-1)
+        covered = inter / (anchors[:, 2] * anchors[:, 3]).clamp(min=1e-6)
+        threshold = self.iou_threshold if self.negative_threshold is None else self.negative_threshold
+        return ((iou >= threshold) | (covered >= 0.5)).any(0)
 
     def hard_negatives(self, class_logits: Tensor, labels: Tensor) -> Tensor:
         """(B, A) bool: per image, the ``max(ratio * positives, min_negatives)`` background

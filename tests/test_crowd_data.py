@@ -1,0 +1,214 @@
+"""The crowd training data: VOC (faces_mask) and Caltech Web Faces readers on their real
+files, ignore regions through augmentation and loss, the multi-set sampler and the
+small-face sampler."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from retinaface_polynl.data import load_annotations
+from retinaface_polynl.data.augment import FaceSample, TrainAugment, crop, face_sizes, mirror, resize, small_face_crop
+from retinaface_polynl.data.dataset import FaceDataset, MixtureSampler
+from retinaface_polynl.data.layouts import detect_layout
+from retinaface_polynl.data.records import ImageRecord
+from retinaface_polynl.data.voc import MASK_RULE, read_voc, voc_to_face_box
+from retinaface_polynl.data.webfaces import face_boxes_from_points, five_landmarks_from_points, read_webfaces_points
+from retinaface_polynl.train.loss import BACKGROUND, IGNORE, MultiBoxLoss
+from retinaface_polynl.anchors import AnchorGenerator
+
+
+@pytest.fixture(scope="module")
+def mask_dir(shared_data: Path) -> Path:
+    path = shared_data / "faces_mask"
+    if not path.is_dir():
+        pytest.skip(f"real data not available: {path} is absent")
+    return path
+
+
+@pytest.fixture(scope="module")
+def webfaces_dir(shared_data: Path) -> Path:
+    path = shared_data / "faces_webfaces"
+    if not path.is_dir():
+        pytest.skip(f"real data not available: {path} is absent")
+    return path
+
+
+# -- readers on the real files ---------------------------------------------------------
+
+def test_mask_set_counts_as_its_readme_states(mask_dir):
+    everything = load_annotations(mask_dir / "annotations")
+    train = load_annotations(mask_dir / "train.txt")
+    val = load_annotations(mask_dir / "val.txt")
+    assert detect_layout(mask_dir / "train.txt") == "voc"
+    assert detect_layout(mask_dir / "annotations" / "maksssksksss0.xml") == "voc"
+    assert (len(everything), sum(len(r) for r in everything)) == (853, 4072)
+    assert (len(train), len(val)) == (682, 171)
+    assert not {r.path.name for r in train} & {r.path.name for r in val}
+    assert all(r.path.is_file() for r in everything)
+    # val.txt: every image whose number is a multiple of 5
+    assert all(int(r.path.stem.replace("maksssksksss", "")) % 5 == 0 for r in val)
+
+
+def test_mask_box_rule_on_a_hand_checked_face(mask_dir):
+    """maksssksksss0.xml's first face is <79 105 109 142> as drawn (mask and chin); the rule moves
+    it up and widens it a little, by the measured factors."""
+    raw = read_voc(mask_dir / "annotations" / "maksssksksss0.xml", box_rule=None)[0]
+    np.testing.assert_allclose(raw.boxes[0], [79, 105, 109, 142])
+    converted = read_voc(mask_dir / "annotations" / "maksssksksss0.xml")[0]
+    w_scale, h_scale, shift = MASK_RULE
+    expected = [94 - 15 * w_scale, 123.5 - shift * 37 - 18.5 * h_scale, 94 + 15 * w_scale, 123.5 - shift * 37 + 18.5 * h_scale]
+    np.testing.assert_allclose(converted.boxes[0], expected, atol=1e-4)
+    assert converted.boxes[0, 1] < raw.boxes[0, 1] and converted.boxes[0, 3] < raw.boxes[0, 3]  # moved up
+    assert converted.path.name == "maksssksksss0.jpg" and not converted.has_landmarks.any()
+
+
+def test_voc_difficult_objects_become_ignore_regions(tmp_path):
+    xml = tmp_path / "annotations" / "a.xml"
+    xml.parent.mkdir()
+    obj = "<object><name>face</name><difficult>{d}</difficult><bndbox><xmin>{x}</xmin><ymin>10</ymin><xmax>{x2}</xmax>" \
+          "<ymax>40</ymax></bndbox></object>"
+    xml.write_text(f"<annotation><filename>a.jpg</filename>{obj.format(d=0, x=10, x2=40)}"
+                   f"{obj.format(d=1, x=50, x2=80)}</annotation>")
+    (tmp_path / "list.txt").write_text("a\n")
+    for labels in (xml, tmp_path / "annotations", tmp_path / "list.txt"):
+        assert detect_layout(labels) == "voc"
+    (r,) = read_voc(xml, box_rule=None)
+    np.testing.assert_allclose(r.boxes, [[10, 10, 40, 40]])
+    np.testing.assert_allclose(r.ignore, [[50, 10, 80, 40]])
+    bad = tmp_path / "annotations" / "b.xml"
+    bad.write_text("<annotation><filename>b.jpg</filename><object><bndbox><xmin>x</xmin></bndbox></object></annotation>")
+    with pytest.raises(ValueError, match="b.xml"):
+        read_voc(bad)
+
+
+def test_webfaces_counts_and_rule(webfaces_dir):
+    records = load_annotations(webfaces_dir / "landmarks.txt")
+    assert detect_layout(webfaces_dir / "landmarks.txt") == "webfaces"
+    assert (len(records), sum(len(r) for r in records)) == (2778, 6210)
+    assert all(r.has_landmarks.all() for r in records)
+    points = read_webfaces_points(webfaces_dir / "landmarks.txt")
+    p = points["pic00001.jpg"][:1]  # eyes (237.9, 201.0) and (273.2, 205.3), nose (253.5, 230.0), mouth (253.2, 242.2)
+    box = face_boxes_from_points(p)[0]
+    lm = five_landmarks_from_points(p)[0]
+    # the box holds all four points, eyes in its upper half and the mouth in its lower half
+    assert box[0] < p[0, 0, 0] < p[0, 1, 0] < box[2] and box[1] < p[0, 0, 1] < (box[1] + box[3]) / 2 < p[0, 3, 1] < box[3]
+    np.testing.assert_allclose(lm[:3], p[0, :3])  # eyes and nose as annotated
+    np.testing.assert_allclose((lm[3] + lm[4]) / 2, p[0, 3], atol=1e-4)  # corners either side of the mouth centre
+    assert lm[3, 0] < p[0, 3, 0] < lm[4, 0]
+    r = next(r for r in records if r.path.name == "pic00001.jpg")
+    np.testing.assert_allclose(r.boxes[0], box)
+
+
+def test_a_corrupt_image_is_skipped_with_its_name(mask_dir, tmp_path, caplog):
+    """A training set whose image cannot be decoded: the dataset names it and goes on."""
+    records = load_annotations(mask_dir / "annotations" / "maksssksksss0.xml")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8not a jpeg")
+    good = shutil.copy(records[0].path, tmp_path / "good.jpg")
+    data = FaceDataset([ImageRecord.from_boxes(broken, records[0].boxes), ImageRecord.from_boxes(good, records[0].boxes)],
+                       TrainAugment(image_size=64, crop_scales=(), distort=False, mirror_prob=0))
+    image, target = data[0]
+    assert image.shape == (3, 64, 64) and len(target["boxes"]) == 3
+    assert "broken.jpg" in caplog.text
+
+
+def test_webfaces_reader_names_the_bad_line(tmp_path):
+    f = tmp_path / "landmarks.txt"
+    f.write_text("a.jpg 1 2 3 4 5 6 7 8\nb.jpg 1 2 3 x 5 6 7 8\n")
+    with pytest.raises(ValueError, match=r"landmarks.txt:2"):
+        read_webfaces_points(f)
+
+
+# -- ignore regions ---------------------------------------------------------------------
+
+def _sample_with_ignore() -> FaceSample:
+    image = np.zeros((200, 300, 3), np.uint8)
+    return FaceSample(image, np.array([[10, 10, 50, 60]], np.float32), np.zeros((1, 5, 2), np.float32),
+                      np.zeros(1, bool), np.array([[200, 100, 260, 170]], np.float32))
+
+
+def test_ignore_regions_follow_crop_mirror_resize():
+    s = _sample_with_ignore()
+    np.testing.assert_allclose(mirror(s).ignore, [[40, 100, 100, 170]])
+    np.testing.assert_allclose(resize(s, 150, 100).ignore, [[100, 50, 130, 85]])
+    c = crop(s, 0, 0, 230, 150)  # the region is clipped to the window
+    np.testing.assert_allclose(c.ignore, [[200, 100, 230, 150]])
+    tiny = crop(s, 0, 0, 230, 150, min_face_size=100)  # a face too small to learn becomes an ignore region
+    assert len(tiny.boxes) == 0 and len(tiny.ignore) == 2
+
+
+def test_anchors_in_ignore_regions_are_neither_face_nor_background():
+    anchors = AnchorGenerator(min_sizes=((16, 32), (64, 128), (256, 512)), steps=(8, 16, 32)).for_image(320, 320)
+    loss = MultiBoxLoss()
+    face = torch.tensor([[20.0, 20.0, 60.0, 70.0]])
+    region = torch.tensor([[200.0, 200.0, 260.0, 270.0]])
+    target = {"boxes": face, "landmarks": torch.zeros(1, 5, 2), "has_landmarks": torch.zeros(1, dtype=torch.bool)}
+    plain = loss.assign(anchors, [target]).labels[0]
+    with_ignore = loss.assign(anchors, [{**target, "ignore": region}]).labels[0]
+    lo, hi = anchors[:, :2] - anchors[:, 2:] / 2, anchors[:, :2] + anchors[:, 2:] / 2
+    inside = (lo >= 200).all(1) & (hi[:, 0] <= 260) & (hi[:, 1] <= 270)  # anchors wholly inside the region
+    assert inside.sum() > 10
+    assert (plain[inside] == BACKGROUND).all() and (with_ignore[inside] == IGNORE).all()
+    assert torch.equal(plain[~inside & (with_ignore != IGNORE)], with_ignore[~inside & (with_ignore != IGNORE)])
+    assert (with_ignore == 1).sum() == (plain == 1).sum() > 0
+
+
+# -- samplers -----------------------------------------------------------------------------
+
+def test_mixture_sampler_draws_each_set_in_its_proportion():
+    sizes, weights = [100, 1000, 50], [0.5, 0.2, 0.3]
+    sampler = MixtureSampler(sizes, weights, epoch_size=20000, seed=3)
+    sampler.set_epoch(0)
+    drawn = np.fromiter(iter(sampler), np.int64)
+    share = np.array([(drawn < 100).mean(), ((drawn >= 100) & (drawn < 1100)).mean(), (drawn >= 1100).mean()])
+    np.testing.assert_allclose(share, weights, atol=0.015)
+    assert drawn.min() >= 0 and drawn.max() < sum(sizes)
+    # a small set is used up before any of its images repeats
+    first = drawn[drawn >= 1100][:50]
+    assert len(set(first.tolist())) == 50
+    # seeded: same epoch same draws, another epoch others; ranks split the draws; skip resumes
+    again = MixtureSampler(sizes, weights, epoch_size=20000, seed=3)
+    again.set_epoch(0)
+    assert np.array_equal(np.fromiter(iter(again), np.int64), drawn)
+    again.set_epoch(1)
+    assert not np.array_equal(np.fromiter(iter(again), np.int64), drawn)
+    ranks = [MixtureSampler(sizes, weights, 20000, num_replicas=2, rank=r, seed=3) for r in (0, 1)]
+    for r in ranks:
+        r.set_epoch(0)
+    a, b = (np.fromiter(iter(r), np.int64) for r in ranks)
+    assert np.array_equal(np.stack([a, b], 1).reshape(-1), drawn)
+    ranks[0].set_epoch(0, skip=7)
+    assert np.array_equal(np.fromiter(iter(ranks[0]), np.int64), a[7:]) and len(ranks[0]) == len(a) - 7
+    with pytest.raises(ValueError, match="weights"):
+        MixtureSampler([1, 2], [1.0])
+
+
+def test_small_face_sampler_shows_faces_in_its_range(mask_dir):
+    records = load_annotations(mask_dir / "train.txt")[:40]
+    rng = np.random.default_rng(0)
+    out_size, lo, hi = 320, 6.0, 40.0
+    drawn_sizes = []
+    for r in records:
+        sample = FaceSample(cv2.imread(str(r.path)), r.boxes, r.landmarks, r.has_landmarks)
+        for _ in range(3):
+            result = small_face_crop(sample, rng, out_size, (lo, hi))
+            window, index = result
+            assert window.image.shape[0] == window.image.shape[1]
+            scaled = resize(window, out_size, out_size)
+            assert index >= 0  # the drawn face is always inside its window
+            size = face_sizes(scaled.boxes[index : index + 1])[0]
+            drawn_sizes.append(size)
+    drawn_sizes = np.array(drawn_sizes)
+    # the drawn face is whole in its window, so its size is the drawn one (up to rounding of the window side)
+    assert (drawn_sizes >= lo * 0.95).all() and (drawn_sizes <= hi * 1.05).all()
+    assert np.median(drawn_sizes) < 25  # log-uniform in [6, 40]: median ~15.5
+    aug = TrainAugment(image_size=out_size, small_face_prob=1.0, small_face_range=(lo, hi))
+    out = aug(FaceSample(cv2.imread(str(records[0].path)), records[0].boxes, records[0].landmarks,
+                         records[0].has_landmarks), np.random.default_rng(1))
+    assert out.image.shape == (out_size, out_size, 3) and len(out.boxes) >= 1
+    assert small_face_crop(FaceSample(np.zeros((50, 50, 3), np.uint8)), rng, out_size) is None
