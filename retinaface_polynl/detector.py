@@ -217,20 +217,62 @@ def pad_batch(arrays: Sequence[np.ndarray], multiple: int = STRIDE) -> np.ndarra
     return out
 
 
+@contextmanager
+def torch_threads(threads: int | None):
+    """Run a block with ``threads`` torch intra-op threads, then restore the caller's count
+    (``None``: leave torch's setting alone).  Per call rather than process-wide, so two
+    detectors with different settings, or the caller's own torch code, do not change each other."""
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class TorchBackend:
-    """Runs the PyTorch model; returns decoded boxes, scores and landmarks for every anchor."""
+    """Runs the PyTorch model; returns decoded boxes, scores and landmarks for every anchor.
+
+    ``threads``: torch intra-op threads during each call (``None``: torch's own setting).
+    ``precision="fp16"``: the network (backbone to heads) runs under float16 autocast and
+    the anchors are decoded in float32, as the fp16 ONNX export does; the model's own
+    weights stay float32 (so the first BatchNorm's variance, above float16's range, is
+    never stored in float16), and ``model`` stays the one the caller may fine-tune.
+    """
 
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+    def __init__(
+        self, model: torch.nn.Module, device: torch.device, threads: int | None = None, precision: str = "fp32"
+    ) -> None:
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"the torch backend runs fp32 or fp16, got precision={precision!r}")
         self.model = model.to(device).eval()
-        self.device = device
+        self.device = torch.device(device)
+        self.threads = threads
+        self.precision = precision
 
     @torch.inference_mode()
     def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(batch).to(self.device)
-        p = self.model.predict(x)
-        return p.boxes.float().cpu(), p.scores.float().cpu(), p.landmarks.float().cpu()
+        with torch_threads(self.threads):
+            x = torch.from_numpy(batch).to(self.device)
+            if self.precision == "fp16":
+                p = self._predict_half(x)
+            else:
+                p = self.model.predict(x)
+            return p.boxes.float().cpu(), p.scores.float().cpu(), p.landmarks.float().cpu()
+
+    def _predict_half(self, x: torch.Tensor):
+        m = self.model
+        with torch.autocast(self.device.type, dtype=torch.float16):
+            features = m.features(x)
+            out = m.heads(features)
+        out = type(out)(*(t.float() for t in out))
+        anchors = m.anchor_generator.grid_anchors([f.shape[-2:] for f in features], dtype=torch.float32, device=x.device)
+        return m.decode(out, anchors)
 
 
 def postprocess(
@@ -286,10 +328,25 @@ class Detector:
             recorded as ``inference`` in the checkpoint or the exported file's metadata).
         size_limit: when no ``max_size`` is given, images whose long side exceeds
             this are downscaled to it with a warning (``None``: no limit).
-        backend: ``"auto"`` (from the weights file: ``.pth`` -> PyTorch, ``.onnx``
-            -> onnxruntime, engine -> TensorRT), ``"torch"``, ``"onnxruntime"`` or
-            ``"tensorrt"`` (an ``.onnx`` file is then built into a cached engine).
-        providers, intra_op_threads: onnxruntime execution providers and threads.
+        backend: ``"auto"``: the fastest engine that finds the same faces on this
+            device (:mod:`retinaface_polynl.export.auto`): for the shipped weights on
+            CPU, onnxruntime on the ONNX file shipped beside them (PyTorch when
+            onnxruntime is not installed); on CUDA, a TensorRT engine when TensorRT
+            imports, else PyTorch in float16; for another ``.pth``, PyTorch; an
+            ``.onnx`` file runs on onnxruntime, an engine file on TensorRT.
+            ``"torch"`` forces PyTorch (needed for ``model``: attention maps,
+            fine-tuning); ``"onnxruntime"`` with a ``.pth`` exports it once into the
+            cache (``~/.cache/retinaface_polynl/onnx``) and runs that; ``"tensorrt"``
+            builds a cached engine from an ``.onnx`` file (or a ``.pth``, exported first).
+        precision: ``"auto"`` (float16 for PyTorch on CUDA, float32 otherwise; an
+            exported file runs at the precision it was exported in), ``"fp32"`` or
+            ``"fp16"`` (PyTorch: the network under float16 autocast, decoding in float32).
+        threads: intra-op threads of whichever engine runs (torch's are set for each
+            call and restored after it); default: torch's current count (the number of
+            cores, or ``OMP_NUM_THREADS``), so the two engines never ask for more
+            threads than the machine has.  onnxruntime's threads do not spin between
+            calls, so a caller that alternates detectors is not slowed by idle ones.
+        providers: onnxruntime execution providers; ``intra_op_threads``: old name of ``threads``.
 
     ``self.backend`` is the one seam to the network: any callable taking a
     float32 batch (B, 3, H, W) and returning decoded ``boxes (B, A, 4)``,
@@ -319,8 +376,13 @@ class Detector:
         providers: list | None = None,
         intra_op_threads: int | None = None,
         model: torch.nn.Module | None = None,
+        threads: int | None = None,
+        precision: str = "auto",
     ) -> None:
         self.device = _device(device)
+        threads = _resolve_threads(threads, intra_op_threads)
+        if precision not in ("auto", "fp32", "fp16"):
+            raise ValueError(f"unknown precision {precision!r}; choose auto, fp32 or fp16")
         _check_options(threshold, size, max_size)
         if not 0.0 <= nms_threshold <= 1.0:
             raise ValueError(f"nms_threshold must be between 0 and 1 (an IoU), got {nms_threshold}")
@@ -338,17 +400,33 @@ class Detector:
         self.model: torch.nn.Module | None = None
         if backend not in ("auto", "torch", "onnxruntime", "tensorrt"):
             raise ValueError(f"unknown backend {backend!r}; choose auto, torch, onnxruntime or tensorrt")
-        if self.weights is not None and (backend not in ("auto", "torch") or _exported(self.weights)):
-            from .export.runtime import load_backend
+        exported = self.weights is not None and _exported(self.weights)
+        picked = None
+        if exported and precision == "fp16":
+            raise ValueError(f"{self.weights} is an exported file: it runs at the precision it was exported in; "
+                             "drop precision= (export with --format onnx-fp16 for float16)")
+        if backend == "auto" and not exported and self.weights is not None and config is None:
+            from .export.auto import auto_backend
 
+            picked = auto_backend(self.weights, self.device, threads=threads, providers=providers, precision=precision)
+        if picked is not None or (self.weights is not None and (backend not in ("auto", "torch") or exported)):
             if config is not None:
-                raise ValueError(f"{self.weights} is an exported model that carries its own preset; drop preset=")
-            self.backend, self.config = load_backend(
-                self.weights, device=self.device, providers=providers, intra_op_threads=intra_op_threads,
-                backend=backend,
-            )
+                raise ValueError(f"{self.weights} runs as an exported model that carries its own preset; "
+                                 "drop preset= (or pass backend='torch')")
+            if picked is not None:
+                self.backend, self.config = picked, picked.config
+            else:
+                from .export.runtime import load_backend
+
+                self.backend, self.config = load_backend(
+                    self.weights, device=self.device, providers=providers, intra_op_threads=threads,
+                    backend=backend,
+                )
             metadata = getattr(self.backend, "metadata", None)
             self._take_inference_hint(getattr(metadata, "inference", None))
+            if precision != "auto" and self.precision != precision:
+                raise ValueError(f"{self.weights} runs on {self.backend_name} at {self.precision}, not {precision}; "
+                                 "pass backend='torch' to choose the precision")
         else:
             if model is not None:
                 self.model, self.config = model.to(self.device).eval(), model.config
@@ -361,7 +439,10 @@ class Detector:
 
                 log.warning("preset %s without weights: the network is untrained, its detections are noise", config.name)
                 self.model, self.config = RetinaFace(config).eval(), config
-            self.backend = TorchBackend(self.model, self.device)
+            if precision == "auto":
+                precision = "fp16" if self.device.type == "cuda" else "fp32"
+            self.backend = TorchBackend(self.model, self.device, threads=threads, precision=precision)
+        self.threads = threads
         self.threshold = threshold
         self.nms_threshold = nms_threshold
         self.top_k = top_k
@@ -371,11 +452,41 @@ class Detector:
         self.size_limit = size_limit
         self.timings = StageTimes()
 
+    @property
+    def backend_name(self) -> str:
+        """``"torch"``, ``"onnxruntime"``, ``"tensorrt"`` (or a replacement backend's name)."""
+        return getattr(self.backend, "name", type(self.backend).__name__)
+
+    @property
+    def precision(self) -> str:
+        """The precision the network runs at: ``fp32``, ``fp16``, ``int8`` or ``int8-qdq``."""
+        return str(getattr(self.backend, "precision", "fp32"))
+
+    @property
+    def intra_op_threads(self) -> int | None:
+        """Intra-op threads the engine uses per call (``None``: a GPU engine, or unknown)."""
+        threads = getattr(self.backend, "intra_op_threads", None)
+        if threads is not None:
+            return int(threads)
+        if self.backend_name == "torch" and self.device.type == "cpu":
+            return self.threads if self.threads is not None else torch.get_num_threads()
+        return None
+
+    def describe(self) -> str:
+        """One line for summaries: ``r18x025_polynl on onnxruntime fp32, 2 threads (default.onnx)``."""
+        threads = self.intra_op_threads
+        where = f", {threads} thread{'s' if threads != 1 else ''}" if threads else f" on {self.device}"
+        source = getattr(self.backend, "path", None) or self.weights
+        return f"{self.config.name} on {self.backend_name} {self.precision}{where}" + (
+            f" ({Path(source).name})" if source else ""
+        )
+
     def __repr__(self) -> str:
         return (
             f"Detector(preset={self.config.name!r}, backbone={self.config.backbone!r}, "
             f"attention={self.config.attention!r}, weights={str(self.weights) if self.weights else None!r}, "
-            f"backend={getattr(self.backend, 'name', type(self.backend).__name__)!r}, device={str(self.device)!r})"
+            f"backend={self.backend_name!r}, precision={self.precision!r}, "
+            f"threads={self.intra_op_threads!r}, device={str(self.device)!r})"
         )
 
     def _take_inference_hint(self, inference: dict | None) -> None:
@@ -574,6 +685,15 @@ class Detector:
                     det = self.postprocess(boxes[j], scores[j], landmarks[j], threshold)
                     results[i] = scale_back(det, scale, h, w)
         return results  # type: ignore[return-value]
+
+
+def _resolve_threads(threads: int | None, intra_op_threads: int | None) -> int | None:
+    if threads is not None and intra_op_threads is not None and threads != intra_op_threads:
+        raise ValueError(f"threads={threads} and intra_op_threads={intra_op_threads} disagree; give threads= alone")
+    threads = threads if threads is not None else intra_op_threads
+    if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    return None if threads is None else int(threads)
 
 
 def _check_options(threshold: float | None = None, size: int | None = None, max_size: int | None = None) -> None:

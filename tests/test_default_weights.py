@@ -148,3 +148,61 @@ def test_export_check_compares_at_the_recorded_input_size(tmp_path, capsys):
     big = tmp_path / "astronaut_x4.jpg"
     cv2.imwrite(str(big), cv2.resize(cv2.imread(str(REPO / "demo" / "astronaut.jpg")), None, fx=4, fy=4))
     assert main(["export", "--output", str(tmp_path / "d.onnx"), "--check", str(big)]) == 0, capsys.readouterr().out
+
+
+# -- the shipped ONNX file (weights/default.onnx): what Detector() runs on a CPU ------------------
+@pytest.fixture(scope="module")
+def shipped_onnx():
+    pytest.importorskip("onnxruntime")
+    path = default_weights_path()
+    if path is None or not (path.parent / "default.onnx").is_file():
+        pytest.skip("no weights/default.onnx shipped")
+    return path.parent / "default.onnx"
+
+
+def test_shipped_onnx_is_the_shipped_checkpoint_exported_again(shipped_onnx, tmp_path, dlib_faces_dir):
+    """A fresh export of default.pth gives the shipped file's outputs on real photos, and the file
+    records the .pth's checksum and input size: new weights without scripts/ship_default_onnx.py
+    fail here (and Detector() would not use the stale file)."""
+    import hashlib
+
+    import numpy as np
+
+    from retinaface_polynl.detector import pad_batch, preprocess
+    from retinaface_polynl.export.auto import export_checkpoint
+    from retinaface_polynl.export.onnx import read_metadata
+    from retinaface_polynl.export.runtime import OnnxRuntimeBackend
+
+    meta = read_metadata(shipped_onnx)
+    assert meta.precision == "fp32" and meta.inference == {"size": 640, "max_size": 1365}
+    assert meta.raw["retinaface_polynl.source_sha256"] == hashlib.sha256(default_weights_path().read_bytes()).hexdigest()
+    fresh = OnnxRuntimeBackend(export_checkpoint(default_weights_path(), tmp_path / "again.onnx"), intra_op_threads=1)
+    shipped = OnnxRuntimeBackend(shipped_onnx, intra_op_threads=1)
+    for name in ("2008_002506.jpg", "bald_guys.jpg"):
+        image = cv2.imread(str(dlib_faces_dir / name))
+        batch = pad_batch([preprocess(image, 640 / min(image.shape[:2]))])
+        for a, b in zip(shipped.run_numpy(batch), fresh.run_numpy(batch)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_shipped_onnx_checksum_matches_the_weights_readme(shipped_onnx):
+    import hashlib
+    import re
+
+    readme = (shipped_onnx.parent / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"`default\.onnx` \([0-9.]+ MB, SHA-256 `([0-9a-f]{64})`", readme)
+    assert stated, "weights/README.md states no SHA-256 for default.onnx"
+    assert hashlib.sha256(shipped_onnx.read_bytes()).hexdigest() == stated.group(1), (
+        "weights/default.onnx changed: run python scripts/ship_default_onnx.py --update-readme")
+
+
+def test_shipped_onnx_finds_pytorchs_faces_within_the_fp32_tolerances(shipped_onnx, dlib_faces_dir):
+    """What the ship script checks (export --check's rule), here on two photos of the check set."""
+    from retinaface_polynl.export.verify import TOLERANCES, verify_export
+
+    reference = Detector(backend="torch", threads=1)
+    exported = Detector(weights=shipped_onnx, threads=1)
+    checks = verify_export(reference, exported, [REPO / "demo" / "astronaut.jpg", dlib_faces_dir / "bald_guys.jpg"],
+                           TOLERANCES["fp32"])
+    assert all(c.ok for c in checks), checks
+    assert sum(c.faces[0] for c in checks) >= 20

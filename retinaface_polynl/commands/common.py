@@ -25,10 +25,15 @@ def add_model_args(parser: argparse.ArgumentParser, threshold: float = 0.5, engi
             "--backend",
             choices=("auto", "torch", "onnxruntime", "tensorrt"),
             default="auto",
-            help="inference engine (default: auto, from the --weights file: .pth -> torch, .onnx -> onnxruntime, "
-            "engine -> tensorrt; tensorrt with an .onnx file builds and caches an engine)",
+            help="inference engine (default: auto: the fastest that finds the same faces; the shipped weights on a "
+            "CPU run on onnxruntime from the ONNX file shipped beside them, on CUDA on TensorRT or PyTorch in "
+            "float16; another .pth on PyTorch, an .onnx file on onnxruntime, an engine on tensorrt). torch forces "
+            "PyTorch; onnxruntime with a .pth exports it once into ~/.cache/retinaface_polynl; tensorrt with an "
+            ".onnx file builds and caches an engine",
         )
-        g.add_argument("--threads", type=int, metavar="N", help="onnxruntime intra-op threads (default: its own)")
+        g.add_argument("--threads", type=int, metavar="N",
+                       help="intra-op threads of whichever engine runs (default: torch's count: the number of "
+                       "cores, or OMP_NUM_THREADS)")
     g.add_argument(
         "--threshold", type=float, default=threshold, help=f"minimum face score to keep (default: {threshold})"
     )
@@ -44,8 +49,9 @@ def build_detector(args: argparse.Namespace, **overrides):
         device=args.device,
         threshold=args.threshold,
         nms_threshold=args.nms_threshold,
-        backend=getattr(args, "backend", "auto"),
-        intra_op_threads=getattr(args, "threads", None),
+        # commands without --backend (attention) need the PyTorch model itself
+        backend=getattr(args, "backend", "torch"),
+        threads=getattr(args, "threads", None),
     )
     kwargs.update(overrides)
     return Detector(**kwargs)

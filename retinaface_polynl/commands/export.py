@@ -134,9 +134,14 @@ def _load_model(args: argparse.Namespace):
         if weights is None:
             raise ValueError("give --weights CKPT or --preset NAME (no default weights are installed)")
     if weights is not None:
+        from ..export.auto import SOURCE_KEY, file_sha256
+
         loaded = load_model(weights, config=config)
         inference = loaded.extra.get("inference")
-        return loaded.model, loaded.config, {"inference": inference} if inference else None
+        extra = {SOURCE_KEY: file_sha256(weights)}  # which checkpoint the file came from
+        if inference:
+            extra["inference"] = inference
+        return loaded.model, loaded.config, extra
     log.warning("--preset %s without --weights: exporting an untrained network (fine for benchmarks only)", config.name)
     return RetinaFace(config).eval(), config, None
 

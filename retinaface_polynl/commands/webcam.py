@@ -5,6 +5,12 @@ quits) when OpenCV has a GUI; headless (``--no-window``, or an OpenCV build with
 GUI support) it can write the annotated stream to ``--output`` and stops after
 ``--max-frames`` frames or at the end of a file, so it also runs on a server or in
 tests.  ``demo/webcam.py`` is the same program as a standalone script.
+
+A pipeline of three stages, so that none waits for another: a thread reads frames
+(:class:`FrameReader`: from a camera or stream only the newest is kept, so a slower
+detector shows the present; from a file every frame), the main thread detects and shows
+the window, and a thread draws and writes ``--output`` (:class:`FrameWriter`).  The
+summary reports frames per second, the detection time per frame and the engine that ran.
 """
 from __future__ import annotations
 
@@ -49,6 +55,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--show-scores", action="store_true", help="write each face's score on the picture")
     p.add_argument("--fps", type=float, metavar="FPS", help="frame rate of --output (default: the source's, or 25)")
+    p.add_argument(
+        "--keep-all-frames",
+        action="store_true",
+        help="from a camera or stream, detect on every frame even when detection is slower than the source "
+        "(default: the newest frame is taken and older ones skipped, so the picture stays live; a video file "
+        "always keeps every frame)",
+    )
 
 
 def _open_source(source: str):
@@ -85,10 +98,159 @@ def draw_fps(image, fps: float, faces: int):
     return image
 
 
+def is_live(source: str) -> bool:
+    """A camera index or a stream URL (frames arrive in real time), as opposed to a video file."""
+    return source.isdigit() or ("://" in source and not _is_file(source))
+
+
+class FrameReader:
+    """Reads frames from a ``cv2.VideoCapture``-like object in a background thread.
+
+    ``live=True`` (a camera, a stream): only the newest frame is kept, so a detector slower
+    than the camera always works on the present and the camera's own buffer never fills;
+    the frames it replaced are counted in ``skipped``.  ``live=False`` (a video file):
+    every frame, in order, at most ``maxsize`` decoded ahead.  Iterating yields
+    ``(index, frame)`` until the source ends, ``max_frames`` were read, or ``close()``.
+    """
+
+    def __init__(self, capture, live: bool, max_frames: int | None = None, maxsize: int = 4) -> None:
+        import queue
+        import threading
+
+        self.capture, self.live, self.max_frames = capture, live, max_frames
+        self.skipped = 0
+        self.read_seconds = 0.0
+        self._queue: queue.Queue = queue.Queue(maxsize=1 if live else max(1, maxsize))
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="frame-reader")
+        self._thread.start()
+
+    _END = object()
+
+    def _put(self, item) -> None:
+        import queue
+
+        if self.live and item is not self._END:
+            try:  # drop the frame nobody took yet: the consumer gets the newest
+                self._queue.get_nowait()
+                self.skipped += 1
+            except queue.Empty:
+                pass
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self.live and item is not self._END:
+                    try:
+                        self._queue.get_nowait()
+                        self.skipped += 1
+                    except queue.Empty:
+                        pass
+
+    def _run(self) -> None:
+        index = 0
+        try:
+            while not self._stop.is_set() and (self.max_frames is None or index < self.max_frames):
+                start = time.perf_counter()
+                ok, frame = self.capture.read()
+                self.read_seconds += time.perf_counter() - start
+                if not ok or frame is None:
+                    break
+                self._put((index, frame))
+                index += 1
+        except BaseException as exc:  # handed to the consumer
+            self._error = exc
+        self._put(self._END)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        import queue
+
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self._stop.is_set():
+                    raise StopIteration from None
+        if item is self._END:
+            self._stop.set()
+            if self._error is not None:
+                raise self._error
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        import queue
+
+        self._stop.set()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._thread.join(timeout=5)
+
+
+class FrameWriter:
+    """Draws and writes annotated frames in a background thread (in order, every frame:
+    a bounded queue makes the detector wait rather than drop output)."""
+
+    def __init__(self, path: str, rate: float, show_scores: bool, maxsize: int = 8) -> None:
+        import queue
+        import threading
+
+        self.path, self.rate, self.show_scores = path, rate, show_scores
+        self.writer = None
+        self.write_seconds = 0.0
+        self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="frame-writer")
+        self._thread.start()
+
+    def put(self, frame, det=None, fps: float = 0.0, drawn=None) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((frame, det, fps, drawn))
+
+    def _run(self) -> None:
+        from ..media import draw_detections, open_video_writer
+
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drain after a failure; put() reports it
+            frame, det, fps, drawn = item
+            start = time.perf_counter()
+            try:
+                if drawn is None:
+                    drawn = draw_fps(draw_detections(frame, det, self.show_scores), fps, len(det))
+                if self.writer is None:
+                    self.writer = open_video_writer(self.path, self.rate, drawn.shape[1], drawn.shape[0])
+                self.writer.write(drawn)
+            except BaseException as exc:
+                self._error = exc
+            self.write_seconds += time.perf_counter() - start
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self.writer is not None:
+            self.writer.release()
+        if self._error is not None:
+            raise self._error
+
+
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from ..media import draw_detections, open_video_writer
+    from ..media import draw_detections
 
     show = not args.no_window
     if show and not window_available():
@@ -96,43 +258,52 @@ def run(args: argparse.Namespace) -> int:
         show = False
     if not show and not args.output and args.max_frames is None and not _is_file(args.source):
         log.warning("no window and no --output: detections are only counted (Ctrl-C stops)")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
     tta = tta_config(args)
     detector = build_detector(args, size=args.size, max_size=args.max_size)
     cap = _open_source(args.source)
-    writer = None
+    live = is_live(args.source) and not args.keep_all_frames
+    # capture (thread) -> detection (this thread; the window must be shown from it) -> drawing and writing (thread)
+    rate = args.fps or cap.get(cv2.CAP_PROP_FPS) or 25.0  # asked before the reader thread owns the capture
+    reader = FrameReader(cap, live=live, max_frames=args.max_frames)
+    writer = FrameWriter(args.output, rate, args.show_scores) if args.output else None
     frames = faces = 0
     fps = 0.0
+    detect_seconds = 0.0
     start = last = time.perf_counter()
     try:
-        while args.max_frames is None or frames < args.max_frames:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                break
+        for _, frame in reader:
+            t = time.perf_counter()
             det = detector.detect(frame, tta=tta)
+            detect_seconds += time.perf_counter() - t
             now = time.perf_counter()
             instant = 1.0 / max(now - last, 1e-6)
             fps = instant if frames == 0 else 0.9 * fps + 0.1 * instant  # smoothed
             last = now
             frames += 1
             faces += len(det)
-            drawn = draw_fps(draw_detections(frame, det, args.show_scores), fps, len(det))
-            if args.output:
-                if writer is None:
-                    rate = args.fps or cap.get(cv2.CAP_PROP_FPS) or 25.0
-                    writer = open_video_writer(args.output, rate, drawn.shape[1], drawn.shape[0])
-                writer.write(drawn)
+            drawn = draw_fps(draw_detections(frame, det, args.show_scores), fps, len(det)) if show else None
+            if writer is not None:
+                writer.put(frame, det, fps, drawn)
             if show:
                 cv2.imshow("retinaface-polynl", drawn)
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                     break
     finally:
+        reader.close()
         cap.release()
-        if writer is not None:
-            writer.release()
-        if show:
-            cv2.destroyAllWindows()
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if show:
+                cv2.destroyAllWindows()
     seconds = time.perf_counter() - start
-    print(f"{frames} frame(s), {faces} face(s), {seconds:.1f} s, {frames / max(seconds, 1e-9):.2f} FPS")
+    rate = frames / max(seconds, 1e-9)
+    skipped = f"; {reader.skipped} older camera frame(s) skipped to keep up" if reader.skipped else ""
+    print(f"{frames} frame(s), {faces} face(s), {seconds:.1f} s, {rate:.2f} FPS "
+          f"(detection {1000 * detect_seconds / max(frames, 1):.1f} ms/frame; {detector.describe()}){skipped}")
     if frames == 0:
         print(f"error: {args.source}: no frame could be read", file=sys.stderr)
         return 1

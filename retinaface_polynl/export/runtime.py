@@ -99,18 +99,31 @@ def _ort_providers(device: str | torch.device, providers: list | None) -> list:
     return ["CPUExecutionProvider"]
 
 
+def default_intra_op_threads() -> int:
+    """Threads an onnxruntime session gets when none are asked for: torch's current intra-op
+    count (the number of cores, or ``OMP_NUM_THREADS``), so the two engines size their
+    pools alike and never ask for more threads than the machine has."""
+    return max(1, torch.get_num_threads())
+
+
 def session_options(
     intra_op_threads: int | None = None,
     inter_op_threads: int | None = None,
     graph_optimization_level: str = "all",
+    spinning: bool = False,
     **config_entries: str,
 ):
     """``onnxruntime.SessionOptions`` with threads and optimisation level set.
 
+    ``intra_op_threads``: default :func:`default_intra_op_threads` (onnxruntime's own
+    default counts physical cores and ignores ``OMP_NUM_THREADS``).
     ``graph_optimization_level``: "disable", "basic", "extended" or "all".
-    ``config_entries`` go to ``add_session_config_entry`` (e.g.
-    ``{"session.intra_op.allow_spinning": "0"}``; dots cannot be keyword names,
-    so pass a dict with ``**``).
+    ``spinning``: whether idle intra-op threads busy-wait for the next piece of work.
+    Off by default: spinning threads keep burning the cores for a while after each
+    call, which slows whatever the caller runs next (another detector, PyTorch, the
+    video decoder) more than it speeds onnxruntime up (``docs/benchmarks.md``).
+    ``config_entries`` go to ``add_session_config_entry`` (dots cannot be keyword
+    names, so pass a dict with ``**``).
     """
     import onnxruntime as ort
 
@@ -124,10 +137,11 @@ def session_options(
         raise ValueError(f"graph_optimization_level must be one of {', '.join(levels)}, got {graph_optimization_level!r}")
     so = ort.SessionOptions()
     so.graph_optimization_level = levels[graph_optimization_level]
-    if intra_op_threads is not None:
-        so.intra_op_num_threads = int(intra_op_threads)
+    so.intra_op_num_threads = int(intra_op_threads if intra_op_threads is not None else default_intra_op_threads())
     if inter_op_threads is not None:
         so.inter_op_num_threads = int(inter_op_threads)
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
     for key, value in config_entries.items():
         so.add_session_config_entry(key, str(value))
     return so
@@ -142,10 +156,12 @@ class OnnxRuntimeBackend:
             ``providers`` is not given).
         providers: onnxruntime execution providers, passed through (names or
             ``(name, options)`` pairs), e.g. ``["CPUExecutionProvider"]``.
-        intra_op_threads, inter_op_threads: onnxruntime thread pools (default: onnxruntime's).
+        intra_op_threads, inter_op_threads: onnxruntime thread pools (intra-op default:
+            :func:`default_intra_op_threads`, torch's count; inter-op: onnxruntime's).
         options: an ``onnxruntime.SessionOptions`` used as is (then the thread
             arguments must be None).
         graph_optimization_level: "disable", "basic", "extended" or "all".
+        spinning: let idle threads busy-wait between calls (default off: see :func:`session_options`).
 
     A file exported with in-graph NMS returns the ``selected`` anchors; their
     scores are kept and every other anchor's score is set to 0, so that the
@@ -163,13 +179,16 @@ class OnnxRuntimeBackend:
         inter_op_threads: int | None = None,
         options: Any = None,
         graph_optimization_level: str = "all",
+        spinning: bool = False,
     ) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
         if options is not None and (intra_op_threads is not None or inter_op_threads is not None):
             raise ValueError("pass thread counts either inside options= or as arguments, not both")
-        so = options or session_options(intra_op_threads, inter_op_threads, graph_optimization_level)
+        so = options or session_options(intra_op_threads, inter_op_threads, graph_optimization_level, spinning)
+        # what the session runs with (0 in options= means onnxruntime's own choice: physical cores)
+        self.intra_op_threads = so.intra_op_num_threads or None
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=_ort_providers(device, providers))
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -245,7 +264,9 @@ def load_backend(
         backend: "auto" (from the file: ``.pth`` -> torch, ``.onnx`` ->
             onnxruntime, engine -> tensorrt), or "torch" / "onnxruntime" /
             "tensorrt" to insist; "tensorrt" with an ``.onnx`` file builds (and
-            caches in ``engine_cache_dir``) an engine for it.
+            caches in ``engine_cache_dir``) an engine for it; "onnxruntime" or
+            "tensorrt" with a ``.pth`` first exports it once into the cache
+            (:func:`retinaface_polynl.export.auto.cached_onnx`; float16 for TensorRT).
         config: only for PyTorch checkpoints: a preset overriding the file's own.
         engine_profile: :class:`retinaface_polynl.export.tensorrt.ShapeProfile` for engines built here.
 
@@ -260,10 +281,18 @@ def load_backend(
     if backend == "auto":
         backend = {"torch": "torch", "onnx": "onnxruntime", "tensorrt": "tensorrt"}[fmt]
     if fmt == "torch" and backend != "torch":
-        raise ExportError(
-            f"{path} is a PyTorch checkpoint; the {backend} backend runs exported files: "
-            f"'retinaface-polynl export --weights {path} --format onnx --output model.onnx' first"
-        )
+        if config is not None:
+            raise ExportError(
+                f"{path}: preset= changes the PyTorch model; the {backend} backend runs an export of the "
+                f"checkpoint as it is: 'retinaface-polynl export --weights {path} --preset NAME --output model.onnx', "
+                "then run that file"
+            )
+        if backend == "tensorrt" and torch.device(device).type != "cuda":
+            raise TensorRTUnavailable(f"the tensorrt backend runs on a GPU: pass device='cuda' (got {str(device)!r})")
+        from .auto import cached_onnx
+
+        # exported once into the cache (named by the checkpoint's SHA-256), then run like any export
+        path, fmt = cached_onnx(path, half=backend == "tensorrt" and torch.device(device).type == "cuda"), "onnx"
     if fmt != "torch" and backend == "torch":
         raise ExportError(f"{path} is an exported {fmt} file; the torch backend needs a .pth checkpoint")
     if config is not None and fmt != "torch":

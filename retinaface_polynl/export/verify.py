@@ -182,13 +182,13 @@ def verify_export(
 def format_checks(checks: Sequence[ImageCheck], tolerance: Tolerance) -> str:
     """A plain-text table of :func:`verify_export`'s result, worst values per image, plus a verdict."""
     lines = [
-        f"{'image':40s} {'size':>6s} {'faces torch/export':>18s} {'lost':>4s} {'min IoU':>8s} "
+        f"{'image':40s} {'size':>7s} {'faces torch/export':>18s} {'lost':>4s} {'min IoU':>8s} "
         f"{'score diff':>10s} {'landmarks %':>11s}  ok"
     ]
     for c in checks:
         name = Path(c.image).name[-40:]
         lines.append(
-            f"{name:40s} {str(c.size or 'orig'):>6s} {f'{c.faces[0]}/{c.faces[1]}':>18s} {c.lost:>4d} "
+            f"{name:40s} {str(c.size or 'default'):>7s} {f'{c.faces[0]}/{c.faces[1]}':>18s} {c.lost:>4d} "
             f"{c.min_iou:>8.3f} {c.max_score_diff:>10.4f} {100 * c.max_landmark_error:>11.2f}  {'yes' if c.ok else 'NO'}"
         )
     failed = [c for c in checks if not c.ok]
