@@ -5,6 +5,7 @@
     >>> faces = det.detect(cv2.imread("photo.jpg"))  # BGR, as OpenCV reads it
     >>> faces.boxes, faces.scores, faces.landmarks
 """
+from .anonymize import anonymize
 from .detector import Detections, Detector, Face
 from .models.attention import ATTENTION_BLOCKS, build_attention
 from .presets import ModelConfig, get_preset, presets
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ATTENTION_BLOCKS",
+    "anonymize",
     "Detections",
     "Face",
     "Detector",

@@ -16,7 +16,7 @@ import sys
 from . import __version__, commands
 
 # Order in --help; any other module in commands/ (but common) is listed after these.
-COMMAND_ORDER = ("detect", "submit", "evaluate", "train", "export", "webcam", "attention", "presets")
+COMMAND_ORDER = ("detect", "anonymize", "submit", "evaluate", "train", "export", "webcam", "attention", "presets")
 
 
 def command_names() -> list[str]:
@@ -27,7 +27,7 @@ def command_names() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retinaface-polynl",
-        description="RetinaFace face detection with Poly-NL attention: detect, evaluate, train, export.",
+        description="RetinaFace face detection with Poly-NL attention: detect, anonymize, evaluate, train, export.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run 'retinaface-polynl COMMAND --help' for the options of a command.",
     )

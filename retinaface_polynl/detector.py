@@ -145,6 +145,13 @@ class Detections:
         b[:, 2:] -= b[:, :2]
         return b
 
+    def align(self, image: np.ndarray, size: int = 112) -> np.ndarray:
+        """Aligned face crops (N, size, size, 3) of ``image`` (the picture these faces were found
+        in): the five landmarks mapped onto the ArcFace template, see :mod:`retinaface_polynl.align`."""
+        from .align import align_faces
+
+        return align_faces(image, self.landmarks, size)
+
 
 def _shipped_folder(package_dir: str, repo_dir: str) -> list[Path]:
     """Where a folder shipped with the package lives: installed as ``retinaface_polynl/<package_dir>``

@@ -216,7 +216,8 @@ class MediaItem:
     """One decoded picture (an image, or a frame of a video) or one failure.
 
     ``frame`` is the frame index for videos (``None`` for images); ``fps`` and
-    ``frame_count`` describe the video it came from.
+    ``frame_count`` describe the video it came from, ``time`` is the frame's
+    presentation time in seconds (when the reader knows it).
     """
 
     source: Source
@@ -226,6 +227,7 @@ class MediaItem:
     frame_count: int | None = None
     error: str | None = None
     last_frame: bool = False  # set on a video's final item (frame or error)
+    time: float | None = None
 
     @property
     def path(self) -> Path:
@@ -237,7 +239,13 @@ class MediaItem:
 
 
 def video_info(path: str | Path) -> tuple[float, int, int, int] | None:
-    """``(fps, frame_count, width, height)`` of a video OpenCV can open, else ``None``."""
+    """``(fps, frame_count, width, height)`` (as displayed) of a video file, else ``None``:
+    read with PyAV (:mod:`retinaface_polynl.video`), or OpenCV when PyAV is missing."""
+    from . import video
+
+    if video.available():
+        info = video.probe(path)
+        return None if info is None else (float(info.fps), info.frames, info.width, info.height)
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -253,8 +261,17 @@ def video_info(path: str | Path) -> tuple[float, int, int, int] | None:
 
 
 def iter_video(source: Source, max_frames: int | None = None) -> Iterator[MediaItem]:
-    """The frames of a video file (or a camera index / stream URL as ``source.path``)."""
+    """The frames of a video file (or a camera index / stream URL as ``source.path``).
+
+    Files are decoded with PyAV (upright, with presentation times; a decoding error after
+    some frames keeps them and ends the video with an error item), cameras and URLs (and
+    files, when PyAV is missing) with OpenCV."""
+    from . import video
+
     target = source.path
+    if video.available() and not str(target).isdigit() and "://" not in str(target):
+        yield from _iter_video_av(source, max_frames)
+        return
     cap = cv2.VideoCapture(int(str(target)) if str(target).isdigit() else str(target))
     if not cap.isOpened():
         cap.release()
@@ -277,6 +294,33 @@ def iter_video(source: Source, max_frames: int | None = None) -> Iterator[MediaI
         cap.release()
     if pending is None:
         yield MediaItem(source, error=f"{target}: video has no readable frames (corrupt or unsupported)",
+                        fps=fps, last_frame=True)
+        return
+    pending.last_frame = True
+    yield pending
+
+
+def _iter_video_av(source: Source, max_frames: int | None) -> Iterator[MediaItem]:
+    from . import video
+
+    info = video.probe(source.path)
+    if info is None:
+        yield MediaItem(source, error=f"{source.path}: cannot open video (unreadable or unsupported)", last_frame=True)
+        return
+    fps, count = float(info.fps), info.frames
+    pending: MediaItem | None = None
+    error = None
+    try:
+        for frame in video.iter_frames(source.path, max_frames):
+            if pending is not None:
+                yield pending
+            pending = MediaItem(source, frame.image, frame=frame.index, fps=fps, frame_count=count, time=frame.time)
+    except video.VideoError as exc:
+        error = str(exc)
+    if error is not None or pending is None:
+        if pending is not None:
+            yield pending
+        yield MediaItem(source, error=error or f"{source.path}: video has no readable frames (corrupt or unsupported)",
                         fps=fps, last_frame=True)
         return
     pending.last_frame = True
@@ -394,11 +438,33 @@ def open_video_writer(path: str | Path, fps: float, width: int, height: int) -> 
 WRITABLE_IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
-def write_image(path: str | Path, image_bgr: np.ndarray) -> Path:
-    """Write an 8-bit BGR image (format from the extension); raises ``OSError`` on failure."""
+LOSSLESS_IMAGE_EXTENSIONS = frozenset({".png", ".bmp", ".tif", ".tiff"})
+JPEG_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe"})
+JPEG_QUALITY = 95
+
+
+def faithful_image_format(path: str | Path) -> tuple[str, list[int]]:
+    """``(suffix, cv2.imencode params)`` that change a picture read from ``path`` least:
+    its own lossless format (PNG, BMP, TIFF; WebP written lossless), JPEG at quality 95 with
+    4:4:4 chroma for a JPEG (already lossy: re-encoding it at high quality), PNG for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix in LOSSLESS_IMAGE_EXTENSIONS:
+        return suffix, []
+    if suffix == ".webp":
+        return suffix, [cv2.IMWRITE_WEBP_QUALITY, 101]  # > 100: lossless
+    if suffix in JPEG_EXTENSIONS:
+        # Full-resolution chroma: 4:2:0 (OpenCV's default) alone moves colour edges by up to ~50 levels.
+        return suffix, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
+                        cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    return ".png", []
+
+
+def write_image(path: str | Path, image_bgr: np.ndarray, params: list[int] | None = None) -> Path:
+    """Write an 8-bit BGR image (format from the extension, ``cv2.imencode`` ``params``);
+    raises ``OSError`` on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(path.suffix or ".png", image_bgr)
+    ok, data = cv2.imencode(path.suffix or ".png", image_bgr, params or [])
     if not ok:
         raise OSError(f"{path}: cannot encode image")
     data.tofile(str(path))

@@ -48,7 +48,9 @@ def run_cli(capsys, tmp_path, mnet_checkpoint, *inputs):
     err = capsys.readouterr().err
     records = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    return rc, records, errors
+    # every error line has its JSON record {"path", "error"} (tests/test_anonymize_bad_inputs.py checks them)
+    assert len([r for r in records if "error" in r]) == len(errors)
+    return rc, [r for r in records if "error" not in r], errors
 
 
 def assert_failed_alone(rc, records, errors, bad, good):

@@ -1,7 +1,11 @@
-"""Options shared by the commands that run a detector."""
+"""Options and the run loop shared by the commands that run a detector (detect, anonymize)."""
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
 
 
 def add_model_args(parser: argparse.ArgumentParser, threshold: float = 0.5, engines: bool = True) -> None:
@@ -116,3 +120,256 @@ def tta_config(args: argparse.Namespace):
     if cap:
         changes["max_size"] = cap
     return config.replace(**changes) if changes else config
+
+
+# ----------------------------------------------------------------------------------------
+# The run shared by detect and anonymize: inputs -> decode (background thread) -> batched
+# detection -> a sink that writes; errors named on one line and recorded in the JSON.
+# ----------------------------------------------------------------------------------------
+EXIT_STATUS = """exit status: 0 every input done; 1 some input failed (each named on an 'error:' line and
+recorded in the --json file as {"path": ..., "error": ...}; the others still processed and written);
+2 bad options, weights or output paths (nothing run).
+"""
+
+
+class OutputNames:
+    """Output paths that mirror the inputs' tree below a folder: ``folder / <path below the
+    input folder>`` with a new suffix; never an input itself, never one path for two inputs."""
+
+    def __init__(self) -> None:
+        self.used: dict[tuple, Path] = {}
+
+    def target(self, folder: Path, source, suffix: str) -> Path:
+        key = (folder, source.path, suffix)
+        if key in self.used:
+            return self.used[key]
+        target = folder / source.relative.with_suffix(suffix)
+        if target.resolve() == source.path.resolve():  # never overwrite an input
+            target = target.with_name(f"{target.stem}_faces{suffix}")
+        taken = set(self.used.values())
+        n = 1
+        while target in taken:
+            target = folder / source.relative.with_name(f"{source.relative.stem}_{n}{suffix}")
+            n += 1
+        self.used[key] = target
+        return target
+
+
+def output_folder(flag: str, value: str | None) -> Path | None:
+    """``value`` as a folder (created), or ``None``; a file of that name is an error."""
+    if not value:
+        return None
+    folder = Path(value)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{flag} {folder}: exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class JsonLines:
+    """The ``--json`` file: one JSON object a line, flushed per record; ``'-'`` is stdout."""
+
+    def __init__(self, target: str | None) -> None:
+        self.to_stdout = target == "-"
+        self.file = None
+        if self.to_stdout:
+            self.file = sys.stdout
+        elif target:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(target, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None and self.file is not sys.stdout:
+            self.file.close()
+
+
+def picture_record(item, det, **extra) -> dict:
+    """The JSON record of one image or video frame: path, frame (videos), size, faces, ``extra``."""
+    h, w = item.image.shape[:2]
+    record: dict = {"path": str(item.path)}
+    if item.frame is not None:
+        record["frame"] = item.frame
+    record.update(width=w, height=h, **det.to_dict())
+    record.update(extra)
+    return record
+
+
+def error_record(path, frame: int | None, message: str) -> dict:
+    """``{"path", "frame" (videos), "error"}``: the error line's text, less the leading path."""
+    where = str(path) + (f" frame {frame}" if frame is not None else "")
+    reason = message[len(where) + 2:] if message.startswith(where + ": ") else message
+    record: dict = {"path": str(path)}
+    if frame is not None:
+        record["frame"] = frame
+    record["error"] = reason
+    return record
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    r = parser.add_argument_group("run")
+    r.add_argument("--batch-size", type=int, default=1, metavar="N", help="pictures per forward pass (default: 1)")
+    r.add_argument("--max-frames", type=int, metavar="N", help="read at most N frames of each video (default: all)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file lines")
+
+
+def prepare_sources(args: argparse.Namespace, output_dirs=()) -> list:
+    """Check the run options, expand ``args.inputs``, drop files inside any of
+    ``output_dirs`` (a second run must not take the first run's outputs as inputs), and
+    refuse a ``--json`` that would overwrite a picture."""
+    from ..media import expand_inputs, is_media_path
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
+    tta_config(args)  # its errors before any output is opened
+    sources = expand_inputs(args.inputs)
+    for value in output_dirs:
+        if not value:
+            continue
+        out_dir = Path(value).resolve()
+        sources = [s for s in sources if s.root is None or s.error is not None or s.root.resolve() == out_dir
+                   or out_dir not in s.path.resolve().parents]
+    if args.json and args.json != "-":
+        # '--json photos/*.jpg' makes the first photo the JSON file: never overwrite a picture.
+        target = Path(args.json)
+        if is_media_path(target) or any(s.path.resolve() == target.resolve() for s in sources if s.error is None):
+            raise ValueError(f"--json {target}: is an image or video (it would be overwritten); "
+                             "give a new file name such as faces.jsonl")
+    return sources
+
+
+def count_pictures(sources, max_frames: int | None) -> int:
+    """Images plus video frames (as the container states them), for the progress bar."""
+    from ..media import is_video_path, video_info
+
+    total = 0
+    for s in sources:
+        if s.error is None and is_video_path(s.path):
+            info = video_info(s.path)
+            frames = info[1] if info else 0
+            total += min(frames, max_frames) if max_frames else frames
+        else:
+            total += 1
+    return total
+
+
+def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc: str) -> int:
+    """Detect faces in every picture of ``sources`` and hand each result to ``sink``.
+
+    ``sink`` has ``json`` (a :class:`JsonLines`), ``write(item, detections)``,
+    ``end_video(path)`` and ``close()``; ``write``/``end_video`` may raise ``OSError`` or
+    ``ValueError`` for an output they cannot write.  Any failure (unreadable input, failed
+    detection, unwritable output) is one ``error:`` line naming the file plus a JSON error
+    record, and the run goes on.  Prints the summary; returns the exit status (1 when
+    anything failed).
+    """
+    from tqdm import tqdm
+
+    from ..media import Prefetcher, iter_media
+
+    tta = tta_config(args)
+    total = count_pictures(sources, args.max_frames)
+    log_stream = sys.stderr if sink.json.to_stdout else sys.stdout
+    window = max(1, 4 * args.batch_size) if args.batch_size > 1 else 1
+    stats = {"images": 0, "frames": 0, "videos": set(), "faces": 0, "failed": 0}
+    progress = tqdm(total=total or None, desc=desc, unit="img", disable=args.quiet or total < 2, file=sys.stderr)
+    broken: set = set()  # videos whose output failed: reported once, their later frames dropped
+
+    def report(path, frame, message: str) -> None:
+        stats["failed"] += 1
+        tqdm.write(f"error: {message}", file=sys.stderr)
+        try:
+            sink.json.write(error_record(path, frame, message))
+        except OSError:  # pragma: no cover - the JSON file itself failing
+            pass
+
+    def end_video(path) -> None:
+        try:
+            sink.end_video(path)
+        except (OSError, ValueError) as exc:
+            if path not in broken:
+                report(path, None, f"{path}: cannot write output ({first_line(exc)})")
+        broken.discard(path)
+
+    def process(buffer: list) -> None:
+        if not buffer:
+            return
+        images = [it.image for it in buffer]
+        try:
+            results = detector.detect_batch(images, batch_size=args.batch_size, tta=tta)
+        except (RuntimeError, ValueError, MemoryError) as exc:
+            if len(buffer) == 1:
+                results = [exc]
+            else:  # find the culprit: one at a time
+                results = []
+                for image in images:
+                    try:
+                        results.append(detector.detect(image, tta=tta))
+                    except (RuntimeError, ValueError, MemoryError) as one:
+                        results.append(one)
+        for item, det in zip(buffer, results):
+            if isinstance(det, BaseException):
+                where = f"{item.path}" + (f" frame {item.frame}" if item.frame is not None else "")
+                report(item.path, item.frame, f"{where}: detection failed ({first_line(det)})")
+            else:
+                if item.path not in broken:
+                    try:
+                        sink.write(item, det)
+                    except (OSError, ValueError) as exc:
+                        report(item.path, None, f"{item.path}: cannot write output ({first_line(exc)})")
+                        if item.frame is not None:
+                            broken.add(item.path)
+                stats["faces"] += len(det)
+                if item.frame is None:
+                    stats["images"] += 1
+                    if total == 1 and not args.quiet:
+                        print(f"{item.path}: {len(det)} face(s)", file=log_stream)
+                else:
+                    stats["frames"] += 1
+                    stats["videos"].add(item.path)
+            if item.last_frame:
+                end_video(item.path)
+            progress.update(1)
+
+    start = time.perf_counter()
+    stream = Prefetcher(iter_media(sources, args.max_frames), maxsize=2 * window + 2)
+    buffer: list = []
+    try:
+        for item in stream:
+            if item.error is not None:
+                process(buffer)
+                buffer = []
+                report(item.path, None, item.error)
+                if item.last_frame:
+                    end_video(item.path)
+                progress.update(0 if item.is_video else 1)
+                continue
+            buffer.append(item)
+            if len(buffer) >= window:
+                process(buffer)
+                buffer = []
+        process(buffer)
+    finally:
+        stream.close()
+        sink.close()
+        progress.close()
+    seconds = time.perf_counter() - start
+    pictures = stats["images"] + stats["frames"]
+    print(
+        f"{stats['images']} image(s), {len(stats['videos'])} video(s) / {stats['frames']} frame(s), "
+        f"{stats['faces']} face(s), {stats['failed']} failed, {seconds:.1f} s, "
+        f"{pictures / max(seconds, 1e-9):.2f} images/s",
+        file=log_stream,
+    )
+    return 1 if stats["failed"] else 0

@@ -1,0 +1,198 @@
+"""Measure the defaults of ``retinaface-polynl anonymize`` on real photos (docs/anonymize.md).
+
+With the shipped weights (``Detector()``, single scale), on
+
+- ``faces_mask/val.txt`` (171 crowd photos, 4,072 faces in the whole set: tight head boxes,
+  many faces small and masked):
+  * threshold: for each candidate, the share of annotated faces that end up masked (at
+    least 90 % of the annotated box inside the union of masked regions), by face size,
+    and the masked regions per image that touch no annotated face;
+  * scale / shape: the share of detected faces (matched to an annotation, IoU >= 0.3) whose
+    whole annotated head box (>= 95 % of it) lies inside the face's own region;
+  * strength: re-running the detector on the anonymised photos, the share of faces it had
+    found (>= 24 px) that it still finds (IoU >= 0.3): a blurred face the detector can
+    still find has kept its face-like structure;
+- FDDB (the first 150 photos of fold 1, ``faces_fddb/annotations.json``): the share of
+  detected faces whose whole forehead-to-chin ellipse (>= 95 % of its pixels) lies inside
+  the region, per scale and shape.
+
+    OMP_NUM_THREADS=1 python scripts/measure_anonymize_defaults.py [--data ../shared/data] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from retinaface_polynl import Detector  # noqa: E402
+from retinaface_polynl.anonymize import anonymize, face_regions, region_mask  # noqa: E402
+from torchvision.ops import box_iou  # noqa: E402
+import torch  # noqa: E402
+
+THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1)
+SCALES = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)
+STRENGTHS = [("blur", 1 / 16), ("blur", 1 / 12), ("blur", 1 / 8), ("pixelate", 16), ("pixelate", 12),
+             ("pixelate", 8), ("solid", None)]
+
+
+def voc_boxes(xml: Path) -> np.ndarray:
+    root = ET.parse(xml).getroot()
+    boxes = [[float(o.find("bndbox").findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
+             for o in root.iter("object") if o.find("bndbox") is not None]
+    return np.asarray(boxes, np.float32).reshape(-1, 4)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    return box_iou(torch.from_numpy(a).float(), torch.from_numpy(b).float()).numpy()
+
+
+def inside_share(mask: np.ndarray, box) -> float:
+    """Share of a box's pixels that the mask holds."""
+    h, w = mask.shape
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+    if x2 <= x1 or y2 <= y1:
+        return 1.0
+    return float(mask[y1:y2, x1:x2].mean())
+
+
+def match(det_boxes, gt, min_iou=0.3):
+    """Greedy one-to-one pairs (det index, gt index) by IoU."""
+    m = iou(det_boxes, gt)
+    pairs = []
+    while m.size and m.max() >= min_iou:
+        i, j = np.unravel_index(m.argmax(), m.shape)
+        pairs.append((i, j))
+        m[i, :] = -1
+        m[:, j] = -1
+    return pairs
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--json", help="write the numbers here too")
+    p.add_argument("--fddb-images", type=int, default=150)
+    args = p.parse_args()
+    data = Path(args.data)
+    detector = Detector(threshold=min(THRESHOLDS))
+    results: dict = {}
+
+    # -- faces_mask val ------------------------------------------------------------------
+    mask_dir = data / "faces_mask"
+    names = (mask_dir / "val.txt").read_text().split()
+    photos = []
+    for name in tqdm(names, desc="faces_mask val"):
+        image = cv2.imread(str(mask_dir / "images" / f"{name}.jpg"))
+        gt = voc_boxes(mask_dir / "annotations" / f"{name}.xml")
+        photos.append((image, gt, detector.detect(image)))
+
+    rows = []
+    for t in THRESHOLDS:
+        covered = {"all": [0, 0], "<20px": [0, 0], ">=20px": [0, 0]}
+        spurious = found = 0
+        for image, gt, det in photos:
+            d = det.select(det.scores >= t)
+            found += len(match(d.boxes, gt))
+            mask = region_mask(image.shape, d)
+            for box in gt:
+                size = "<20px" if max(box[2] - box[0], box[3] - box[1]) < 20 else ">=20px"
+                ok = inside_share(mask, box) >= 0.9
+                for key in ("all", size):
+                    covered[key][0] += ok
+                    covered[key][1] += 1
+            if len(d):
+                touching = iou(face_regions(d), gt).max(axis=1) if len(gt) else np.zeros(len(d))
+                spurious += int((touching <= 0).sum())
+        row = {"threshold": t, **{f"masked {k}": round(v[0] / max(v[1], 1), 4) for k, v in covered.items()},
+               "faces": covered["all"][1], "detected (IoU >= 0.3)": round(found / max(covered["all"][1], 1), 4),
+               "regions on no face per image": round(spurious / len(photos), 3)}
+        rows.append(row)
+        print(row)
+    results["threshold"] = rows
+
+    def scale_table(pairs_of, label):
+        table = []
+        for shape in ("ellipse", "box"):
+            for s in SCALES:
+                ok = n = 0
+                for image, boxes, wants in pairs_of:
+                    for box, want in zip(boxes, wants):
+                        mask = region_mask(image.shape, box[None], shape=shape, scale=s)
+                        ok += want(mask) >= 0.95
+                        n += 1
+                table.append({"shape": shape, "scale": s, f"{label} covered": round(ok / max(n, 1), 4), "faces": n})
+                print(table[-1])
+        return table
+
+    matched = []
+    for image, gt, det in photos:
+        d = det.select(det.scores >= 0.3)
+        pairs = match(d.boxes, gt)
+        matched.append((image, np.asarray([d.boxes[i] for i, _ in pairs]).reshape(-1, 4),
+                        [lambda m, b=gt[j]: inside_share(m, b) for _, j in pairs]))
+    results["scale_faces_mask"] = scale_table(matched, "head box")
+
+    # -- FDDB ellipses ---------------------------------------------------------------------
+    fddb = data / "faces_fddb"
+    annotations = json.loads((fddb / "annotations.json").read_text())
+    chosen = [(k, v) for k, v in annotations.items() if v["fold"] == 1][: args.fddb_images]
+    fddb_pairs = []
+    for key, rec in tqdm(chosen, desc="FDDB fold 1"):
+        image = cv2.imread(str(fddb / "originalPics" / f"{key}.jpg"))
+        if image is None:
+            continue
+        d = detector.detect(image, threshold=0.3)
+        gt = np.asarray(rec["boxes_xyxy"], np.float32).reshape(-1, 4)
+        wants, boxes = [], []
+        for i, j in match(d.boxes, gt):
+            major, minor, angle, cx, cy = rec["ellipses"][j][:5]
+            ell = np.zeros(image.shape[:2], np.uint8)
+            cv2.ellipse(ell, (round(cx), round(cy)), (round(major), round(minor)), np.degrees(angle), 0, 360, 1, -1)
+            pixels = ell.astype(bool)
+            wants.append(lambda m, e=pixels: float(m[e].mean()) if e.any() else 1.0)
+            boxes.append(d.boxes[i])
+        fddb_pairs.append((image, np.asarray(boxes).reshape(-1, 4), wants))
+    results["scale_fddb"] = scale_table(fddb_pairs, "ellipse")
+
+    # -- strength: does the detector still find the anonymised faces? -----------------------
+    anon = importlib.import_module("retinaface_polynl.anonymize")  # the module (the package exports the function)
+
+    strength = []
+    for method, value in STRENGTHS:
+        if method == "blur":
+            anon.BLUR_SIGMA = value
+        elif method == "pixelate":
+            anon.PIXELATE_BLOCKS = value
+        found = n = 0
+        for image, gt, det in tqdm(photos, desc=f"{method} {value}"):
+            d = det.select((det.scores >= 0.3) & (np.maximum(det.boxes[:, 2] - det.boxes[:, 0],
+                                                              det.boxes[:, 3] - det.boxes[:, 1]) >= 24))
+            if not len(d):
+                continue
+            again = detector.detect(anonymize(image, d, method=method), threshold=0.3)
+            m = iou(d.boxes, again.boxes)
+            found += int((m.max(axis=1) >= 0.3).sum()) if m.size else 0
+            n += len(d)
+        row = {"method": method, "value": value, "still found": round(found / max(n, 1), 4), "faces": n}
+        strength.append(row)
+        print(row)
+    results["strength"] = strength
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
