@@ -67,13 +67,14 @@ from retinaface_polynl.tta import box_vote
 from widerface_eval import box_iou
 
 HERE = Path(__file__).resolve().parents[1]
-DATA = HERE.parent / "shared" / "data"
+DATA = (HERE.parent / "shared" / "data").resolve()
 MNET = "weights_thirdparty/pytorch_retinaface/mobilenet0.25_Final.pth"
 YUNET = "weights_thirdparty/yunet/face_detection_yunet_2026may.onnx"
 SETS = ("mask", "fddb", "webfaces", "shanghai")
 TEACHER_THRESHOLD = 0.1
 UPSCALE_BELOW = 1100  # long side (px) under which the teachers also see the picture enlarged 2x
-# YuNet -> RetinaFace box rule (width, height, centre shift in YuNet box heights), measured by --fit
+# YuNet -> RetinaFace box rule (width, height, centre shift in YuNet box heights): --fit measured
+# 0.995, 0.999, 0.005 over 12,986 faces both find, i.e. the same convention: no change
 YUNET_RULE = (1.0, 1.0, 0.0)
 
 log = logging.getLogger("make_crowd_labels")
@@ -294,6 +295,7 @@ def main(argv=None) -> int:
                    "unannotated face becomes an ignore region (default: 0.15)")
     p.add_argument("--fit", action="store_true", help="also print and save the measured box rules")
     args = p.parse_args(argv)
+    args.data = args.data.resolve()  # the caches are keyed by image path: one spelling of each
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     names = [s.strip() for s in args.sets.split(",") if s.strip()]

@@ -198,13 +198,17 @@ def test_small_face_sampler_shows_faces_in_its_range(mask_dir):
         for _ in range(3):
             result = small_face_crop(sample, rng, out_size, (lo, hi))
             window, index = result
-            assert window.image.shape[0] == window.image.shape[1]
-            scaled = resize(window, out_size, out_size)
+            assert window.image.shape == (out_size, out_size, 3)
             assert index >= 0  # the drawn face is always inside its window
-            size = face_sizes(scaled.boxes[index : index + 1])[0]
+            size = face_sizes(window.boxes[index : index + 1])[0]
             drawn_sizes.append(size)
     drawn_sizes = np.array(drawn_sizes)
     # the drawn face is whole in its window, so its size is the drawn one (up to rounding of the window side)
+    # whatever the scale: also when the picture is made many times smaller
+    big = FaceSample(np.full((600, 800, 3), 90, np.uint8), np.array([[100, 100, 500, 580]], np.float32),
+                     np.zeros((1, 5, 2), np.float32), np.zeros(1, bool))
+    tiny, k = small_face_crop(big, rng, out_size, (6.0, 6.0))
+    assert tiny.image.shape == (out_size, out_size, 3) and abs(face_sizes(tiny.boxes[k : k + 1])[0] - 6) < 0.5
     assert (drawn_sizes >= lo * 0.95).all() and (drawn_sizes <= hi * 1.05).all()
     assert np.median(drawn_sizes) < 25  # log-uniform in [6, 40]: median ~15.5
     aug = TrainAugment(image_size=out_size, small_face_prob=1.0, small_face_range=(lo, hi))

@@ -10,7 +10,7 @@ an object marked ``<difficult>1</difficult>`` becomes an ignore region.
 Box convention.  VOC boxes are whatever their annotators drew.  The mask set's
 are tight around the visible head *with the mask and chin*: they sit lower on
 the face than RetinaFace-style boxes (brows to chin).  :func:`voc_to_face_box`
-maps them by the rule measured with ``scripts/fit_box_rules.py`` against the
+maps them by the rule measured with ``scripts/make_crowd_labels.py --fit`` against the
 WIDER-trained RetinaFace-MobileNet-0.25 (score >= 0.8, IoU >= 0.4) on the faces of
 20 px and more of ``train.txt`` (the validation split is never looked at):
 keep the centre-x, scale the width by :data:`MASK_WIDTH_SCALE`, the height by
@@ -31,7 +31,7 @@ from .records import ImageRecord
 
 log = logging.getLogger(__name__)
 
-# measured on faces_mask/train.txt by scripts/fit_box_rules.py (median of matched pairs)
+# measured on faces_mask/train.txt by scripts/make_crowd_labels.py --fit (median of matched pairs)
 MASK_WIDTH_SCALE = 0.96
 MASK_HEIGHT_SCALE = 1.09
 MASK_CENTRE_SHIFT = 0.15

@@ -9,9 +9,9 @@ the mouth centre and ``s = |m - e|`` (the eye-to-mouth distance, which changes
 little when the head turns, unlike the eye distance), a RetinaFace-style box is
 ``WEBFACES_WIDTH_SCALE * s`` wide and ``WEBFACES_HEIGHT_SCALE * s`` tall, centred
 at ``e + WEBFACES_CENTRE_SHIFT * (m - e)`` across and down.  The three numbers
-were measured by ``scripts/fit_box_rules.py``: medians over the Web Faces faces
-that the WIDER-trained RetinaFace-MobileNet-0.25 also finds (score >= 0.8,
-its nose within a quarter of ``s`` of the annotated nose).
+were measured by ``scripts/make_crowd_labels.py --fit``: medians over the 4,060 Web
+Faces faces that the WIDER-trained RetinaFace-MobileNet-0.25 also finds (score >= 0.8,
+its nose within a quarter of ``s`` of the annotated nose): 2.05, 2.67, 0.27.
 
 Landmarks.  The eyes and the nose are the annotation's.  Our fifth and fourth
 points are the mouth *corners*, which the set does not give: they are placed on
@@ -32,11 +32,11 @@ import numpy as np
 
 from .records import ImageRecord
 
-# measured by scripts/fit_box_rules.py (see the module docstring)
-WEBFACES_WIDTH_SCALE = 2.04
-WEBFACES_HEIGHT_SCALE = 2.65
+# measured by scripts/make_crowd_labels.py --fit (see the module docstring)
+WEBFACES_WIDTH_SCALE = 2.05
+WEBFACES_HEIGHT_SCALE = 2.67
 WEBFACES_CENTRE_SHIFT = 0.27
-WEBFACES_MOUTH_HALF_WIDTH = 0.43
+WEBFACES_MOUTH_HALF_WIDTH = 0.42
 
 
 def is_webfaces_file(path: Path, head: str) -> bool:
