@@ -22,20 +22,33 @@ from .errors import (
     ApproximateSettingsWarning,
     GroundTruthError,
     MissingPredictionsWarning,
+    NegativeSizeWarning,
     PredictionFormatError,
 )
 from .fddb import FDDBAnnotation, FDDBResult, evaluate_fddb, load_fddb_annotations, read_fddb_detections, write_fddb_detections
 from .groundtruth import SETTINGS, WiderGroundTruth, load_ground_truth
 from .io import read_prediction_file, read_predictions, write_prediction_file
 from .plots import plot_fddb_roc, plot_pr_curves
-from .protocol import evaluate, evaluate_many, evaluate_predictions, normalize_scores, result_to_json, voc_ap
+from .protocol import (
+    DEFAULT_PROTOCOL,
+    PROTOCOLS,
+    evaluate,
+    evaluate_many,
+    evaluate_predictions,
+    normalize_scores,
+    result_to_json,
+    voc_ap,
+)
 
 __all__ = [
     "ApproximateSettingsWarning",
+    "DEFAULT_PROTOCOL",
     "FDDBAnnotation",
     "FDDBResult",
     "GroundTruthError",
     "MissingPredictionsWarning",
+    "NegativeSizeWarning",
+    "PROTOCOLS",
     "PredictionFormatError",
     "SETTINGS",
     "WiderGroundTruth",

@@ -15,14 +15,29 @@ from typing import Sequence
 from .errors import GroundTruthError, PredictionFormatError
 
 DESCRIPTION = """\
-Evaluate face detections on WIDER FACE val (Easy / Medium / Hard AP, computed
-exactly as the official MATLAB toolkit does) or on FDDB (official discrete and
-continuous ROC plus AP at IoU 0.5).
+Evaluate face detections on WIDER FACE val (Easy / Medium / Hard AP) or on
+FDDB (official discrete and continuous ROC plus AP at IoU 0.5).
 
 WIDER FACE: PRED is a folder in the official submission layout,
 <event>/<image>.txt holding the image name, the number of boxes, then
-'x y w h score' lines.  GT is the folder with wider_face_val.mat and
+'x y w h score' lines (any real scores: logits are min-max normalised like
+probabilities).  GT is the folder with wider_face_val.mat and
 wider_{easy,medium,hard}_val.mat (or, approximately, wider_face_val_bbx_gt.txt).
+Two protocols (--protocol):
+  matlab       (default) the official MATLAB toolkit, bit for bit.  Its ground
+               truth is int32, and MATLAB's int32/double arithmetic rounds: the
+               prediction's corners enter at whole pixels and the IoU itself is
+               rounded to 0 or 1 (1 when 2 x intersection >= union), so a
+               prediction takes the FIRST face in file order reaching IoU 0.5,
+               not the best one.  Scores min-max normalised in single precision;
+               rows sorted by score.
+  python-port  the widely used Python port (WiderFace-Evaluation, as in
+               Pytorch_Retinaface): floating-point IoU, best face, rows in FILE
+               order (unsorted files evaluate differently), float64 min-max
+               normalisation starting from max 0 / min 1.
+  both         both, side by side (the folders are read once).
+Numbers published with the MATLAB toolkit reproduce with 'matlab', numbers
+from RetinaFace re-implementations with 'python-port'; see docs/evaluation.md.
 
 FDDB: PRED is a detection file (or folder of them) in the official FDDB format
 (image name, count, 'x y w h score' lines); GT is the FDDB folder holding
@@ -34,16 +49,18 @@ Several prediction folders can be compared: repeat --pred (and --name).
 EPILOG = """\
 examples:
   python -m widerface_eval runs/val_preds ../shared/data/widerface_val_gt --json ap.json --plot pr.png
+  python -m widerface_eval runs/val_preds ../shared/data/widerface_val_gt --protocol both
   python -m widerface_eval --pred a/ --name A --pred b/ --name B --gt GT --plot pr.png
   python -m widerface_eval fddb_dets.txt ../shared/data/faces_fddb --folds 1-8 --plot roc.png
 
-The JSON holds "easy", "medium", "hard" as fractions (first method) and
-"methods" with every method's APs and curves.  With --plot FILE.png the figure
-has one panel per setting and FILE_<setting>.png holds each setting alone.
+The JSON holds "protocol", "easy", "medium", "hard" as fractions (first
+method, first protocol) and "methods" with every method's APs and curves
+under that protocol; with --protocol both also "by_protocol":
+{protocol: {method: ...}}.  With --plot FILE.png the figure has one panel per
+setting and FILE_<setting>.png holds each setting alone.
 Exit status: 0 success, 2 malformed predictions or ground truth (one-line
 message naming the file and line), 1 other errors.
 """
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -64,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--no-curves", action="store_true", help="leave the PR/ROC curves out of the JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw PR curves (WIDER) or ROC curves (FDDB) as PNG")
+    p.add_argument("--protocol", choices=("matlab", "python-port", "both"), default=None,
+                   help="WIDER FACE protocol: 'matlab' = the official toolkit, bit for bit (default); "
+                        "'python-port' = the widely used Python port; 'both' = side by side")
     p.add_argument("--folds", metavar="LIST", help="FDDB folds to evaluate, e.g. '1-8' or '9,10' (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -78,13 +98,17 @@ def _detect_benchmark(gt: Path) -> str:
 
 
 def format_table(results: dict[str, dict], settings: Sequence[str] = ("easy", "medium", "hard")) -> str:
-    """Plain-text AP table, one row per method."""
+    """Plain-text AP table, one row per entry of ``results``, headed by the protocol(s) they were computed with."""
+    from .protocol import PROTOCOLS
+
+    protocols = list(dict.fromkeys(r.get("protocol", "matlab") for r in results.values()))
+    lines = [f"WIDER FACE val AP, protocol {p}: {PROTOCOLS[p].summary}" for p in protocols if p in PROTOCOLS]
     width = max([len("method")] + [len(n) for n in results])
     head = f"{'method':<{width}}  " + "  ".join(f"{s.capitalize():>8}" for s in settings)
-    rows = [head, "-" * len(head)]
+    lines += [head, "-" * len(head)]
     for name, r in results.items():
-        rows.append(f"{name:<{width}}  " + "  ".join(f"{r[s]:8.4f}" for s in settings))
-    return "\n".join(rows)
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{r[s]:8.4f}" for s in settings))
+    return "\n".join(lines)
 
 
 def run_evaluation(
@@ -98,11 +122,15 @@ def run_evaluation(
     progress: bool = True,
     include_curves: bool = True,
     out=None,
+    protocol: str | None = None,
 ) -> dict:
     """Evaluate ``pred_dirs`` against ``gt_dir``, print the table, write JSON/plots; return the results.
 
-    For WIDER FACE the results are ``{name: evaluate(...) dict}``, for FDDB
-    ``{name: FDDBResult}``.  ``out`` is the stream for the table (stdout).
+    For WIDER FACE the results are ``{name: evaluate(...) dict}`` (with
+    ``protocol="both"``: ``{name: {"matlab": ..., "python-port": ...}}``),
+    for FDDB ``{name: FDDBResult}``.  ``protocol``: ``"matlab"`` (default),
+    ``"python-port"`` or ``"both"`` (WIDER FACE only).  ``out`` is the
+    stream for the table (stdout).
     """
     out = sys.stdout if out is None else out
     from .protocol import default_names, evaluate, result_to_json, write_json
@@ -112,6 +140,8 @@ def run_evaluation(
     if len(names) != len(pred_dirs):
         raise ValueError(f"{len(pred_dirs)} prediction folders but {len(names)} --name values")
     kind = _detect_benchmark(gt_dir) if benchmark == "auto" else benchmark
+    if kind == "fddb" and protocol is not None:
+        raise ValueError("--protocol applies to WIDER FACE only (FDDB has one official protocol)")
     if kind == "fddb":
         from .fddb import evaluate_fddb, load_fddb_annotations, read_fddb_detections
 
@@ -136,27 +166,43 @@ def run_evaluation(
     from .groundtruth import load_ground_truth
 
     gt = load_ground_truth(gt_dir)
-    results = {n: evaluate(p, gt, progress=progress) for n, p in zip(names, pred_dirs)}
+    protocols = ["matlab", "python-port"] if protocol == "both" else [protocol or "matlab"]
+    by_name = {n: evaluate(p, gt, progress=progress, protocol=protocols) for n, p in zip(names, pred_dirs)}
+    by_protocol = {pr: {n: r[pr] for n, r in by_name.items()} for pr in protocols}
+    if len(protocols) == 1:
+        rows = by_protocol[protocols[0]]
+    else:  # side by side: each method's protocols on consecutive rows
+        rows = {f"{n} [{pr}]": by_protocol[pr][n] for n in by_name for pr in protocols}
     settings = list(gt.settings)
-    print(format_table(results, settings), file=out)
+    print(format_table(rows, settings), file=out)
     if not gt.official:
         print("note: approximate Easy/Medium/Hard (text ground truth); the official split needs the .mat files", file=out)
-    for n, r in results.items():
+    for n, per in by_name.items():
+        r = per[protocols[0]]
         if r["missing_images"]:
             print(f"note: {n}: {len(r['missing_images'])} image(s) without a prediction file counted as no detections",
                   file=out)
+        if r["num_negative_sizes"]:
+            print(f"note: {n}: {r['num_negative_sizes']} box(es) with a negative width or height, evaluated as "
+                  "written (false positives in practice)", file=out)
     if json_path:
-        methods = {n: result_to_json(r, include_curves) for n, r in results.items()}
-        first = next(iter(results.values()))
-        payload = {"benchmark": "widerface", **{s: float(first[s]) for s in settings},
+        first_p = protocols[0]
+        methods = {n: result_to_json(r, include_curves) for n, r in by_protocol[first_p].items()}
+        first = next(iter(by_protocol[first_p].values()))
+        payload = {"benchmark": "widerface", "protocol": first_p, **{s: float(first[s]) for s in settings},
                    "official_split": gt.official, "methods": methods}
+        if len(protocols) > 1:
+            payload["protocols"] = protocols
+            payload["by_protocol"] = {
+                pr: {n: result_to_json(r, include_curves) for n, r in rs.items()} for pr, rs in by_protocol.items()
+            }
         write_json(json_path, payload)
     if plot_path:
         from .plots import plot_pr_curves
 
-        for p in plot_pr_curves(results, plot_path, settings):
+        for p in plot_pr_curves(rows, plot_path, settings):
             print(f"wrote {p}", file=out)
-    return results
+    return by_name if len(protocols) > 1 else {n: per[protocols[0]] for n, per in by_name.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -185,7 +231,7 @@ def execute(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             run_evaluation(
                 preds, gt, names=args.name or None, json_path=args.json, plot_path=args.plot,
                 benchmark=args.benchmark, folds=args.folds, progress=not args.no_progress,
-                include_curves=not args.no_curves,
+                include_curves=not args.no_curves, protocol=getattr(args, "protocol", None),
             )
     except (PredictionFormatError, GroundTruthError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)

@@ -40,3 +40,11 @@ class MissingPredictionsWarning(UserWarning):
 
 class ApproximateSettingsWarning(UserWarning):
     """Ground truth was read from the text layout: Easy/Medium/Hard are approximations."""
+
+
+class NegativeSizeWarning(UserWarning):
+    """Some prediction boxes have a negative width or height.
+
+    They are evaluated as the toolkit evaluates them (``x2 = x + w`` left of
+    ``x``): in practice they overlap no face and count as false positives.
+    """

@@ -55,6 +55,14 @@ class WiderGroundTruth:
     0-based indices of the faces of image ``i`` that count in ``setting``
     (the toolkit's ``gt_list``).  Faces not in ``keep`` are the toolkit's
     "ignore" faces: a prediction matched to one is removed from the count.
+
+    ``box_class`` is the MATLAB class the toolkit would hold the boxes in:
+    ``"int32"`` (the official ``.mat`` files, and the text layout, whose
+    boxes are the same integers) or ``"double"``.  It decides the arithmetic
+    of the ``"matlab"`` protocol (the int32 rule, see
+    :mod:`widerface_eval.protocol`).  ``None`` (the default) means ``"int32"``
+    when every coordinate is a whole number within the int32 range, else
+    ``"double"``.
     """
 
     events: list[str]
@@ -64,12 +72,20 @@ class WiderGroundTruth:
     official: bool = True
     source: str = ""
     attributes: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    box_class: str | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
         if len(self.events) != n or len(self.boxes) != n:
             raise ValueError("events, images and boxes must have the same length")
         self.boxes = [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b in self.boxes]
+        if self.box_class is None:
+            whole = all(
+                np.array_equal(b, np.round(b)) and (np.abs(b) < 2**31).all() for b in self.boxes
+            )
+            self.box_class = "int32" if whole else "double"
+        if self.box_class not in ("int32", "double"):
+            raise ValueError(f"box_class must be 'int32' or 'double', got {self.box_class!r}")
         for s, lists in self.keep.items():
             if len(lists) != n:
                 raise ValueError(f"keep[{s!r}] has {len(lists)} entries for {n} images")
@@ -94,10 +110,13 @@ class WiderGroundTruth:
         boxes: dict[str, np.ndarray],
         keep: dict[str, dict[str, np.ndarray]] | None = None,
         event: str = "0--Event",
+        box_class: str | None = None,
     ) -> "WiderGroundTruth":
         """Small in-memory ground truth: ``{image: (n, 4) xywh}``; ``keep[setting][image]`` 0-based.
 
-        Without ``keep`` every face counts in every setting.
+        Without ``keep`` every face counts in every setting.  ``box_class``:
+        see the class docstring (default: ``"int32"`` for whole-number boxes,
+        as in the official files).
         """
         names = list(boxes)
         if keep is None:
@@ -109,6 +128,7 @@ class WiderGroundTruth:
             keep={s: [np.asarray(k.get(n, []), dtype=np.int64) for n in names] for s, k in keep.items()},
             official=False,
             source="<memory>",
+            box_class=box_class,
         )
 
 
@@ -146,6 +166,7 @@ def load_mat_ground_truth(gt_dir: str | Path) -> WiderGroundTruth:
         raise GroundTruthError(main_path, "event_list, file_list and face_bbx_list differ in length")
     events, images, boxes = [], [], []
     raw_boxes = []
+    kinds = set()
     for e, (ev, files, bxs) in enumerate(zip(ev_cells, file_cells, box_cells)):
         files = np.asarray(files).reshape(-1)
         bxs = np.asarray(bxs).reshape(-1)
@@ -155,6 +176,7 @@ def load_mat_ground_truth(gt_dir: str | Path) -> WiderGroundTruth:
             events.append(_str(ev))
             images.append(_str(f))
             raw_boxes.append(np.asarray(b))
+            kinds.add(np.asarray(b).dtype.kind)
             b = np.asarray(b, dtype=np.float64)
             if b.size % 4:
                 raise GroundTruthError(main_path, f"image {_str(f)!r}: boxes are not x y w h rows")
@@ -196,7 +218,11 @@ def load_mat_ground_truth(gt_dir: str | Path) -> WiderGroundTruth:
         if i != len(images):
             raise GroundTruthError(path, f"lists {i} images, {MAT_FILES['all']} lists {len(images)}")
         keep[s] = lists
-    return WiderGroundTruth(events, images, boxes, keep, official=True, source=str(gt_dir), attributes=attributes)
+    # the official files hold int32 boxes; a file storing doubles is evaluated in double, as MATLAB would
+    box_class = "int32" if kinds <= {"i", "u"} else "double"
+    return WiderGroundTruth(
+        events, images, boxes, keep, official=True, source=str(gt_dir), attributes=attributes, box_class=box_class
+    )
 
 
 def load_text_ground_truth(path: str | Path, warn: bool = True) -> WiderGroundTruth:

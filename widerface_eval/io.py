@@ -8,20 +8,33 @@ Layout (one text file per image, ``<pred_dir>/<event>/<image>.txt``)::
     ...
 
 Validation rules (each violation raises :class:`PredictionFormatError` naming
-the file and the line):
+the file and the line).  We accept what the official toolkit reads and refuse
+what it cannot read, loudly (``read_pred.m`` itself prints "Invalid format"
+and silently evaluates such an image as having no predictions):
 
 * line 1 must name the image; its base name without extension must equal the
-  file name without ``.txt``;
+  file name without ``.txt`` (the toolkit ignores this line);
 * line 2 must be a non-negative integer ``N``; exactly ``N`` box lines must
-  follow (blank lines after them are allowed, anything else is an error);
-* every box line holds exactly five numbers ``x y w h score``;
-* NaN or infinite values are errors; ``w``, ``h`` and ``score`` must be
-  ``>= 0``.  ``x``/``y`` may be negative: detectors legitimately produce
-  boxes that start a little outside the image, and the official MATLAB
-  toolkit uses the coordinates as they are (it never clips), so do we.  A
-  negative width/height has no meaning in the toolkit (its ``x2 = x + w``
-  would then lie left of ``x``) and a negative score would break its
-  min-max normalisation floor (``realmin('single')``), so both are rejected.
+  follow (blank lines after them are allowed, anything else is an error:
+  the toolkit silently drops the image when fewer lines follow, and silently
+  ignores lines beyond ``N``);
+* every box line holds at least five numbers ``x y w h score`` separated by
+  white space; further numbers are ignored, as the toolkit (``str2num`` then
+  the first five values) and the Python port ignore them; a non-numeric
+  field is an error;
+* NaN or infinite values are errors (the toolkit would read them, but a NaN
+  or infinite score turns every normalised score into NaN, and MATLAB and
+  Octave disagree on ``min``/``max`` with a NaN coordinate);
+* any real score is accepted, negative ones included: the toolkit min-max
+  normalises whatever it reads, so detectors that write logits are evaluated
+  exactly as the toolkit evaluates them;
+* ``x``/``y`` may be negative (boxes that start a little outside the image;
+  the toolkit never clips), and so may ``w``/``h``: the toolkit does not
+  refuse them and evaluates ``x2 = x + w`` as written, so a box with a
+  negative width or height in practice overlaps no face and counts as a
+  false positive.  :func:`widerface_eval.evaluate` warns about them
+  (:class:`NegativeSizeWarning`), since they usually mean a bug in the
+  writer.
 """
 from __future__ import annotations
 
@@ -34,7 +47,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 
 import numpy as np
 
-from .errors import MissingPredictionsWarning, PredictionFormatError
+from .errors import MissingPredictionsWarning, NegativeSizeWarning, PredictionFormatError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .groundtruth import WiderGroundTruth
@@ -101,12 +114,12 @@ def parse_prediction_text(text: str, path: str | Path = "<string>", expected_nam
 
     fields = [ln.split() for ln in box_lines]
     for i, f in enumerate(fields):
-        if len(f) != 5:
+        if len(f) < 5:
             raise PredictionFormatError(
                 path, f"expected 5 numbers 'x y w h score', got {len(f)} field(s): {box_lines[i].strip()[:60]!r}", line=3 + i
             )
     try:
-        arr = np.array([v for f in fields for v in f], dtype=np.float64).reshape(count, 5)
+        values = np.array([v for f in fields for v in f], dtype=np.float64)
     except ValueError:
         for i, f in enumerate(fields):  # locate the offending line
             for v in f:
@@ -115,25 +128,23 @@ def parse_prediction_text(text: str, path: str | Path = "<string>", expected_nam
                 except ValueError:
                     raise PredictionFormatError(path, f"non-numeric field {v!r}", line=3 + i) from None
         raise  # pragma: no cover - numpy and float() disagree
+    lengths = np.array([len(f) for f in fields])
+    if (lengths == 5).all():
+        arr = values.reshape(count, 5)
+    else:  # extra numbers after the score: ignored, as the toolkit and the port ignore them
+        first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        arr = values[first[:, None] + np.arange(5)]
     _check_values(arr, path, first_line=3)
     return arr
 
 
 def _check_values(arr: np.ndarray, path: str | Path, first_line: int) -> None:
-    """Reject NaN/inf anywhere and negative w, h or score (see module docstring)."""
+    """Reject NaN and infinity (see module docstring); negative w, h and scores are valid."""
     bad = ~np.isfinite(arr)
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise PredictionFormatError(
             path, f"{'xywh'[j] if j < 4 else 'score'} is {arr[i, j]} (NaN and infinity are not allowed)", line=first_line + int(i)
-        )
-    neg = arr[:, 2:5] < 0
-    if neg.any():
-        i, j = np.argwhere(neg)[0]
-        what = ("width", "height", "score")[j]
-        raise PredictionFormatError(
-            path, f"negative {what} {arr[i, j + 2]:g} (w, h and score must be >= 0; x, y may be negative)",
-            line=first_line + int(i),
         )
 
 
@@ -216,6 +227,19 @@ def warn_missing(missing: list[str], source: str | Path) -> None:
     )
 
 
+def warn_negative_sizes(count: int, source: str | Path) -> None:
+    """Emit one :class:`NegativeSizeWarning` when ``count`` boxes have a negative width or height."""
+    if not count:
+        return
+    warnings.warn(
+        f"{source}: {count} box(es) have a negative width or height; they are evaluated as the toolkit "
+        "evaluates them (x2 = x + w as written: in practice no face is found, the box counts as a false "
+        "positive). Boxes are 'x y w h', not 'x1 y1 x2 y2'",
+        NegativeSizeWarning,
+        stacklevel=3,
+    )
+
+
 def _format_number(v: float, decimals: int) -> str:
     s = f"{v:.{decimals}f}"
     if "." in s:
@@ -239,7 +263,9 @@ def write_prediction_file(
     The file is written to a temporary file in the same folder and renamed
     over ``path`` (``os.replace``), so a reader never sees half a file.
     Raises ``ValueError`` for inputs that :func:`read_prediction_file` would
-    reject (NaN, negative w/h/score, shape mismatch).
+    reject (NaN, infinity, shape mismatch) and for negative widths or heights
+    (the toolkit would evaluate them, but no detector means them); negative
+    scores (logits) are written as they are.
     """
     path = Path(path)
     boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4) if np.size(boxes_xywh) else np.zeros((0, 4))
@@ -251,6 +277,13 @@ def write_prediction_file(
         _check_values(arr, path, first_line=3)
     except PredictionFormatError as exc:
         raise ValueError(f"refusing to write {exc}") from None
+    neg = arr[:, 2:4] < 0
+    if neg.any():
+        i, j = np.argwhere(neg)[0]
+        raise ValueError(
+            f"refusing to write {path}: box {int(i)} has a negative {('width', 'height')[j]} {arr[i, j + 2]:g} "
+            "(boxes are x y w h)"
+        )
     stem = image_stem(image_name)
     if not stem or any(c.isspace() for c in stem):
         raise ValueError(f"{path}: invalid image name {image_name!r}")

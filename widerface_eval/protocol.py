@@ -1,76 +1,116 @@
-"""The WIDER FACE Easy / Medium / Hard protocol, as the official MATLAB toolkit computes it.
+"""The WIDER FACE Easy / Medium / Hard protocols: the official MATLAB toolkit and the Python port.
 
-The official ``eval_tools`` (``wider_eval.m``, ``read_pred.m``,
-``norm_score.m``, ``evaluation.m``, ``boxoverlap.m``, ``VOCap.m``) does, and
-this module reproduces, vectorised with numpy:
+Two protocols are implemented, vectorised with numpy, each step checked
+against the code it reproduces (see ``docs/evaluation.md``):
 
-1. **Reading** (``read_pred.m``): each image's boxes ``x y w h score`` are
+``"matlab"`` (default): the official ``eval_tools`` (``wider_eval.m``,
+``read_pred.m``, ``norm_score.m``, ``evaluation.m``, ``boxoverlap.m``,
+``VOCap.m``) bit for bit, *including MATLAB's types*.  On the three seeded
+prediction sets of ``shared/wider_official`` it gives what GNU Octave 7.3
+running the toolkit prints, to 1e-15.
+
+1. **Reading** (``read_pred.m``): each image's rows ``x y w h score`` are
    sorted by score, descending, with MATLAB's *stable* ``sort(...,'descend')``
-   (equal scores keep file order).  An image without a file has no
-   predictions.
-2. **Normalisation** (``norm_score.m``): every score is mapped to
+   (equal scores keep file order).  An image without a file, or with 0 boxes,
+   has no predictions.
+2. **Normalisation** (``norm_score.m``): every score becomes
    ``(s - min) / (max - min)`` with ``min``/``max`` over *all* predictions of
-   the set.  The MATLAB reduction starts from ``max = realmin('single')`` and
-   ``min = realmax('single')``, which makes both single precision, so the
-   normalised scores are single-precision numbers; we do the same arithmetic
-   in float32.  When all scores are equal the division is ``0/0 = NaN``; a
-   NaN passes no threshold, so nothing is ever detected and every AP is 0.
-   When all scores are 0 the ``realmin`` floor gives ``0/realmin = 0``: all
-   predictions enter together at the last threshold (0).
-3. **Matching** (``image_evaluation`` in ``evaluation.m``): boxes become
-   ``x2 = x + w, y2 = y + h``; the IoU uses +1-pixel widths
-   (``w = min(x2) - max(x1) + 1``, areas ``(x2 - x1 + 1) * (y2 - y1 + 1)``,
-   zero where the intersection's ``w <= 0`` or ``h <= 0``).  Predictions are
-   visited in score order; each is compared with *all* faces of the image
-   (including already-found ones) and takes the face of highest IoU (first
-   one on ties).  If that IoU is ``>= 0.5``: a face outside the setting's
-   ``gt_list`` flags the prediction "ignore" (removed from the proposal
-   count); a face in ``gt_list`` found for the first time is recalled; a face
-   already found leaves the prediction a false positive.  Because the chosen
-   face does not depend on earlier predictions, this sequential rule is a
-   pure function of (best face, first occurrence), which is what we compute.
-   Images with no face or no prediction are skipped (their faces still count
-   in the recall; the predictions of a face-less image count nowhere).
+   the set, whatever their sign (logits are fine).  The reduction starts from
+   ``max = realmin('single')`` and ``min = realmax('single')``, which makes
+   both single precision, and so is the arithmetic: the normalised scores are
+   float32 numbers (we compute them in float32).  All scores equal and
+   non-zero: ``0/0 = NaN``, which passes no threshold (every AP 0).  All
+   scores <= 0: ``max`` stays ``realmin('single')``, so the best score
+   normalises below 1.
+3. **Matching** (``image_evaluation`` / ``boxoverlap.m``), with the
+   **int32 rule**: the ground-truth boxes in the official ``.mat`` files are
+   ``int32``, and MATLAB arithmetic mixing int32 with double returns int32,
+   rounded to nearest (halves away from zero) and saturated.  With
+   ``x2 = x + w`` (int32 for faces, double for predictions), ``boxoverlap``
+   computes ``x1 = max(gx1, px1)`` ... as int32 (so the prediction's corners
+   enter rounded to whole pixels), ``w = x2 - x1 + 1``, ``h``, ``inter = w.*h``
+   and the face area as int32, the prediction's area
+   ``(px2 - px1 + 1) * (py2 - py1 + 1)`` in double, the union
+   ``aarea + barea - inter`` rounded to int32, and finally the ratio
+   ``inter ./ union`` as an int32 division, i.e. **rounded to 0 or 1**
+   (1 exactly when ``2 * inter >= union``); overlaps with ``w <= 0`` or
+   ``h <= 0`` are 0.  ``[max_overlap, idx] = max(overlap_list)`` then returns
+   the *first* face in file order whose rounded overlap is 1, not the
+   best-overlapping face.  Predictions are visited in score order; if the
+   overlap is ``>= 0.5`` (i.e. 1), a face outside the setting's ``gt_list``
+   flags the prediction "ignore" (removed from the proposal count), a face in
+   ``gt_list`` found for the first time is recalled, and a face already found
+   leaves the prediction a false positive.  Because the chosen face does not
+   depend on earlier predictions, this sequential rule is a pure function of
+   (chosen face, first occurrence), which is what we compute.  Images with no
+   face or no prediction are skipped (their faces still count in the recall;
+   the predictions of a face-less image count nowhere but in the
+   normalisation).  Ground truth held as double (an in-memory
+   :class:`WiderGroundTruth` with fractional boxes, or a ``.mat`` storing
+   doubles) is evaluated as MATLAB would evaluate it: in double, with a
+   fractional IoU (``box_class="double"``).
 4. **Curves** (``image_pr_info`` / ``dataset_pr_info``): for thresholds
    ``thr_t = 1 - t/1000``, ``t = 1..1000``, each image contributes the
    non-ignored proposals and the recalled faces among its predictions up to
-   the last one with normalised score ``>= thr_t``; sums over images give
-   ``precision_t = TP_t / proposals_t`` (NaN for 0/0, as in MATLAB) and
-   ``recall_t = TP_t / #faces of the setting``.
+   the *last* one (in processing order) with normalised score ``>= thr_t``;
+   sums over images give ``precision_t = TP_t / proposals_t`` (NaN for 0/0,
+   as in MATLAB) and ``recall_t = TP_t / #faces of the setting``.
 5. **AP** (``VOCap.m``): area under the precision envelope of
    ``[0, recall, 1]`` / ``[0, precision, 0]``; the envelope is built with
    MATLAB's NaN-ignoring ``max`` (``np.fmax``).
 
-Ties: tied scores enter at the same thresholds, and which of two tied
-predictions of one face is "the" true positive does not change any count, so
-the result cannot depend on the order of ties (we still sort stably).
+``"python-port"``: ``evaluation.py`` + ``box_overlaps.pyx`` of the widely
+used Python port (wondervictor/WiderFace-Evaluation, copied into
+Pytorch_Retinaface and most RetinaFace re-implementations, which publish
+their numbers with it).  Its differences from the toolkit:
 
-The widely used Python port differs: it does not sort, it reads the score
-from a fixed column, and it starts the normalisation from ``min = 1, max =
-0``; those change results on some inputs.  This module follows MATLAB.
+* no sorting: rows are evaluated **in file order**, and a threshold's prefix
+  ends at the last row *in file order* whose score passes it, so lower-scored
+  rows written before it count at that threshold too (identical to the
+  toolkit only for files sorted by score);
+* normalisation in float64, with ``max`` starting at 0 and ``min`` at 1
+  (instead of ``realmin``/``realmax('single')``);
+* a floating-point IoU (the ground truth is cast to float64), +1-pixel
+  widths as in ``boxoverlap.m``, and the best-overlapping face
+  (``argmax``, first on ties);
+* ``np.maximum`` in the precision envelope (a NaN precision propagates to
+  lower recalls instead of being skipped).
+
+The port itself crashes (``KeyError``) on an image without a file; here such
+an image has no predictions under both protocols.
+
+Ties: under ``"matlab"`` tied scores enter at the same thresholds, and which
+of two tied predictions of one face is "the" true positive does not change
+any count, so the result does not depend on the order of ties.
 """
 from __future__ import annotations
 
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from . import int32 as i32
 from .errors import PredictionFormatError
 from .groundtruth import WiderGroundTruth, load_ground_truth
-from .io import read_predictions, warn_missing
+from .io import read_predictions, warn_missing, warn_negative_sizes
 
 __all__ = [
+    "DEFAULT_PROTOCOL",
     "IOU_THRESHOLD",
     "NUM_THRESHOLDS",
+    "PROTOCOLS",
     "THRESHOLDS",
+    "boxoverlap_int32",
     "evaluate",
     "evaluate_many",
     "evaluate_predictions",
     "iou_plus1",
+    "iou_python_port",
     "normalize_scores",
     "result_to_json",
     "voc_ap",
@@ -78,16 +118,58 @@ __all__ = [
 
 IOU_THRESHOLD = 0.5
 NUM_THRESHOLDS = 1000
-#: ``thr_t = 1 - t/1000`` for ``t = 1..1000`` (double precision, as in MATLAB)
+#: ``thr_t = 1 - t/1000`` for ``t = 1..1000`` (double precision, as in MATLAB and the port)
 THRESHOLDS = 1.0 - np.arange(1, NUM_THRESHOLDS + 1, dtype=np.float64) / NUM_THRESHOLDS
 _REALMIN_SINGLE = np.float32(np.finfo(np.float32).tiny)
 _REALMAX_SINGLE = np.float32(np.finfo(np.float32).max)
 
 
-def iou_plus1(gt_xyxy: np.ndarray, pred_xyxy: np.ndarray) -> np.ndarray:
-    """Element-wise IoU of paired boxes with the toolkit's +1-pixel convention (``boxoverlap.m``).
+@dataclass(frozen=True)
+class Protocol:
+    """One evaluation protocol (see the module docstring)."""
 
-    Both arguments are ``(..., 4)`` ``x1 y1 x2 y2`` with ``x2 = x + w``.
+    name: str
+    summary: str
+    sort_by_score: bool  # read_pred.m's stable descending sort (the port keeps file order)
+    normalisation: str  # "matlab" (float32, realmin/realmax start) or "python-port" (float64, 0/1 start)
+    overlap: str  # "matlab" (int32 rule for int32 ground truth) or "python-port" (float64)
+    envelope_ignores_nan: bool  # MATLAB's max skips NaN; np.maximum propagates it
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "matlab": Protocol(
+        "matlab",
+        "official MATLAB toolkit, bit for bit (int32 ground truth: rounded IoU, first face reaching 0.5)",
+        True, "matlab", "matlab", True,
+    ),
+    "python-port": Protocol(
+        "python-port",
+        "widely used Python port (float IoU, best face, rows in file order, normalisation from max 0 / min 1)",
+        False, "python-port", "python-port", False,
+    ),
+}
+DEFAULT_PROTOCOL = "matlab"
+
+
+def get_protocol(protocol: str | Protocol) -> Protocol:
+    """The :class:`Protocol` named ``protocol`` (``"matlab"`` or ``"python-port"``)."""
+    if isinstance(protocol, Protocol):
+        return protocol
+    try:
+        return PROTOCOLS[protocol]
+    except KeyError:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}") from None
+
+
+# ----------------------------------------------------------------------------- overlaps
+
+
+def iou_plus1(gt_xyxy: np.ndarray, pred_xyxy: np.ndarray) -> np.ndarray:
+    """``boxoverlap.m`` in double precision (ground truth held as double), element-wise on paired boxes.
+
+    Both arguments are ``(..., 4)`` ``x1 y1 x2 y2`` with ``x2 = x + w``; +1-pixel
+    widths; 0 where the intersection's ``w <= 0`` or ``h <= 0``; NaN where
+    MATLAB's division gives NaN.
     """
     a, b = gt_xyxy, pred_xyxy
     x1 = np.maximum(a[..., 0], b[..., 0])
@@ -104,6 +186,57 @@ def iou_plus1(gt_xyxy: np.ndarray, pred_xyxy: np.ndarray) -> np.ndarray:
     return np.where((w <= 0) | (h <= 0), 0.0, o)
 
 
+def boxoverlap_int32(gt_xyxy: np.ndarray, pred_xyxy: np.ndarray) -> np.ndarray:
+    """``boxoverlap.m`` with int32 ground truth, as MATLAB/Octave compute it (element-wise, broadcasting).
+
+    ``gt_xyxy``: int32 values (any integer dtype) ``x1 y1 x2 y2`` with
+    ``x2 = x1 + w`` already computed in int32; ``pred_xyxy``: doubles with
+    ``x2 = x + w`` computed in double.  Returns the int32 overlap (as int64
+    values): 0 or 1 for every ordinary box (see the module docstring).
+    """
+    b = np.asarray(pred_xyxy, dtype=np.float64)
+    return _boxoverlap_int32(np.asarray(gt_xyxy, dtype=np.int64), i32.to_int32(b), _pred_area(b))
+
+
+def _pred_area(b: np.ndarray) -> np.ndarray:
+    """The prediction's area in ``boxoverlap.m``: ``(b(3)-b(1)+1) * (b(4)-b(2)+1)`` in double."""
+    return (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+
+
+def _boxoverlap_int32(a: np.ndarray, rb: np.ndarray, barea: np.ndarray) -> np.ndarray:
+    """:func:`boxoverlap_int32` from the int32 face corners ``a``, the prediction's corners rounded
+    to int32 ``rb`` (``max``/``min`` of int32 and double convert the double first) and its double area."""
+    x1 = np.maximum(a[..., 0], rb[..., 0])
+    y1 = np.maximum(a[..., 1], rb[..., 1])
+    x2 = np.minimum(a[..., 2], rb[..., 2])
+    y2 = np.minimum(a[..., 3], rb[..., 3])
+    w = i32.add(i32.sub(x2, x1), 1)
+    h = i32.add(i32.sub(y2, y1), 1)
+    inter = i32.mul(w, h)
+    aarea = i32.mul(i32.add(i32.sub(a[..., 2], a[..., 0]), 1), i32.add(i32.sub(a[..., 3], a[..., 1]), 1))
+    union = i32.sub(i32.add_double(aarea, barea), inter)  # (aarea + barea) in double -> int32, then - inter
+    o = i32.divide(inter, union)  # int32 ./ int32: rounded
+    return np.where((w <= 0) | (h <= 0), 0, o)
+
+
+def iou_python_port(pred_xyxy: np.ndarray, gt_xyxy: np.ndarray) -> np.ndarray:
+    """``bbox_overlaps`` of the Python port (``box_overlaps.pyx``), element-wise, broadcasting.
+
+    Same float64 operations in the same order: ``iw = min(x2) - max(x1) + 1``,
+    ``ih`` likewise, and where both are positive
+    ``iw * ih / (pred_area + gt_area - iw * ih)`` with +1-pixel areas; else 0.
+    """
+    p = np.asarray(pred_xyxy, dtype=np.float64)
+    g = np.asarray(gt_xyxy, dtype=np.float64)
+    iw = np.minimum(p[..., 2], g[..., 2]) - np.maximum(p[..., 0], g[..., 0]) + 1
+    ih = np.minimum(p[..., 3], g[..., 3]) - np.maximum(p[..., 1], g[..., 1]) + 1
+    g_area = (g[..., 2] - g[..., 0] + 1) * (g[..., 3] - g[..., 1] + 1)
+    p_area = (p[..., 2] - p[..., 0] + 1) * (p[..., 3] - p[..., 1] + 1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        o = iw * ih / (p_area + g_area - iw * ih)
+    return np.where((iw > 0) & (ih > 0), o, 0.0)
+
+
 def _xywh_to_xyxy(b: np.ndarray) -> np.ndarray:
     out = np.array(b, dtype=np.float64, copy=True)
     out[:, 2] = b[:, 0] + b[:, 2]
@@ -111,18 +244,37 @@ def _xywh_to_xyxy(b: np.ndarray) -> np.ndarray:
     return out
 
 
-def normalize_scores(scores: np.ndarray) -> np.ndarray:
-    """Min-max normalise like ``norm_score.m`` (single precision, ``realmin``/``realmax`` start).
+def _xywh_to_xyxy_int32(b: np.ndarray) -> np.ndarray:
+    a = i32.to_int32(b)
+    out = a.copy()
+    out[:, 2] = i32.add(a[:, 0], a[:, 2])
+    out[:, 3] = i32.add(a[:, 1], a[:, 3])
+    return out
 
-    Returns float64 values that are exactly the float32 results (NaN where
-    ``max == min``).
+
+# ----------------------------------------------------------------------------- scores
+
+
+def normalize_scores(scores: np.ndarray, protocol: str | Protocol = DEFAULT_PROTOCOL) -> np.ndarray:
+    """Min-max normalise all scores of a set.
+
+    ``"matlab"`` (``norm_score.m``): single precision, ``realmin``/``realmax``
+    start; returns float64 values that are exactly the float32 results (NaN
+    where ``max == min``).  ``"python-port"``: float64, ``max`` starts at 0
+    and ``min`` at 1.
     """
+    p = get_protocol(protocol)
     s = np.asarray(scores, dtype=np.float64)
     if s.size == 0:
         return s.copy()
+    if p.normalisation == "python-port":
+        hi = max(float(s.max()), 0.0)
+        lo = min(float(s.min()), 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (s - lo) / (hi - lo)
     hi = max(_REALMIN_SINGLE, np.float32(s.max()))
     lo = min(_REALMAX_SINGLE, np.float32(s.min()))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         norm = (s.astype(np.float32) - lo) / np.float32(hi - lo)
     return norm.astype(np.float64)
 
@@ -134,19 +286,42 @@ def _first_threshold_index(norm: np.ndarray) -> np.ndarray:
     return NUM_THRESHOLDS - k
 
 
-def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
-    """``VOCap.m``: area under the monotone precision envelope (NaN precisions ignored like MATLAB's max)."""
+def voc_ap(recall: np.ndarray, precision: np.ndarray, ignore_nan: bool = True) -> float:
+    """``VOCap.m``: area under the monotone precision envelope.
+
+    ``ignore_nan=True``: MATLAB's ``max`` skips NaN precisions (``np.fmax``);
+    ``False``: the port's ``np.maximum`` propagates them.
+    """
     mrec = np.concatenate([[0.0], np.asarray(recall, dtype=np.float64), [1.0]])
     mpre = np.concatenate([[0.0], np.asarray(precision, dtype=np.float64), [0.0]])
-    mpre = np.fmax.accumulate(mpre[::-1])[::-1]
+    mpre = (np.fmax if ignore_nan else np.maximum).accumulate(mpre[::-1])[::-1]
     i = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
     return float(np.sum((mrec[i] - mrec[i - 1]) * mpre[i]))
 
 
-class _Matched:
-    """Setting-independent part of the protocol: sorted predictions and their best faces."""
+# ----------------------------------------------------------------------------- matching
 
-    def __init__(self, predictions: Mapping[str, np.ndarray], gt: WiderGroundTruth):
+
+_MAX_PAIRS = 1 << 20  # (prediction, face) pairs per vectorised block (memory bound)
+_BIG = np.iinfo(np.int64).max
+
+
+def _segment_first_max(values: np.ndarray, starts: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment (``starts``): the maximum and the local index of its first occurrence (MATLAB's ``max``)."""
+    mx = np.maximum.reduceat(values, starts)
+    lengths = np.diff(np.append(starts, len(values)))
+    first = np.minimum.reduceat(np.where(values == np.repeat(mx, lengths), local, _BIG), starts)
+    return mx, first
+
+
+class _Matched:
+    """Setting-independent part of a protocol: ordered predictions, their chosen faces, threshold bins."""
+
+    def __init__(
+        self, predictions: Mapping[str, np.ndarray], gt: WiderGroundTruth, protocol: Protocol, iou_threshold: float
+    ):
+        self.protocol = protocol
+        self.iou_threshold = iou_threshold
         index = {n: i for i, n in enumerate(gt.images)}
         unknown = [n for n in predictions if n not in index]
         if unknown:
@@ -154,18 +329,20 @@ class _Matched:
         self.gt_counts = np.array([len(b) for b in gt.boxes], dtype=np.int64)
         self.gt_offsets = np.concatenate([[0], np.cumsum(self.gt_counts)])
         gt_all = np.concatenate(gt.boxes) if len(gt.boxes) else np.zeros((0, 4))
-        self.gt_xyxy = _xywh_to_xyxy(gt_all)
+        self.int32_gt = protocol.overlap == "matlab" and gt.box_class == "int32"
+        self.gt_xyxy = _xywh_to_xyxy_int32(gt_all) if self.int32_gt else _xywh_to_xyxy(gt_all)
 
         arrays, img_ids = [], []
         for name, arr in predictions.items():
             arr = np.asarray(arr, dtype=np.float64).reshape(-1, 5)
             if len(arr) == 0:
                 continue
-            order = np.argsort(-arr[:, 4], kind="stable")  # read_pred.m: stable descending sort
-            arrays.append(arr[order])
+            if protocol.sort_by_score:
+                arr = arr[np.argsort(-arr[:, 4], kind="stable")]  # read_pred.m: stable descending sort
+            arrays.append(arr)
             img_ids.append(np.full(len(arr), index[name], dtype=np.int64))
         if arrays:
-            # keep images in ground-truth order (any order works; this one is deterministic)
+            # images in ground-truth order, each image's rows in processing order
             img = np.concatenate(img_ids)
             allp = np.concatenate(arrays)
             order = np.argsort(img, kind="stable")
@@ -175,42 +352,74 @@ class _Matched:
             self.pred_img = np.zeros(0, dtype=np.int64)
             pred = np.zeros((0, 5))
         self.num_predictions = len(pred)
-        # norm_score.m runs over every prediction read, including those of face-less images
-        self.norm = normalize_scores(pred[:, 4])
-        self.tbin = _first_threshold_index(self.norm)
-        self.best_gt, self.best_iou = self._best_faces(_xywh_to_xyxy(pred[:, :4]))
+        self.num_negative_sizes = int(((pred[:, 2] < 0) | (pred[:, 3] < 0)).sum())
+        # the normalisation runs over every prediction read, including those of face-less images
+        self.norm = normalize_scores(pred[:, 4], protocol)
         # evaluation.m skips images without faces: their predictions count nowhere
         self.in_play = self.gt_counts[self.pred_img] > 0
+        self.best_gt, self.matched, self.tbin = self._match(_xywh_to_xyxy(pred[:, :4]))
 
-    def _best_faces(self, pred_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Global index of each prediction's highest-IoU face (first on ties) and that IoU.
+    def _chosen_faces(self, gt_xyxy: np.ndarray, pred_xyxy: np.ndarray, starts: np.ndarray, local: np.ndarray):
+        """For pairs (face, prediction) grouped by prediction: the chosen face (local index) and its overlap."""
+        if self.protocol.overlap == "python-port":
+            o = iou_python_port(pred_xyxy, gt_xyxy)
+            nan = np.isnan(o)
+            mx, first = _segment_first_max(np.where(nan, -np.inf, o), starts, local)
+            if nan.any():  # numpy's argmax/max on a row with NaN: the first NaN, whose value matches nothing
+                has_nan = np.logical_or.reduceat(nan, starts)
+                first_nan = np.minimum.reduceat(np.where(nan, local, _BIG), starts)
+                first = np.where(has_nan, first_nan, first)
+                mx = np.where(has_nan, np.nan, mx)
+            return first, mx
+        if self.int32_gt:
+            return _segment_first_max(_boxoverlap_int32(gt_xyxy, *pred_xyxy), starts, local)[::-1]
+        o = iou_plus1(gt_xyxy, pred_xyxy)
+        o[np.isnan(o)] = -np.inf  # MATLAB's max skips NaN
+        return _segment_first_max(o, starts, local)[::-1]
 
-        One broadcast ``(n_pred, n_face)`` IoU matrix per image.  MATLAB's
-        ``max`` ignores NaN and returns the first maximum: NaN becomes -inf
-        before ``argmax`` (which also returns the first maximum).
+    def _match(self, pred_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Chosen face (global index), match flag and threshold bin of every prediction.
+
+        All (prediction, face-of-its-image) pairs are evaluated in blocks of
+        at most ``_MAX_PAIRS``, faces in file order, so that the first maximum
+        per prediction is MATLAB's / numpy's first maximum.
         """
         n = len(pred_xyxy)
         best_gt = np.full(n, -1, dtype=np.int64)
-        best_iou = np.zeros(n, dtype=np.float64)
-        if n == 0:
-            return best_gt, best_iou
-        bounds = np.flatnonzero(np.diff(self.pred_img)) + 1
-        starts = np.concatenate([[0], bounds])
-        stops = np.concatenate([bounds, [n]])
-        for a, b in zip(starts.tolist(), stops.tolist()):
-            img = int(self.pred_img[a])
-            g0, g1 = int(self.gt_offsets[img]), int(self.gt_offsets[img + 1])
-            if g1 == g0:
-                continue
-            iou = iou_plus1(self.gt_xyxy[None, g0:g1, :], pred_xyxy[a:b, None, :])
-            iou[np.isnan(iou)] = -np.inf
-            idx = iou.argmax(axis=1)
-            mx = iou[np.arange(b - a), idx]
-            best_gt[a:b] = g0 + idx
-            best_iou[a:b] = mx  # -inf (all NaN) never reaches the IoU threshold
-        return best_gt, best_iou
+        matched = np.zeros(n, dtype=bool)
+        play = np.flatnonzero(self.in_play)
+        counts = self.gt_counts[self.pred_img[play]]
+        ends = np.cumsum(counts)
+        if self.int32_gt:
+            rounded, area = i32.to_int32(pred_xyxy), _pred_area(pred_xyxy)
+        a = 0
+        while a < len(play):
+            b = max(a + 1, int(np.searchsorted(ends, (ends[a - 1] if a else 0) + _MAX_PAIRS, side="right")))
+            q, c = play[a:b], counts[a:b]
+            starts = np.cumsum(c) - c
+            local = np.arange(int(c.sum()), dtype=np.int64) - np.repeat(starts, c)
+            pair_pred = np.repeat(q, c)
+            pair_gt = self.gt_offsets[self.pred_img[pair_pred]] + local
+            if self.int32_gt:  # the prediction's rounded corners and double area, once per prediction
+                pairs = (rounded[pair_pred], area[pair_pred])
+            else:
+                pairs = pred_xyxy[pair_pred]
+            idx, val = self._chosen_faces(self.gt_xyxy[pair_gt], pairs, starts, local)
+            best_gt[q] = self.gt_offsets[self.pred_img[q]] + idx
+            matched[q] = val >= self.iou_threshold  # NaN and -inf never match
+            a = b
+        # A threshold's prefix ends at the last row (processing order) of the image passing it, so row
+        # i is inside from the first threshold that any row at or after i passes: a running minimum of
+        # threshold bins from the end of each image (exact in integers, one offset per image).
+        tbin = _first_threshold_index(self.norm)
+        if n:
+            seg = np.concatenate([[0], np.cumsum(np.diff(self.pred_img) != 0)])  # image ordinal per row
+            off = seg * (NUM_THRESHOLDS + 1)  # later images get larger offsets: the running minimum restarts
+            rev = (tbin + off)[::-1]
+            tbin = (np.minimum.accumulate(rev)[::-1] - off).astype(np.int64)
+        return best_gt, matched, tbin
 
-    def curve(self, keep: Sequence[np.ndarray], iou_threshold: float = IOU_THRESHOLD) -> dict:
+    def curve(self, keep: Sequence[np.ndarray]) -> dict:
         """Precision/recall at the 1000 thresholds for one setting (``keep`` = 0-based gt_list per image)."""
         keep_mask = np.zeros(len(self.gt_xyxy), dtype=bool)
         keep_counts = np.array([len(k) for k in keep], dtype=np.int64)
@@ -218,7 +427,7 @@ class _Matched:
             keep_mask[np.concatenate([self.gt_offsets[i] + k for i, k in enumerate(keep) if len(k)])] = True
         count_face = int(keep_counts.sum())
 
-        matched = self.in_play & (self.best_iou >= iou_threshold)
+        matched = self.in_play & self.matched
         g = np.where(matched, self.best_gt, 0)
         counted_face = matched & keep_mask[g] if keep_mask.size else np.zeros_like(matched)
         ignored = matched & ~counted_face
@@ -226,7 +435,7 @@ class _Matched:
         new_recall = np.zeros(len(g), dtype=bool)
         cand = np.flatnonzero(counted_face)
         if cand.size:
-            _, first = np.unique(g[cand], return_index=True)  # first prediction (in score order) of each face
+            _, first = np.unique(g[cand], return_index=True)  # first prediction (processing order) of each face
             new_recall[cand[first]] = True
 
         nb = NUM_THRESHOLDS + 1
@@ -236,7 +445,7 @@ class _Matched:
             precision = tp / props
             recall = tp / count_face if count_face else np.full(NUM_THRESHOLDS, np.nan)
         return {
-            "ap": voc_ap(recall, precision),
+            "ap": voc_ap(recall, precision, ignore_nan=self.protocol.envelope_ignores_nan),
             "precision": precision,
             "recall": recall,
             "thresholds": THRESHOLDS.copy(),
@@ -252,28 +461,37 @@ def evaluate_predictions(
     gt: WiderGroundTruth,
     settings: Iterable[str] | None = None,
     iou_threshold: float = IOU_THRESHOLD,
+    protocol: str | Protocol = DEFAULT_PROTOCOL,
 ) -> dict:
-    """Evaluate in-memory predictions ``{image name: (N, 5) x y w h score}`` against ``gt``.
+    """Evaluate in-memory predictions ``{image name: (N, 5) x y w h score}`` (file order) against ``gt``.
 
-    Returns ``{"easy": AP, "medium": AP, "hard": AP, "pr_curves": {setting:
+    ``protocol``: ``"matlab"`` (default, the official toolkit) or
+    ``"python-port"`` (see the module docstring).  ``iou_threshold`` is the
+    toolkit's ``IoU_thresh`` (0.5); under the int32 rule overlaps are whole
+    numbers, so any threshold in (0, 1] means "rounded overlap 1".  Returns ``{"easy": AP,
+    "medium": AP, "hard": AP, "protocol", "pr_curves": {setting:
     {"precision", "recall", "thresholds", ...}}, "num_faces": {...},
-    "num_predictions", "missing_images", "official_split"}``; APs are
-    fractions in [0, 1].  Images of ``gt`` absent from ``predictions`` count
-    as no detections.
+    "num_predictions", "num_negative_sizes", "missing_images",
+    "official_split", "gt_box_class"}``; APs are fractions in [0, 1].  Images
+    of ``gt`` absent from ``predictions`` count as no detections.
     """
+    p = get_protocol(protocol)
     settings = tuple(settings) if settings is not None else gt.settings
-    matched = _Matched(predictions, gt)
+    matched = _Matched(predictions, gt, p, iou_threshold)
     out: dict = {}
     curves = {}
     for s in settings:
-        c = matched.curve(gt.keep[s], iou_threshold)
+        c = matched.curve(gt.keep[s])
         out[s] = c["ap"]
         curves[s] = c
+    out["protocol"] = p.name
     out["pr_curves"] = curves
     out["num_faces"] = {s: curves[s]["num_faces"] for s in settings}
     out["num_predictions"] = matched.num_predictions
+    out["num_negative_sizes"] = matched.num_negative_sizes
     out["missing_images"] = [n for n in gt.images if n not in predictions]
     out["official_split"] = gt.official
+    out["gt_box_class"] = gt.box_class
     return out
 
 
@@ -282,6 +500,7 @@ def evaluate(
     gt_dir: str | Path | WiderGroundTruth,
     progress: bool = True,
     timings: dict | None = None,
+    protocol: str | Protocol | Sequence[str] = DEFAULT_PROTOCOL,
 ) -> dict:
     """Evaluate a prediction folder (official layout) against WIDER FACE ground truth.
 
@@ -289,20 +508,28 @@ def evaluate(
     already loaded :class:`WiderGroundTruth`).  Returns the dict of
     :func:`evaluate_predictions` plus ``"pred_dir"``; warns
     (:class:`MissingPredictionsWarning`) with the number of images that have no
-    prediction file.  ``timings``, if given, receives seconds per stage.
+    prediction file, and (:class:`NegativeSizeWarning`) about boxes with a
+    negative width or height.  ``timings``, if given, receives seconds per
+    stage.  ``protocol`` may also be a list of protocol names: the folder is
+    read once and ``{protocol: result}`` is returned.
     """
+    several = not isinstance(protocol, (str, Protocol))
+    protocols = [get_protocol(p) for p in (protocol if several else [protocol])]
     t0 = time.perf_counter()
     gt = gt_dir if isinstance(gt_dir, WiderGroundTruth) else load_ground_truth(gt_dir)
     t1 = time.perf_counter()
     preds = read_predictions(pred_dir, gt, progress=progress)
     t2 = time.perf_counter()
-    result = evaluate_predictions(preds, gt)
+    results = {p.name: evaluate_predictions(preds, gt, protocol=p) for p in protocols}
     t3 = time.perf_counter()
-    warn_missing(result["missing_images"], pred_dir)
-    result["pred_dir"] = str(pred_dir)
+    first = results[protocols[0].name]
+    warn_missing(first["missing_images"], pred_dir)
+    warn_negative_sizes(first["num_negative_sizes"], pred_dir)
+    for r in results.values():
+        r["pred_dir"] = str(pred_dir)
     if timings is not None:
         timings.update(load_ground_truth=t1 - t0, read_predictions=t2 - t1, evaluate=t3 - t2)
-    return result
+    return results if several else first
 
 
 def evaluate_many(
@@ -310,6 +537,7 @@ def evaluate_many(
     gt_dir: str | Path | WiderGroundTruth,
     names: Sequence[str] | None = None,
     progress: bool = True,
+    protocol: str | Protocol = DEFAULT_PROTOCOL,
 ) -> dict[str, dict]:
     """Evaluate several prediction folders against one ground truth -> ``{name: result}``.
 
@@ -319,7 +547,7 @@ def evaluate_many(
     names = list(names) if names else default_names(pred_dirs)
     if len(names) != len(pred_dirs):
         raise ValueError(f"{len(pred_dirs)} prediction folders but {len(names)} names")
-    return {n: evaluate(d, gt, progress=progress) for n, d in zip(names, pred_dirs)}
+    return {n: evaluate(d, gt, progress=progress, protocol=protocol) for n, d in zip(names, pred_dirs)}
 
 
 def default_names(paths: Sequence[str | Path]) -> list[str]:

@@ -1,6 +1,9 @@
 """``retinaface-polynl evaluate``: WIDER FACE (Easy/Medium/Hard AP) or FDDB (ROC, AP) evaluation.
 
-The same options as ``python -m widerface_eval``, which implements it.
+The same options as ``python -m widerface_eval``, which implements it:
+``--protocol matlab`` (default: the official MATLAB toolkit bit for bit,
+int32 rule included), ``python-port`` (the widely used Python port) or
+``both``; see ``docs/evaluation.md``.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "evaluate",
-        help="WIDER FACE / FDDB evaluation of prediction folders (official protocols)",
+        help="WIDER FACE AP (official MATLAB toolkit or Python port protocol) / FDDB ROC evaluation",
         description=DESCRIPTION,
         epilog=EPILOG.replace("python -m widerface_eval", "retinaface-polynl evaluate"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
