@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """Webcam demo: live face detection with RetinaFace / Poly-NL, FPS shown, 'q' to quit.
 
-    python demo/webcam.py --weights model.pth              # camera 0
+    python demo/webcam.py                                  # camera 0, the shipped model (onnxruntime on CPU)
     python demo/webcam.py rtsp://host/stream --weights model.pth
-    python demo/webcam.py clip.mp4 --weights model.pth --no-window --output out.mp4 --max-frames 100
+    python demo/webcam.py clip.mp4 --no-window --output out.mp4 --max-frames 100
+
+Capture, detection and writing run in a pipeline of threads; from a camera the newest
+frame is taken when detection is slower than the camera (--keep-all-frames to keep all).
 
 The same program as ``retinaface-polynl webcam`` (see its --help); without a GUI
 (headless OpenCV, a server) use --no-window and --output.
