@@ -246,8 +246,9 @@ class VideoWriter:
     copying the audio of ``audio_from`` (a file) into it.
 
     ``write(image, time)`` takes the frame's presentation time in seconds (``None``:
-    frame index / fps); ``close(end=None)`` flushes the encoder and the rest of the
-    audio (up to ``end`` seconds when given: a video cut short keeps sound to its end).
+    frame index / fps); ``close()`` flushes the encoder and the rest of the audio.
+    ``audio_until`` (seconds) leaves out the sound after that time: a video cut short
+    (``--max-frames``) keeps sound only as long as its pictures.
     ``audio_mode`` reports what happened to each audio stream: ``"copied"`` or
     ``"transcoded to <codec>"``.
     """
@@ -262,6 +263,7 @@ class VideoWriter:
         audio_from: str | Path | None = None,
         source_codec: str | None = None,
         crf: int = DEFAULT_CRF,
+        audio_until: float | None = None,
     ) -> None:
         av = _av()
         self.path = Path(path)
@@ -274,6 +276,7 @@ class VideoWriter:
             raise VideoError(f"{self.path}: cannot create video ({_reason(exc)})") from None
         self._audio_in = None
         self._closed = False
+        self.audio_until = audio_until
         try:
             self.stream = self.container.add_stream(self.codec, rate=self.rate)
             self.stream.width, self.stream.height = int(width), int(height)
@@ -356,6 +359,8 @@ class VideoWriter:
     # -- writing -------------------------------------------------------------------------
     def _mux_audio(self, until: float | None) -> None:
         """Mux audio packets whose time is before ``until`` seconds (all when ``None``)."""
+        if self.audio_until is not None:
+            until = self.audio_until if until is None else min(until, self.audio_until)
         while True:
             if self._pending is None:
                 self._pending = next(self._packets, None)
@@ -401,8 +406,8 @@ class VideoWriter:
     def frames(self) -> int:
         return self._count
 
-    def close(self, end: float | None = None) -> None:
-        """Flush the video encoder, mux the rest of the audio (up to ``end`` seconds), close the file."""
+    def close(self) -> None:
+        """Flush the video encoder, mux the rest of the audio (up to ``audio_until``), close the file."""
         if self._closed:
             return
         self._closed = True
@@ -410,7 +415,7 @@ class VideoWriter:
         try:
             for packet in self.stream.encode():
                 self.container.mux(packet)
-            self._mux_audio(end)
+            self._mux_audio(None)
             for _, out, copy in self._audio:
                 if not copy:
                     for p in out.encode():

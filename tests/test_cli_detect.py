@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -178,3 +179,54 @@ def test_rerun_with_output_inside_the_input_folder_skips_its_drawings(photo_fold
     assert (out / "2008_002470.jpg").is_file()  # the first run's drawings are there ...
     first, second = ([r["path"] for r in read_jsonl(j)] for j in runs)
     assert sorted(first) == sorted(second) and len(first) == len(NAMES)  # ... and not inputs of the second
+
+
+def test_crops_aligned_and_named_after_the_json(photo_folder, tmp_path, mnet_checkpoint):
+    """--crops: one aligned crop per face, <image>_<i>.png after the face's index in the JSON record,
+    folders mirrored; the five landmarks land on the ArcFace template, scaled by --crop-size."""
+    from retinaface_polynl.align import similarity_transform, template
+
+    for size in (112, 224):
+        crops, jsonl = tmp_path / f"crops{size}", tmp_path / f"faces{size}.jsonl"
+        assert main(["detect", str(photo_folder), "--weights", str(mnet_checkpoint), "--crops", str(crops),
+                     "--crop-size", str(size), "--json", str(jsonl), "--quiet"]) == 0
+        records = read_jsonl(jsonl)
+        written = sorted(p.relative_to(crops).as_posix() for p in crops.rglob("*.png"))
+        expected = []
+        for r in records:
+            rel = Path(r["path"]).relative_to(photo_folder)
+            names = [(rel.parent / f"{rel.stem}_{i}.png").as_posix() for i in range(len(r["boxes"]))]
+            assert [Path(c).relative_to(crops).as_posix() for c in r["crops"]] == names
+            expected += names
+            image = cv2.imread(r["path"])
+            for i, (marks, crop_path) in enumerate(zip(r["landmarks"], r["crops"])):
+                crop = cv2.imread(crop_path)
+                assert crop.shape == (size, size, 3)
+                # the crop is the image warped by the similarity fitted to the (JSON-rounded) landmarks
+                m = similarity_transform(np.asarray(marks), size)
+                again = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                assert np.abs(again.astype(int) - crop.astype(int)).mean() < 0.5
+                mapped = np.asarray(marks) @ m[:, :2].T + m[:, 2]
+                assert np.abs(mapped - template(size)).max() < 0.12 * size  # five points near the template
+        assert written == sorted(expected) and len(expected) >= 15
+
+
+def test_crop_size_too_small_fails_before_running(tmp_path, capsys):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.full((48, 64, 3), 120, np.uint8))
+    rc = main(["detect", str(image), "--preset", "r18x025", "--crops", str(tmp_path / "c"), "--crop-size", "4"])
+    assert rc == 2 and "--crop-size" in capsys.readouterr().err
+
+
+def test_annotated_video_keeps_its_sound(tmp_path, dlib_faces_dir, mnet_checkpoint):
+    from test_media import audio_seconds, write_test_video
+
+    from retinaface_polynl.video import probe
+
+    frames = [cv2.resize(cv2.imread(str(dlib_faces_dir / NAMES[i // 2])), (320, 240)) for i in range(4)]
+    video = write_test_video(tmp_path / "talk.mov", frames, fps=8)
+    out = tmp_path / "out"
+    assert main(["detect", str(video), "--weights", str(mnet_checkpoint), "--output", str(out), "--quiet"]) == 0
+    info = probe(out / "talk.mp4")
+    assert (info.frames, info.fps, info.width, info.height, info.codec) == (4, 8, 320, 240, "h264")
+    assert info.audio[0].codec == "aac" and audio_seconds(out / "talk.mp4") == pytest.approx(audio_seconds(video), abs=1e-3)

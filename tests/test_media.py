@@ -179,3 +179,134 @@ def test_draw_brightness_encodes_confidence():
     assert strong[0] == 0 and weak[0] == 0  # yellow: no blue
     assert strong[2] > weak[2] > 0  # brighter for the higher score
     assert image.max() == 0  # a copy was drawn on
+
+
+# -- videos through PyAV -------------------------------------------------------------------------------
+def write_test_video(path, frames, fps=8, codec="libx264", pix_fmt="yuv420p", tone_hz=440.0, sample_rate=16000,
+                     audio_codec="aac", rotation=None):
+    """A video of ``frames`` (BGR arrays) at ``fps``, muxed with PyAV, with a sine tone as long as the
+    pictures (``tone_hz=None``: silent, no audio stream).  Returns ``path``."""
+    import av
+
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as c:
+        v = c.add_stream(codec, rate=fps)
+        v.width, v.height, v.pix_fmt = w, h, pix_fmt
+        if rotation:
+            v.set_display_rotation(rotation)
+        a = None
+        if tone_hz:
+            a = c.add_stream(audio_codec, rate=sample_rate)
+            a.layout = "mono"
+        total = int(round(sample_rate * len(frames) / fps))
+        wave = 0.3 * np.sin(2 * np.pi * tone_hz * np.arange(total) / sample_rate) if tone_hz else None
+        done = 0
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            for p in v.encode(frame):
+                c.mux(p)
+            while a is not None and done < total * (i + 1) // len(frames):
+                chunk = wave[done: done + 1024]
+                fmt = a.codec_context.format.name
+                data = chunk.astype(np.float32)[None] if fmt == "fltp" else (chunk * 32767).astype(np.int16)[None]
+                af = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
+                af.sample_rate, af.pts = sample_rate, done
+                for p in a.encode(af):
+                    c.mux(p)
+                done += len(chunk)
+        for stream in (v, a):
+            if stream is not None:
+                for p in stream.encode():
+                    c.mux(p)
+    return path
+
+
+def test_pyav_reader_applies_rotation_like_opencv(tmp_path):
+    from retinaface_polynl.video import probe
+
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[:10, :20] = 255  # a white block at the top-left of the stored frame
+    path = write_test_video(tmp_path / "phone.mp4", [image] * 3, rotation=90, tone_hz=None)
+    info = probe(path)
+    assert (info.width, info.height, info.rotation, info.frames) == (48, 64, 90, 3)
+    frames = [it for it in iter_media(expand_inputs([path])) if it.error is None]
+    cap = cv2.VideoCapture(str(path))  # OpenCV shows it rotated, as players do
+    ok, shown = cap.read()
+    cap.release()
+    assert ok and frames[0].image.shape == shown.shape == (64, 48, 3)
+    np.testing.assert_allclose(frames[0].image.astype(int), shown.astype(int), atol=40)
+    assert [it.time for it in frames] == pytest.approx([0, 1 / 8, 2 / 8])
+
+
+def test_video_writer_keeps_odd_sizes_timing_and_sound(tmp_path):
+    """An odd-sized picture (4:2:0 cannot hold it) is kept at its size; the frame times and the
+    AAC sound of the source come through, the sound's packets unchanged (copied, not re-encoded)."""
+    import av
+
+    from retinaface_polynl.video import VideoWriter, iter_frames, probe
+
+    rng = np.random.default_rng(0)
+    frames = [cv2.resize(rng.integers(0, 256, (8, 8, 3), np.uint8), (65, 49), interpolation=cv2.INTER_NEAREST)
+              for _ in range(5)]
+    src = write_test_video(tmp_path / "odd.mkv", frames, fps=10, pix_fmt="yuv444p")
+    out = tmp_path / "copy.mkv"
+    with VideoWriter(out, 10, 65, 49, audio_from=src) as writer:
+        for f in iter_frames(src):
+            writer.write(f.image, f.time)
+    assert writer.audio_mode == ["copied"] and writer.codec == "libx264"
+    a, b = probe(src), probe(out)
+    assert (b.width, b.height, b.fps) == (65, 49, 10)
+    assert [f.time for f in iter_frames(out)] == pytest.approx([f.time for f in iter_frames(src)])  # 5 frames
+    assert b.audio[0].codec == "aac"
+    assert audio_seconds(out) == pytest.approx(audio_seconds(src), abs=1e-3)
+    assert audio_seconds(src) == pytest.approx(0.5, abs=0.1)  # AAC: whole 1024-sample frames, plus priming
+
+    def packets(path):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    assert packets(out) == packets(src)
+
+
+def audio_seconds(path) -> float:
+    """The first audio stream's span, from its packets' timestamps (containers disagree on durations)."""
+    import av
+
+    with av.open(str(path)) as c:
+        stamps = [(p.pts, p.duration or 0, p.time_base) for p in c.demux(c.streams.audio[0]) if p.size]
+    first, last = stamps[0], stamps[-1]
+    return float((last[0] + last[1] - first[0]) * first[2])
+
+
+def test_video_writer_transcodes_audio_the_container_cannot_hold(tmp_path, caplog):
+    import logging
+
+    from retinaface_polynl.video import VideoWriter, iter_frames, probe
+
+    frames = [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(4)]
+    src = write_test_video(tmp_path / "pcm.mkv", frames, audio_codec="pcm_s16le")
+    with caplog.at_level(logging.INFO, logger="retinaface_polynl.video"):
+        with VideoWriter(tmp_path / "out.webm", 8, 64, 48, audio_from=src) as writer:
+            for f in iter_frames(src):
+                writer.write(f.image, f.time)
+    assert writer.codec == "libvpx-vp9" and writer.audio_mode[0].startswith("transcoded")
+    assert any("transcoding" in r.getMessage() for r in caplog.records)
+    info = probe(tmp_path / "out.webm")
+    assert info.audio and audio_seconds(tmp_path / "out.webm") == pytest.approx(0.5, abs=0.03)
+    assert len(list(iter_frames(tmp_path / "out.webm"))) == 4
+
+
+def test_missing_encoder_falls_back_with_a_log_line(caplog, monkeypatch):
+    import logging
+
+    from retinaface_polynl import video
+
+    real = video.encoder_available
+    monkeypatch.setattr(video, "encoder_available", lambda name: name != "libx264" and real(name))
+    with caplog.at_level(logging.WARNING, logger="retinaface_polynl.video"):
+        assert video.choose_codec(".mp4") not in ("libx264", None)
+    assert any("libx264 is not available" in r.getMessage() for r in caplog.records)
+    with caplog.at_level(logging.WARNING, logger="retinaface_polynl.video"):
+        assert video.choose_codec(".mp4", "libx264") != "libx264"
+    assert video.choose_codec(".mkv", source_codec="ffv1") == "ffv1"

@@ -23,6 +23,7 @@ from .common import (
     add_size_args,
     add_tta_args,
     build_detector,
+    open_video_output,
     output_folder,
     picture_record,
     prepare_sources,
@@ -104,8 +105,6 @@ class VideoState:
     def __init__(self, writer, persistence) -> None:
         self.writer = writer
         self.persistence = persistence
-        self.last_time: float | None = None
-        self.frames = 0
 
 
 class AnonymizeOutputs:
@@ -166,14 +165,10 @@ class AnonymizeOutputs:
     # -- videos -------------------------------------------------------------------------
     def _open_video(self, item) -> VideoState:
         from ..anonymize import Persistence
-        from ..video import VideoWriter, output_suffix, probe
+        from ..video import output_suffix
 
-        info = probe(item.path)
-        h, w = item.image.shape[:2]
         target = self.names.target(self.out_dir, item.source, output_suffix(item.path))
-        fps = info.fps if info is not None else (item.fps or 25.0)
-        writer = VideoWriter(target, fps, w, h, codec=self.args.codec, audio_from=item.path,
-                             source_codec=info.codec if info else None, crf=self.args.crf)
+        writer = open_video_output(target, item, self.args.max_frames, codec=self.args.codec, crf=self.args.crf)
         return VideoState(writer, Persistence(self.args.persist))
 
     def _write_frame(self, state: VideoState, item, det, masked, offsets) -> None:
@@ -181,9 +176,6 @@ class AnonymizeOutputs:
                                 region_frames=[int(item.frame + o) for o in offsets])
         self.json.write(record)
         state.writer.write(self._masked(item.image, masked, carried=offsets != 0), item.time)
-        state.frames += 1
-        if item.time is not None:
-            state.last_time = item.time + 1 / float(state.writer.rate)
 
     def end_video(self, path: Path) -> None:
         state = self.videos.pop(path, None)
@@ -193,9 +185,7 @@ class AnonymizeOutputs:
             for done in state.persistence.flush():
                 self._write_frame(state, *done)
         finally:
-            # With --max-frames the sound stops where the pictures do.
-            cut = self.args.max_frames is not None and state.frames >= self.args.max_frames
-            state.writer.close(end=state.last_time if cut else None)
+            state.writer.close()
 
     def close(self) -> None:
         try:

@@ -155,6 +155,20 @@ class OutputNames:
         return target
 
 
+def open_video_output(target: Path, item, max_frames: int | None = None, codec: str = "auto", crf: int | None = None):
+    """A :class:`~retinaface_polynl.video.VideoWriter` for the video ``item`` (its first frame)
+    comes from: its exact frame rate, its sound copied, cut where ``--max-frames`` stops the
+    pictures; FFV1 when the source is lossless (``codec='auto'``)."""
+    from ..video import DEFAULT_CRF, VideoWriter, probe
+
+    info = probe(item.path)
+    h, w = item.image.shape[:2]
+    fps = info.fps if info is not None else (item.fps or 25.0)
+    until = (item.time or 0.0) + max_frames / float(fps) if max_frames else None
+    return VideoWriter(target, fps, w, h, codec=codec, audio_from=item.path, source_codec=info.codec if info else None,
+                       crf=DEFAULT_CRF if crf is None else crf, audio_until=until)
+
+
 def output_folder(flag: str, value: str | None) -> Path | None:
     """``value`` as a folder (created), or ``None``; a file of that name is an error."""
     if not value:

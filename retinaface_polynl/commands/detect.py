@@ -24,6 +24,7 @@ from .common import (
     add_size_args,
     add_tta_args,
     build_detector,
+    open_video_output,
     output_folder,
     picture_record,
     prepare_sources,
@@ -101,6 +102,7 @@ class Outputs:
         self.wider_dir = output_folder("--wider-txt", args.wider_txt)
         self.crops_dir = output_folder("--crops", args.crops)
         self.crop_size = args.crop_size
+        self.max_frames = args.max_frames
         self.show_scores = args.show_scores
         self.landmarks = not args.no_landmarks
         self.json = JsonLines(args.json)
@@ -132,11 +134,8 @@ class Outputs:
             else:
                 writer = self.videos.get(item.path)
                 if writer is None:
-                    from ..video import VideoWriter
-
-                    h, w = item.image.shape[:2]
                     target = self.names.target(self.out_dir, item.source, ".mp4")
-                    writer = self.videos[item.path] = VideoWriter(target, item.fps or 25.0, w, h, audio_from=item.path)
+                    writer = self.videos[item.path] = open_video_output(target, item, self.max_frames)
                 writer.write(drawn, item.time)
         if self.wider_dir is not None:  # last: a name the official layout cannot hold is refused here
             from widerface_eval import write_prediction_file
