@@ -32,7 +32,7 @@ TEACHER="$DATA/weights_thirdparty/pytorch_retinaface/mobilenet0.25_Final.pth"
 YUNET="$DATA/weights_thirdparty/yunet/face_detection_yunet_2026may.onnx"
 START="${START:-$HERE/weights/default.pth}"
 LABELS="${LABELS:-$RUNS/labels}"
-EPOCHS="${EPOCHS:-8}"
+EPOCHS="${EPOCHS:-5}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 mkdir -p "$RUNS"
 
