@@ -490,3 +490,53 @@ def test_literal_int32_overlap_equals_vectorised_on_edge_values():
         b = [float(x), float(y), float(x + w), float(y + h)]
         got = boxoverlap_int32(a, np.array(b)[None, :]).tolist()
         assert got == _literal_boxoverlap_int32(a.tolist(), b), b
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_protocol_recorded_in_json_and_table(tmp_path, capsys):
+    """An unsorted file: 'matlab' sorts (AP 1), the port does not (AP 1/2); 'both' prints and records both."""
+    from test_widerface_eval import write_mat_gt  # noqa: PLC0415
+
+    from widerface_eval.cli import main
+
+    gt_dir = write_mat_gt(tmp_path / "gt", {"0--A": {"a1": [[0, 0, 20, 20]]}})
+    f = tmp_path / "p" / "0--A" / "a1.txt"
+    f.parent.mkdir(parents=True)
+    f.write_text("a1\n2\n500 0 20 20 -1.5\n0 0 20 20 2.0\n")
+    out = tmp_path / "r.json"
+    assert main([str(tmp_path / "p"), str(gt_dir), "--json", str(out), "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "protocol matlab: official MATLAB toolkit" in table and "python-port" not in table
+    data = json.loads(out.read_text())
+    assert data["protocol"] == "matlab" and data["methods"]["p"]["protocol"] == "matlab" and data["hard"] == 1.0
+    assert main([str(tmp_path / "p"), str(gt_dir), "--json", str(out), "--protocol", "python-port", "--no-progress"]) == 0
+    data = json.loads(out.read_text())
+    assert data["protocol"] == "python-port" and data["hard"] == pytest.approx(0.5)
+    assert main([str(tmp_path / "p"), str(gt_dir), "--json", str(out), "--protocol", "both", "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "p [matlab]" in table and "p [python-port]" in table
+    data = json.loads(out.read_text())
+    assert data["protocol"] == "matlab" and data["protocols"] == ["matlab", "python-port"]
+    assert data["by_protocol"]["python-port"]["p"]["hard"] == pytest.approx(0.5)
+    assert data["by_protocol"]["matlab"]["p"]["hard"] == 1.0 == data["methods"]["p"]["hard"]
+
+
+def test_cli_protocol_is_refused_for_fddb(tmp_path, capsys):
+    from widerface_eval.cli import main
+
+    (tmp_path / "fddb").mkdir()
+    (tmp_path / "fddb" / "annotations.json").write_text("{}")
+    rc = main([str(tmp_path / "dets.txt"), str(tmp_path / "fddb"), "--protocol", "matlab", "--no-progress"])
+    assert rc == 1 and "WIDER FACE only" in capsys.readouterr().err
+
+
+def test_evaluate_help_explains_protocols():
+    res = subprocess.run([sys.executable, "-m", "retinaface_polynl", "evaluate", "--help"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert res.returncode == 0
+    text = " ".join(res.stdout.split())
+    for phrase in ("--protocol {matlab,python-port,both}", "int32", "FIRST face in file order", "python-port",
+                   "rows in FILE order", "logits"):
+        assert phrase in text, phrase

@@ -1,8 +1,22 @@
-"""WIDER FACE (Easy/Medium/Hard AP, official MATLAB-toolkit semantics) and FDDB evaluation.
+"""WIDER FACE (Easy/Medium/Hard AP) and FDDB evaluation.
+
+WIDER FACE has two protocols (``protocol=`` / ``--protocol``):
+
+* ``"matlab"`` (default): the official MATLAB toolkit bit for bit, MATLAB's
+  types included.  Its ground truth is int32, and int32/double arithmetic
+  rounds: in ``boxoverlap.m`` the prediction's corners enter at whole pixels
+  and the IoU itself is rounded to 0 or 1, so a prediction takes the *first*
+  face in file order whose IoU reaches 0.5 (after rounding), not the best
+  one.  Checked against the toolkit's own output (GNU Octave) to 1e-15.
+* ``"python-port"``: the widely used Python port (WiderFace-Evaluation, as
+  copied into Pytorch_Retinaface): float IoU, best face, rows in file order,
+  float64 normalisation starting from max 0 / min 1.
+
+See :mod:`widerface_eval.protocol` and ``docs/evaluation.md`` for every step.
 
 Public API::
 
-    evaluate(pred_dir, gt_dir) -> dict            # {"easy", "medium", "hard", "pr_curves", ...}
+    evaluate(pred_dir, gt_dir, protocol="matlab") -> dict   # {"easy", "medium", "hard", "protocol", "pr_curves", ...}
     evaluate_many(pred_dirs, gt_dir, names=None)  # {name: result}
     evaluate_predictions(predictions, gt)         # in-memory {image: (N,5) x y w h score}
     load_ground_truth(gt_dir) -> WiderGroundTruth
@@ -12,8 +26,9 @@ Public API::
     average_precision(detections, ground_truth, iou=0.5)     # generic VOC AP on xyxy boxes
     load_fddb_annotations(fddb_dir) / evaluate_fddb(detections, annotations) -> FDDBResult
 
-Command line: ``python -m widerface_eval PRED_DIR GT_DIR [--json FILE] [--plot FILE]``
-(see ``--help``; the implementation is :func:`widerface_eval.cli.main`).
+Command line: ``python -m widerface_eval PRED_DIR GT_DIR [--protocol matlab|python-port|both]
+[--json FILE] [--plot FILE]`` (see ``--help``; the implementation is
+:func:`widerface_eval.cli.main`).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m widerface_eval PRED_DIR GT_DIR [--json FILE] [--plot FILE]``.
+"""Command line: ``python -m widerface_eval PRED_DIR GT_DIR [--protocol P] [--json FILE] [--plot FILE]``.
 
 :func:`main` takes an argv list and returns the exit status (0 success, 2
 bad input, 1 other errors), so that other CLIs (``retinaface-polynl

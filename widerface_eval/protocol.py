@@ -302,16 +302,8 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, ignore_nan: bool = True) -
 # ----------------------------------------------------------------------------- matching
 
 
-_MAX_PAIRS = 1 << 20  # (prediction, face) pairs per vectorised block (memory bound)
+_MAX_PAIRS = 1 << 22  # (prediction, face) pairs tested for overlap at once (memory bound)
 _BIG = np.iinfo(np.int64).max
-
-
-def _segment_first_max(values: np.ndarray, starts: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per segment (``starts``): the maximum and the local index of its first occurrence (MATLAB's ``max``)."""
-    mx = np.maximum.reduceat(values, starts)
-    lengths = np.diff(np.append(starts, len(values)))
-    first = np.minimum.reduceat(np.where(values == np.repeat(mx, lengths), local, _BIG), starts)
-    return mx, first
 
 
 class _Matched:
@@ -359,55 +351,81 @@ class _Matched:
         self.in_play = self.gt_counts[self.pred_img] > 0
         self.best_gt, self.matched, self.tbin = self._match(_xywh_to_xyxy(pred[:, :4]))
 
-    def _chosen_faces(self, gt_xyxy: np.ndarray, pred_xyxy: np.ndarray, starts: np.ndarray, local: np.ndarray):
-        """For pairs (face, prediction) grouped by prediction: the chosen face (local index) and its overlap."""
-        if self.protocol.overlap == "python-port":
-            o = iou_python_port(pred_xyxy, gt_xyxy)
-            nan = np.isnan(o)
-            mx, first = _segment_first_max(np.where(nan, -np.inf, o), starts, local)
-            if nan.any():  # numpy's argmax/max on a row with NaN: the first NaN, whose value matches nothing
-                has_nan = np.logical_or.reduceat(nan, starts)
-                first_nan = np.minimum.reduceat(np.where(nan, local, _BIG), starts)
-                first = np.where(has_nan, first_nan, first)
-                mx = np.where(has_nan, np.nan, mx)
-            return first, mx
-        if self.int32_gt:
-            return _segment_first_max(_boxoverlap_int32(gt_xyxy, *pred_xyxy), starts, local)[::-1]
-        o = iou_plus1(gt_xyxy, pred_xyxy)
-        o[np.isnan(o)] = -np.inf  # MATLAB's max skips NaN
-        return _segment_first_max(o, starts, local)[::-1]
+    def _overlapping_pairs(self, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All (prediction, face of its image) pairs whose +1-pixel intersection has ``w > 0`` and ``h > 0``.
+
+        Only those can have a non-zero overlap (``boxoverlap.m`` zeroes the
+        others, the port never computes them), so only they are evaluated.
+        Pairs come ordered by prediction, then by face in file order.
+        ``corners`` are the prediction corners the protocol compares with the
+        faces' (rounded to int32 under the int32 rule: the intersection's
+        sign never depends on saturation, so exact int64 arithmetic decides
+        it as MATLAB does).
+        """
+        pair_p, pair_g = [], []
+        n = len(corners)
+        bounds = np.flatnonzero(np.diff(self.pred_img)) + 1
+        starts = np.concatenate([[0], bounds]) if n else np.zeros(0, dtype=np.int64)
+        stops = np.concatenate([bounds, [n]]) if n else np.zeros(0, dtype=np.int64)
+        for a, b in zip(starts.tolist(), stops.tolist()):
+            img = int(self.pred_img[a])
+            g0, g1 = int(self.gt_offsets[img]), int(self.gt_offsets[img + 1])
+            if g1 == g0:
+                continue
+            g = self.gt_xyxy[g0:g1]
+            step = max(1, _MAX_PAIRS // (g1 - g0))
+            for c in range(a, b, step):
+                q = corners[c : min(b, c + step)]
+                w = np.minimum(q[:, None, 2], g[None, :, 2]) - np.maximum(q[:, None, 0], g[None, :, 0]) + 1
+                ok = w > 0
+                if not ok.any():
+                    continue
+                h = np.minimum(q[:, None, 3], g[None, :, 3]) - np.maximum(q[:, None, 1], g[None, :, 1]) + 1
+                pi, gj = np.nonzero(ok & (h > 0))
+                pair_p.append(pi + c)
+                pair_g.append(gj + g0)
+        if not pair_p:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(pair_p), np.concatenate(pair_g)
 
     def _match(self, pred_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Chosen face (global index), match flag and threshold bin of every prediction.
 
-        All (prediction, face-of-its-image) pairs are evaluated in blocks of
-        at most ``_MAX_PAIRS``, faces in file order, so that the first maximum
-        per prediction is MATLAB's / numpy's first maximum.
+        The chosen face is the first maximum of the prediction's overlaps
+        over its image's faces in file order (MATLAB's ``max``; numpy's
+        ``argmax`` for the port, where a NaN wins and matches nothing).  A
+        match needs an overlap ``>= iou_threshold > 0``, so the maximum that
+        matters is always among the overlapping pairs.
         """
         n = len(pred_xyxy)
         best_gt = np.full(n, -1, dtype=np.int64)
         matched = np.zeros(n, dtype=bool)
-        play = np.flatnonzero(self.in_play)
-        counts = self.gt_counts[self.pred_img[play]]
-        ends = np.cumsum(counts)
         if self.int32_gt:
-            rounded, area = i32.to_int32(pred_xyxy), _pred_area(pred_xyxy)
-        a = 0
-        while a < len(play):
-            b = max(a + 1, int(np.searchsorted(ends, (ends[a - 1] if a else 0) + _MAX_PAIRS, side="right")))
-            q, c = play[a:b], counts[a:b]
-            starts = np.cumsum(c) - c
-            local = np.arange(int(c.sum()), dtype=np.int64) - np.repeat(starts, c)
-            pair_pred = np.repeat(q, c)
-            pair_gt = self.gt_offsets[self.pred_img[pair_pred]] + local
-            if self.int32_gt:  # the prediction's rounded corners and double area, once per prediction
-                pairs = (rounded[pair_pred], area[pair_pred])
+            corners = i32.to_int32(pred_xyxy)  # max/min(int32, double) convert the double first
+        else:
+            corners = pred_xyxy
+        pp, pg = self._overlapping_pairs(corners)
+        if len(pp):
+            if self.protocol.overlap == "python-port":
+                o = iou_python_port(pred_xyxy[pp], self.gt_xyxy[pg])
+            elif self.int32_gt:
+                o = _boxoverlap_int32(self.gt_xyxy[pg], corners[pp], _pred_area(pred_xyxy[pp]))
             else:
-                pairs = pred_xyxy[pair_pred]
-            idx, val = self._chosen_faces(self.gt_xyxy[pair_gt], pairs, starts, local)
-            best_gt[q] = self.gt_offsets[self.pred_img[q]] + idx
-            matched[q] = val >= self.iou_threshold  # NaN and -inf never match
-            a = b
+                o = iou_plus1(self.gt_xyxy[pg], pred_xyxy[pp])
+            nan = np.isnan(o) if o.dtype.kind == "f" else None
+            key = np.where(nan, -np.inf, o) if nan is not None else o  # MATLAB's max skips NaN
+            seg = np.concatenate([[0], np.flatnonzero(np.diff(pp)) + 1])
+            lengths = np.diff(np.append(seg, len(pp)))
+            mx = np.maximum.reduceat(key, seg)
+            first = np.minimum.reduceat(np.where(key == np.repeat(mx, lengths), pg, _BIG), seg)
+            val = mx.astype(np.float64)
+            if self.protocol.overlap == "python-port" and nan.any():  # numpy's argmax: the first NaN, no match
+                has_nan = np.logical_or.reduceat(nan, seg)
+                first = np.where(has_nan, np.minimum.reduceat(np.where(nan, pg, _BIG), seg), first)
+                val = np.where(has_nan, np.nan, val)
+            rows = pp[seg]
+            best_gt[rows] = first
+            matched[rows] = val >= self.iou_threshold  # NaN and -inf never match
         # A threshold's prefix ends at the last row (processing order) of the image passing it, so row
         # i is inside from the first threshold that any row at or after i passes: a running minimum of
         # threshold bins from the end of each image (exact in integers, one offset per image).
@@ -476,6 +494,8 @@ def evaluate_predictions(
     of ``gt`` absent from ``predictions`` count as no detections.
     """
     p = get_protocol(protocol)
+    if not 0 < iou_threshold <= 1:
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
     settings = tuple(settings) if settings is not None else gt.settings
     matched = _Matched(predictions, gt, p, iou_threshold)
     out: dict = {}
