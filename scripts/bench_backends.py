@@ -1,53 +1,51 @@
 #!/usr/bin/env python
-"""Latency and throughput of every backbone x backend x precision, with peer detectors side by side.
+"""The comparison users ask for, in one run: our default path, each engine and precision, and the
+peer detectors, end to end on one real photo at VGA, sequential and interleaved, with ratios to YuNet.
 
-    python scripts/bench_backends.py                       # CPU (and GPU rows when CUDA is there)
-    python scripts/bench_backends.py --presets r18x025_polynl --runs 50
-    python scripts/bench_backends.py --haar-python /path/to/opencv4-env/bin/python
+    python scripts/bench_backends.py                         # CPU (GPU rows too when CUDA is there)
+    python scripts/bench_backends.py --runs 100 --threads 2 --json bench.json
+    python scripts/bench_backends.py --note "training paused"   # printed in the header
 
-For each detector, at VGA (640x480, a real photo resized):
-  * ``e2e ms``: end to end, BGR uint8 image in, detections out (pre-processing,
-    network, decoding, threshold 0.5, NMS, boxes back in image pixels): what a
-    caller of ``Detector.detect`` waits;
-  * ``net ms``: the network alone on a ready input tensor (for our ONNX files this
-    includes the in-graph anchor decoding; for torch, ``model.predict``), so that
-    ``e2e - net`` is the pre/post-processing cost;
-  * ``b8 img/s``: throughput at batch 8 (eight VGA images per call; end to end
-    via ``Detector.detect_batch``); peers that only take batch 1 run 8 calls.
+The photo: ``faces_dlib/2008_002506.jpg`` (500x375, three faces) resized to 640x480 (a VGA
+camera frame), BGR uint8 in memory (no JPEG decoding timed).  Each row is one call of a
+detector on it, end to end: what its user waits for (pre-processing, network, decoding,
+threshold 0.5, NMS, boxes in the photo's pixels).
 
-Medians over ``--runs`` timed runs after ``--warmup`` untimed ones.  Our presets
-other than mnet025 run with random weights: the network's latency does not
-depend on the weights (same graph; INT8 kernels are data-independent), but the
-post-processing does: an untrained head may put hundreds of anchors above 0.5
-(the ``faces`` column shows it: r18x025_polynl 0, plain r18x025 ~90, r50 750), which
-inflates ``e2e`` through NMS for those rows.
+Ours (the shipped weights, ``weights/default.pth``), at two network inputs:
 
-The target comparison at the end (r18x025_polynl INT8 against Ultra-Light
-RFB-640, the third-party RetinaFace-mnet0.25 and YuNet, all end to end at VGA) is
-measured *interleaved*: one call of each detector per round, ``--runs`` rounds,
-so that load from other processes on a shared machine hits all of them alike.
-INT8 files are calibrated on the dlib photos and demo/astronaut.jpg.
+* ``default size``: the input size the weights record (``inference`` hint: short side 640
+  for the current weights, so a VGA photo enters the network at 853x640);
+* ``VGA``: the photo's own 640x480 (``size=480``);
 
-Peers (where their files are there): Ultra-Light-Fast-Generic RFB-320/640
-(onnxruntime, same thread count), YuNet (cv2.FaceDetectorYN), the third-party
-Pytorch_Retinaface MobileNet-0.25 checkpoint (through our Detector, torch and
-exported), and OpenCV's Haar cascade, which needs OpenCV 4 (5.x wheels ship no
-cascades): in-process if this OpenCV has ``cv2.data``, else through
-``--haar-python`` (a Python with opencv<5), else skipped with a message.
+through each engine: ``Detector()`` as installed (the default path: what ``Detector()`` picks),
+PyTorch fp32, onnxruntime fp32 (the shipped ``weights/default.onnx``), onnxruntime INT8 (made
+here as ``retinaface-polynl export --format onnx-int8`` makes it, calibrated on the demo photo
+and dlib's photos at the recorded size), and on a GPU PyTorch fp16 and TensorRT fp16.
+
+Peers, at the photo's own size (where their files are in ``../shared/data/weights_thirdparty``):
+YuNet (``cv2.FaceDetectorYN``), Ultra-Light-Fast RFB-640 and RFB-320 (onnxruntime, same thread
+count; RFB-320 sees the photo at 320x240), the third-party Pytorch_Retinaface MobileNet-0.25 in
+PyTorch (original size, as its project runs it) and through our ONNX export.
+
+``sequential``: each detector alone, ``--warmup`` untimed calls then ``--runs`` timed ones;
+``interleaved``: one call of each detector per round, ``--runs`` rounds, so that load from
+other processes (and caches, turbo) hits all of them alike: on a shared machine trust the
+ratios of the interleaved table over the sequential numbers.  Medians, with the 90th
+percentile.  Every engine gets ``--threads`` intra-op threads (default: the cores available).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -58,415 +56,268 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from retinaface_polynl.detector import Detector, pad_batch, preprocess  # noqa: E402
+from retinaface_polynl.detector import Detector  # noqa: E402
 
 SHARED = Path(os.environ.get("RETINAFACE_POLYNL_SHARED_DATA", REPO.parent / "shared" / "data"))
 MNET = SHARED / "weights_thirdparty" / "pytorch_retinaface" / "mobilenet0.25_Final.pth"
 ULTRA = SHARED / "weights_thirdparty" / "ultra_light"
 YUNET = SHARED / "weights_thirdparty" / "yunet" / "face_detection_yunet_2026may.onnx"
 DLIB = SHARED / "faces_dlib"
+PHOTO = DLIB / "2008_002506.jpg"
 THRESHOLD = 0.5
 
 
 @dataclass
-class Row:
-    detector: str
-    backend: str
+class Contender:
+    name: str
+    engine: str
     precision: str
-    weights: str
-    e2e_ms: float | None = None
-    net_ms: float | None = None
-    b8_ips: float | None = None
-    faces: int | None = None
-    note: str = ""
-    extra: dict = field(default_factory=dict)
+    network_input: str
+    fn: Callable[[], object]
+    faces: int = 0
+    seq_ms: float | None = None
+    seq_p90: float | None = None
+    seq_runs: int = 0
+    int_ms: float | None = None
+    int_p90: float | None = None
+    int_runs: int = 0
+
+    def row(self) -> dict:
+        d = asdict(self)
+        d.pop("fn")
+        return d
 
 
-def median_ms(fn: Callable[[], object], warmup: int, runs: int, budget_s: float = 60.0) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    start = time.perf_counter()
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-        if time.perf_counter() - start > budget_s and len(times) >= 5:
-            break  # slow configurations (ResNet-50 on 2 cores) stop early, still a median of >= 5
-    return statistics.median(times) * 1e3
+def vga_photo() -> np.ndarray:
+    path = PHOTO if PHOTO.is_file() else REPO / "demo" / "astronaut.jpg"
+    return cv2.resize(cv2.imread(str(path)), (640, 480), interpolation=cv2.INTER_AREA)
 
 
-def vga_images() -> list[np.ndarray]:
-    paths = [REPO / "demo" / "astronaut.jpg"] + sorted(DLIB.glob("*.jpg"))[:7]
-    images = [cv2.resize(cv2.imread(str(p)), (640, 480), interpolation=cv2.INTER_AREA) for p in paths if p.is_file()]
-    while len(images) < 8:
-        images.append(images[len(images) % max(1, len(images))].copy())
-    return images[:8]
+def count(result) -> int:
+    if isinstance(result, tuple):  # cv2.FaceDetectorYN.detect -> (retval, faces or None)
+        return 0 if result[1] is None else len(result[1])
+    return len(result)
 
 
-# -- our detector ---------------------------------------------------------------------------------
-def bench_ours(
-    name: str, detector: Detector, backend, precision: str, weights: str, images, args, device: str = "cpu"
-) -> Row:
-    detector.backend = backend
-    image = images[0]
-    x1 = pad_batch([preprocess(image)])
-    faces = len(detector.detect(image, threshold=THRESHOLD))
-    e2e = median_ms(lambda: detector.detect(image, threshold=THRESHOLD), args.warmup, args.runs)
-    if hasattr(backend, "run_numpy"):
-        net = median_ms(lambda: backend.run_numpy(x1), args.warmup, args.runs)
-    elif backend.name == "torch":
-        model = backend.model
-        xt = torch.from_numpy(x1).to(device)
+# -- ours -------------------------------------------------------------------------------------------
+def our_contenders(args, image, tmp: Path) -> list[Contender]:
+    from retinaface_polynl.export import calibration_batches, calibration_images, quantize_int8
 
-        def net_fn():
-            with torch.inference_mode():
-                p = model.predict(xt)
-            if device != "cpu":
-                torch.cuda.synchronize()
-            return p
+    out: list[Contender] = []
+    default = Detector(threads=args.threads, threshold=THRESHOLD)
+    h, w = image.shape[:2]
+    s = default.input_scale(h, w)
+    default_input = f"{round(w * s)}x{round(h * s)}"
+    out.append(Contender("ours: Detector() as installed", default.backend_name, default.precision, default_input,
+                         lambda: default.detect(image)))
+    torch_det = Detector(backend="torch", threads=args.threads, threshold=THRESHOLD)
+    sizes = [("default size", None, default_input), ("VGA", 480, f"{w}x{h}")]
+    engines = [("PyTorch", torch_det)]
+    if default.backend_name == "onnxruntime":
+        from retinaface_polynl.export.runtime import OnnxRuntimeBackend
 
-        net = median_ms(net_fn, args.warmup, args.runs)
-    else:  # tensorrt
-        xt = torch.from_numpy(x1).to(device)
-        net = median_ms(lambda: backend.run_torch(xt), args.warmup, args.runs)
-    b8 = median_ms(lambda: detector.detect_batch(images, threshold=THRESHOLD, batch_size=8), 1, max(3, args.runs // 5))
-    return Row(name, backend.name + ("" if device == "cpu" else f" ({device})"), precision, weights, e2e, net, 8e3 / b8, faces)
-
-
-def our_rows(args, images, tmp: Path) -> list[Row]:
-    from retinaface_polynl.export import (
-        OnnxRuntimeBackend,
-        calibration_batches,
-        calibration_images,
-        export_onnx,
-        quantize_int8,
-    )
-
-    rows: list[Row] = []
-    calib = None
-    for preset in args.presets:
-        real = preset == "mnet025" and MNET.is_file()
-        if preset == "mnet025" and not real:
-            print(f"# {MNET} absent: mnet025 runs with random weights", file=sys.stderr)
-        torch.manual_seed(0)
-        detector = Detector(weights=MNET if real else None, preset=None if real else preset, threshold=THRESHOLD)
-        weights = "third-party Pytorch_Retinaface" if real else "random"
-        label = "RetinaFace-mnet0.25" if real else preset
-        torch_backend = detector.backend
-        print(f"# {label}: torch", file=sys.stderr)
-        rows.append(bench_ours(label, detector, torch_backend, "fp32", weights, images, args))
-        fp32 = export_onnx(detector.model, tmp / f"{preset}.onnx", detector.config)
-        print(f"# {label}: onnxruntime fp32", file=sys.stderr)
-        ort32 = OnnxRuntimeBackend(fp32, intra_op_threads=args.threads)
-        rows.append(bench_ours(label, detector, ort32, "fp32", weights, images, args))
-        if calib is None:
-            sources = [REPO / "demo"] + ([DLIB] if DLIB.is_dir() else [])
-            calib = calibration_batches(calibration_images(sources))
-        int8 = quantize_int8(fp32, tmp / f"{preset}.int8.onnx", calib, reduce_range=True)
-        print(f"# {label}: onnxruntime int8", file=sys.stderr)
-        ort8 = OnnxRuntimeBackend(int8, intra_op_threads=args.threads)
-        rows.append(bench_ours(label, detector, ort8, "int8 (U8S8, reduce_range)", weights, images, args))
-        if args.no_reduce_range:
-            int8nr = quantize_int8(fp32, tmp / f"{preset}.int8nr.onnx", calib, reduce_range=False)
-            ort8nr = OnnxRuntimeBackend(int8nr, intra_op_threads=args.threads)
-            rows.append(bench_ours(label, detector, ort8nr, "int8 (U8S8, 8-bit)", weights, images, args))
-        if torch.cuda.is_available() and not args.cpu_only:
-            rows.extend(gpu_rows(label, preset, detector, fp32, weights, images, args, tmp, calib))
-        detector.backend = torch_backend
-    return rows
+        fp32 = Detector(weights=default.backend.path, threads=args.threads, threshold=THRESHOLD)
+        engines.append(("onnxruntime", fp32))
+        size, cap = default.recommended_size, default.recommended_max_size
+        calibration = calibration_batches(calibration_images([REPO / "demo"] + ([DLIB] if DLIB.is_dir() else [])),
+                                          size, cap)
+        int8_path = quantize_int8(default.backend.path, tmp / "default.int8.onnx", calibration)
+        engines.append(("onnxruntime", Detector(weights=int8_path, threads=args.threads, threshold=THRESHOLD)))
+        if args.spinning:
+            spin = Detector(weights=default.backend.path, threads=args.threads, threshold=THRESHOLD)
+            spin.backend = OnnxRuntimeBackend(default.backend.path, intra_op_threads=args.threads, spinning=True)
+            engines.append(("onnxruntime (threads spinning)", spin))
+    else:
+        print("# onnxruntime is not installed: no onnxruntime rows", file=sys.stderr)
+    if torch.cuda.is_available() and not args.cpu_only:
+        engines.append(("PyTorch (cuda)", Detector(backend="torch", device="cuda", threshold=THRESHOLD)))
+        try:
+            trt = Detector(device="cuda", threshold=THRESHOLD)
+            if trt.backend_name == "tensorrt":
+                engines.append(("TensorRT (cuda)", trt))
+            else:
+                print("# TensorRT rows skipped: tensorrt is not importable", file=sys.stderr)
+        except ValueError as exc:
+            print(f"# TensorRT rows skipped: {exc}", file=sys.stderr)
+    for label, det in engines:
+        for size_label, size, shape in sizes:
+            out.append(Contender(f"ours: {label}, {size_label}", det.backend_name, det.precision, shape,
+                                 (lambda d=det, sz=size: d.detect(image, size=sz))))
+    return out
 
 
-def gpu_rows(label, preset, detector, fp32, weights, images, args, tmp, calib) -> list[Row]:
-    from retinaface_polynl.detector import TorchBackend
-    from retinaface_polynl.export import export_onnx, quantize_qdq, tensorrt_status
-    from retinaface_polynl.export.tensorrt import ShapeProfile, TensorRTBackend
-
-    rows = []
-    dev = torch.device("cuda")
-    model = detector.model
-    rows.append(bench_ours(label, detector, TorchBackend(model, dev), "fp32", weights, images, args, "cuda"))
-    model.to("cpu")
-    ok, why = tensorrt_status()
-    if not ok:
-        print(f"# TensorRT rows skipped: {why}", file=sys.stderr)
-        return rows
-    fp16 = export_onnx(model, tmp / f"{preset}.fp16.onnx", detector.config, half=True)
-    qdq = quantize_qdq(fp32, tmp / f"{preset}.qdq.onnx", calib)
-    profile = ShapeProfile(max_batch=8, opt_hw=(480, 640), max_hw=(736, 1280))
-    for precision, path in (("fp32 (TF32)", fp32), ("fp16", fp16), ("int8 Q/DQ", qdq)):
-        backend = TensorRTBackend.from_onnx(path, device=dev, cache_dir=tmp / "engines", profile=profile)
-        rows.append(bench_ours(label, detector, backend, precision, weights, images, args, "cuda"))
-    return rows
-
-
-# -- peers ----------------------------------------------------------------------------------------
-def ultra_light_rows(args, images) -> list[Row]:
-    import onnxruntime as ort
-    from torchvision.ops import nms
-
-    rows = []
-    for variant, (w, h) in (("RFB-320", (320, 240)), ("RFB-640", (640, 480))):
-        path = ULTRA / f"version-{variant}.onnx"
-        if not path.is_file():
-            print(f"# {path} absent: Ultra-Light {variant} skipped", file=sys.stderr)
-            continue
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = args.threads
-        so.log_severity_level = 3  # its initializers-as-inputs warnings
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-        def prep(image):
-            rgb = cv2.cvtColor(cv2.resize(image, (w, h)), cv2.COLOR_BGR2RGB).astype(np.float32)
-            return ((rgb - 127.0) / 128.0).transpose(2, 0, 1)[None].copy()
-
-        def detect(image):
-            ih, iw = image.shape[:2]
-            scores, boxes = sess.run(["scores", "boxes"], {"input": prep(image)})
-            s = scores[0, :, 1]
-            keep = s > THRESHOLD
-            b = torch.from_numpy(boxes[0][keep] * np.array([iw, ih, iw, ih], np.float32))
-            k = nms(b, torch.from_numpy(s[keep]), 0.3)
-            return b[k].numpy()
-
-        x = prep(images[0])
-        e2e = median_ms(lambda: detect(images[0]), args.warmup, args.runs)
-        net = median_ms(lambda: sess.run(None, {"input": x}), args.warmup, args.runs)
-        b8 = median_ms(lambda: [detect(im) for im in images], 1, max(3, args.runs // 5))
-        rows.append(Row(f"Ultra-Light {variant}", "onnxruntime", "fp32", "official", e2e, net, 8e3 / b8,
-                        len(detect(images[0])), note=f"network input {w}x{h}; batch 1 only"))
-    return rows
-
-
-def yunet_row(args, images) -> list[Row]:
-    if not YUNET.is_file():
-        print(f"# {YUNET} absent: YuNet skipped", file=sys.stderr)
-        return []
-    try:
-        det = cv2.FaceDetectorYN.create(str(YUNET), "", (640, 480), THRESHOLD, 0.3, 5000)
-    except (cv2.error, AttributeError) as exc:
-        print(f"# YuNet skipped: cv2.FaceDetectorYN cannot load it ({exc})", file=sys.stderr)
-        return []
-    image = images[0]
-    faces = det.detect(image)[1]
-    e2e = median_ms(lambda: det.detect(image), args.warmup, args.runs)
-    b8 = median_ms(lambda: [det.detect(im) for im in images], 1, max(3, args.runs // 5))
-    return [Row("YuNet", f"cv2.FaceDetectorYN (OpenCV {cv2.__version__})", "fp32", "2026may", e2e, None, 8e3 / b8,
-                0 if faces is None else len(faces), note="network time not separable")]
-
-
-HAAR_SNIPPET = r"""
-import sys, time, statistics, cv2
-img = cv2.resize(cv2.imread(sys.argv[1]), (640, 480)); gray_needed = True
-cv2.setNumThreads(int(sys.argv[4]))
-c = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-def run():
-    g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    return c.detectMultiScale(g, 1.1, 5, minSize=(20, 20))
-for _ in range(int(sys.argv[2])): run()
-t = []
-for _ in range(int(sys.argv[3])):
-    s = time.perf_counter(); run(); t.append(time.perf_counter() - s)
-print(statistics.median(t) * 1e3, len(run()), cv2.__version__)
-"""
-
-
-def haar_row(args, images, tmp: Path) -> list[Row]:
-    photo = tmp / "vga.jpg"
-    cv2.imwrite(str(photo), images[0])
-    python = None
-    data = getattr(cv2, "data", None)
-    if data is not None and os.path.isfile(os.path.join(getattr(data, "haarcascades", ""), "haarcascade_frontalface_default.xml")):
-        python = sys.executable
-    elif args.haar_python:
-        python = args.haar_python
-    if python is None:
-        print(
-            f"# OpenCV Haar cascade skipped: OpenCV {cv2.__version__} ships no cascades (cv2.data is gone in 5.x); "
-            "pass --haar-python /path/to/python of an environment with opencv-python<5",
-            file=sys.stderr,
-        )
-        return []
-    try:
-        out = subprocess.run(
-            [python, "-c", HAAR_SNIPPET, str(photo), str(args.warmup), str(args.runs), str(args.threads)],
-            capture_output=True, text=True, timeout=300, check=True,
-        ).stdout.split()
-        ms, faces, version = float(out[0]), int(out[1]), out[2]
-    except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
-        print(f"# OpenCV Haar cascade skipped: {python} could not run it ({exc})", file=sys.stderr)
-        return []
-    return [Row("OpenCV Haar (frontalface_default)", f"OpenCV {version}", "-", "OpenCV", ms, None, 1e3 / ms, faces,
-                note="scale 1.1, 5 neighbours; b8 = 1/e2e")]
-
-
-# -- interleaved target comparison -----------------------------------------------------------------
-def interleaved_target(args, images, tmp: Path) -> list[tuple[str, float, int]]:
-    """End-to-end VGA latency of the target set, round-robin (one call each per round)."""
-    import onnxruntime as ort
-    from torchvision.ops import nms
-
-    from retinaface_polynl.export import OnnxRuntimeBackend, calibration_batches, calibration_images, export_onnx, quantize_int8
-
-    image = images[0]
-    contenders: list[tuple[str, Callable[[], object]]] = []
-    torch.manual_seed(0)
-    ours = Detector(preset="r18x025_polynl", threshold=THRESHOLD)
-    fp32 = export_onnx(ours.model, tmp / "target.onnx", ours.config)
-    sources = [REPO / "demo"] + ([DLIB] if DLIB.is_dir() else [])
-    int8 = quantize_int8(fp32, tmp / "target.int8.onnx", calibration_batches(calibration_images(sources)))
-    ours.backend = OnnxRuntimeBackend(int8, intra_op_threads=args.threads)
-    contenders.append(("r18x025_polynl onnxruntime INT8 (random weights)", lambda: ours.detect(image)))
-    rfb = ULTRA / "version-RFB-640.onnx"
-    if rfb.is_file():
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = args.threads
-        so.log_severity_level = 3
-        sess = ort.InferenceSession(str(rfb), so, providers=["CPUExecutionProvider"])
-
-        def ultra():
-            ih, iw = image.shape[:2]
-            rgb = cv2.cvtColor(cv2.resize(image, (640, 480)), cv2.COLOR_BGR2RGB).astype(np.float32)
-            x = ((rgb - 127.0) / 128.0).transpose(2, 0, 1)[None].copy()
-            scores, boxes = sess.run(["scores", "boxes"], {"input": x})
-            keep = scores[0, :, 1] > THRESHOLD
-            b = torch.from_numpy(boxes[0][keep] * np.array([iw, ih, iw, ih], np.float32))
-            return b[nms(b, torch.from_numpy(scores[0, :, 1][keep]), 0.3)]
-
-        contenders.append(("Ultra-Light RFB-640 (onnxruntime)", ultra))
-    if MNET.is_file():
-        mnet_torch = Detector(weights=MNET, threshold=THRESHOLD)
-        contenders.append(("RetinaFace-mnet0.25 third-party (PyTorch)", lambda: mnet_torch.detect(image)))
-        mnet_onnx = Detector(weights=MNET, threshold=THRESHOLD)
-        mnet_onnx.backend = OnnxRuntimeBackend(
-            export_onnx(mnet_onnx.model, tmp / "mnet.onnx", mnet_onnx.config), intra_op_threads=args.threads
-        )
-        contenders.append(("RetinaFace-mnet0.25 third-party (onnxruntime fp32)", lambda: mnet_onnx.detect(image)))
+# -- peers ------------------------------------------------------------------------------------------
+def peer_contenders(args, image, tmp: Path) -> list[Contender]:
+    out: list[Contender] = []
     if YUNET.is_file():
         try:
-            yunet = cv2.FaceDetectorYN.create(str(YUNET), "", (640, 480), THRESHOLD, 0.3, 5000)
-            contenders.append(("YuNet (cv2.FaceDetectorYN)", lambda: yunet.detect(image)))
+            yunet = cv2.FaceDetectorYN.create(str(YUNET), "", (image.shape[1], image.shape[0]), THRESHOLD, 0.3, 5000)
+            out.append(Contender("YuNet", f"OpenCV {cv2.__version__}", "fp32", "640x480", lambda: yunet.detect(image)))
         except (cv2.error, AttributeError) as exc:
-            print(f"# YuNet left out of the target comparison: {exc}", file=sys.stderr)
-    times: dict[str, list[float]] = {name: [] for name, _ in contenders}
-    for _ in range(args.warmup):
-        for _, fn in contenders:
-            fn()
-    for _ in range(max(args.runs, 20)):
-        for name, fn in contenders:
+            print(f"# YuNet skipped: cv2.FaceDetectorYN cannot load it ({exc})", file=sys.stderr)
+    else:
+        print(f"# {YUNET} absent: YuNet skipped", file=sys.stderr)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+    if ort is not None:
+        from torchvision.ops import nms
+
+        for variant, (w, h) in (("RFB-640", (640, 480)), ("RFB-320", (320, 240))):
+            path = ULTRA / f"version-{variant}.onnx"
+            if not path.is_file():
+                print(f"# {path} absent: Ultra-Light {variant} skipped", file=sys.stderr)
+                continue
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = args.threads
+            so.log_severity_level = 3  # its initializers-as-inputs warnings
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as ours: a fair comparison
+            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+            def ultra(sess=sess, w=w, h=h):
+                ih, iw = image.shape[:2]
+                rgb = cv2.cvtColor(cv2.resize(image, (w, h)), cv2.COLOR_BGR2RGB).astype(np.float32)
+                x = ((rgb - 127.0) / 128.0).transpose(2, 0, 1)[None].copy()
+                scores, boxes = sess.run(["scores", "boxes"], {"input": x})
+                keep = scores[0, :, 1] > THRESHOLD
+                b = torch.from_numpy(boxes[0][keep] * np.array([iw, ih, iw, ih], np.float32))
+                return b[nms(b, torch.from_numpy(scores[0, :, 1][keep]), 0.3)]
+
+            out.append(Contender(f"Ultra-Light {variant}", "onnxruntime", "fp32", f"{w}x{h}", ultra))
+    if MNET.is_file():
+        mnet = Detector(weights=MNET, threads=args.threads, threshold=THRESHOLD)
+        out.append(Contender("RetinaFace-MobileNet-0.25 (third-party)", "torch", "fp32", "640x480",
+                             lambda: mnet.detect(image)))
+        if ort is not None:
+            mnet_onnx = Detector(weights=MNET, backend="onnxruntime", threads=args.threads, threshold=THRESHOLD)
+            out.append(Contender("RetinaFace-MobileNet-0.25 (third-party), our ONNX export", "onnxruntime", "fp32",
+                                 "640x480", lambda: mnet_onnx.detect(image)))
+    else:
+        print(f"# {MNET} absent: the third-party RetinaFace skipped", file=sys.stderr)
+    return out
+
+
+# -- timing -----------------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def sequential(contenders: list[Contender], warmup: int, runs: int, budget_s: float) -> None:
+    """Each alone; one that takes more than ``budget_s`` stops early (after at least 5 runs)."""
+    for c in contenders:
+        print(f"# sequential: {c.name}", file=sys.stderr)
+        for _ in range(warmup):
+            c.faces = count(c.fn())
+        times = []
+        start = time.perf_counter()
+        for _ in range(runs):
             t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return [(name, statistics.median(v) * 1e3, len(v)) for name, v in times.items()]
+            c.fn()
+            times.append(1e3 * (time.perf_counter() - t))
+            if time.perf_counter() - start > budget_s and len(times) >= 5:
+                break
+        c.seq_ms, c.seq_p90, c.seq_runs = statistics.median(times), percentile(times, 90), len(times)
 
 
-def target_table(results: list[tuple[str, float, int]]) -> str:
-    if not results:
-        return ""
-    ours_ms = results[0][1]
+def interleaved(contenders: list[Contender], warmup: int, runs: int, budget_s: float) -> None:
+    """Round robin; stops after ``runs`` rounds or ``budget_s`` seconds (at least 5 rounds)."""
+    print(f"# interleaved: {len(contenders)} detectors, up to {runs} rounds", file=sys.stderr)
+    times: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
+    for _ in range(warmup):
+        for c in contenders:
+            c.fn()
+    start = time.perf_counter()
+    for r in range(runs):
+        for i, c in enumerate(contenders):
+            t = time.perf_counter()
+            c.fn()
+            times[i].append(1e3 * (time.perf_counter() - t))
+        if time.perf_counter() - start > budget_s and r + 1 >= 5:
+            break
+    for i, c in enumerate(contenders):
+        c.int_ms, c.int_p90, c.int_runs = statistics.median(times[i]), percentile(times[i], 90), len(times[i])
+
+
+def table(contenders: list[Contender], which: str) -> str:
+    yunet = next((c for c in contenders if c.name == "YuNet"), None)
+    ref = getattr(yunet, f"{which}_ms") if yunet else None
     lines = [
-        "**Target** (end to end at 640x480, threshold 0.5, measured interleaved in one run):",
-        "",
-        "| detector | e2e ms (median) | runs | ours (r18x025_polynl INT8) vs it |",
-        "|---|---|---|---|",
+        f"| detector | engine | precision | network input | faces | runs | ms (median) | p90 ms | x YuNet |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    for name, ms, n in results:
-        rel = "-" if name == results[0][0] else (
-            f"{'faster' if ours_ms < ms else 'SLOWER'}: {ms / ours_ms:.2f}x, gap {ours_ms - ms:+.1f} ms"
-        )
-        lines.append(f"| {name} | {ms:.1f} | {n} | {rel} |")
+    for c in contenders:
+        ms, p90 = getattr(c, f"{which}_ms"), getattr(c, f"{which}_p90")
+        ratio = f"{ms / ref:.2f}" if ref else "-"
+        lines.append(f"| {c.name} | {c.engine} | {c.precision} | {c.network_input} | {c.faces} | "
+                     f"{getattr(c, f'{which}_runs')} | {ms:.1f} | {p90:.1f} | {ratio} |")
     return "\n".join(lines)
 
 
-# -- report ---------------------------------------------------------------------------------------
-def fmt(v: float | None, digits: int = 1) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
-
-
-def markdown(rows: list[Row]) -> str:
-    head = "| detector | backend | precision | weights | e2e ms (VGA) | net ms (VGA) | post+pre ms | b8 img/s | faces | note |"
-    lines = [head, "|" + "---|" * 10]
-    for r in rows:
-        post = None if r.e2e_ms is None or r.net_ms is None else r.e2e_ms - r.net_ms
-        lines.append(
-            f"| {r.detector} | {r.backend} | {r.precision} | {r.weights} | {fmt(r.e2e_ms)} | {fmt(r.net_ms)} | "
-            f"{fmt(post)} | {fmt(r.b8_ips)} | {'-' if r.faces is None else r.faces} | {r.note} |"
-        )
-    return "\n".join(lines)
-
-
-def target_summary(rows: list[Row]) -> str:
-    def find(det, backend=None, precision=None):
-        for r in rows:
-            if r.detector == det and (backend is None or r.backend == backend) and (precision is None or r.precision.startswith(precision)):
-                return r
-        return None
-
-    ours = find("r18x025_polynl", "onnxruntime", "int8")
-    if ours is None:
-        return "target: r18x025_polynl onnxruntime int8 was not measured"
-    lines = [f"**Target**: r18x025_polynl, onnxruntime INT8, 640x480 end to end: **{ours.e2e_ms:.1f} ms**"]
-    for label, r in (
-        ("Ultra-Light RFB-640", find("Ultra-Light RFB-640")),
-        ("RetinaFace-mnet0.25 (third-party weights, PyTorch)", find("RetinaFace-mnet0.25", "torch")),
-        ("RetinaFace-mnet0.25 (third-party weights, onnxruntime fp32)", find("RetinaFace-mnet0.25", "onnxruntime", "fp32")),
-        ("YuNet", find("YuNet")),
-    ):
-        if r is None or r.e2e_ms is None:
-            lines.append(f"- vs {label}: not measured")
-            continue
-        verdict = "faster" if ours.e2e_ms < r.e2e_ms else "SLOWER"
-        lines.append(
-            f"- vs {label}: {r.e2e_ms:.1f} ms -> ours is {verdict} "
-            f"({r.e2e_ms / ours.e2e_ms:.2f}x; gap {ours.e2e_ms - r.e2e_ms:+.1f} ms)"
-        )
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--presets", nargs="+", default=["r18x025_polynl", "r18x025", "mnet025", "r50_polynl"])
-    p.add_argument("--runs", type=int, default=30, help="timed runs per measurement (median)")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="CPU threads for every engine")
-    p.add_argument("--no-peers", action="store_true", help="only our detectors")
-    p.add_argument("--no-target", action="store_true", help="skip the interleaved target comparison")
-    p.add_argument("--cpu-only", action="store_true", help="skip GPU rows even when CUDA is available")
-    p.add_argument("--no-reduce-range", action="store_true", help="also time INT8 with full 8-bit weights")
-    p.add_argument("--haar-python", help="a Python with opencv-python<5 for the Haar cascade row")
-    p.add_argument("--json", help="also write the rows as JSON here")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
-    logging.getLogger("retinaface_polynl").setLevel(logging.ERROR)
-    torch.set_num_threads(args.threads)
-    cv2.setNumThreads(args.threads)
-    images = vga_images()
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
-        tmp = Path(tmp)
-        # peers first, then ours (on a shared machine load drifts: compare rows of one run only)
-        if not args.no_peers:
-            rows += ultra_light_rows(args, images) + yunet_row(args, images)
-        rows += our_rows(args, images, tmp)
-        if not args.no_peers:
-            rows += haar_row(args, images, tmp)
-        target = [] if args.no_peers or args.no_target else interleaved_target(args, images, tmp)
-    cpu = platform.processor() or platform.machine()
+def machine() -> str:
     try:
         model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
-        model = cpu
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print(f"\n## bench_backends: {model}, {args.threads} threads, torch {torch.__version__}, "
-          f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() and not args.cpu_only else 'no GPU'}; "
-          f"load average at the end {tuple(round(v, 1) for v in load) if load else '?'}\n")
-    print(markdown(rows))
-    print()
-    print(target_summary(rows) + "  (rows above: sequential, see the interleaved table below)")
-    print()
-    print(target_table(target))
+        model = platform.processor() or platform.machine()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{model}, {cores} cores available, {gpu}"
+
+
+def versions() -> str:
+    parts = [f"torch {torch.__version__}", f"OpenCV {cv2.__version__}"]
+    try:
+        import onnxruntime as ort
+
+        parts.append(f"onnxruntime {ort.__version__}")
+    except ImportError:
+        pass
+    return ", ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    p.add_argument("--runs", type=int, default=50, help="timed calls per detector, and interleaved rounds (default: 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default: 5)")
+    p.add_argument("--budget", type=float, default=20.0, metavar="S",
+                   help="seconds per detector alone, and x the detector count for the interleaved rounds; a slower "
+                   "one stops early, after at least 5 runs (default: 20)")
+    p.add_argument("--threads", type=int, default=cores, help=f"intra-op threads of every engine (default: {cores})")
+    p.add_argument("--no-peers", action="store_true", help="only our detectors")
+    p.add_argument("--cpu-only", action="store_true", help="no GPU rows even where CUDA is available")
+    p.add_argument("--spinning", action="store_true",
+                   help="also time onnxruntime with spinning threads (off in the package: see docs/benchmarks.md)")
+    p.add_argument("--note", default="", help="a line for the header (e.g. what else ran on the machine)")
+    p.add_argument("--json", help="also write every row as JSON here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    image = vga_photo()
+    with tempfile.TemporaryDirectory(prefix="bench-backends-") as tmp:
+        os.environ.setdefault("RETINAFACE_POLYNL_CACHE", str(Path(tmp) / "cache"))  # exports of the third-party .pth
+        contenders = [] if args.no_peers else peer_contenders(args, image, Path(tmp))
+        contenders += our_contenders(args, image, Path(tmp))
+        load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+        sequential(contenders, args.warmup, args.runs, args.budget)
+        interleaved(contenders, args.warmup, args.runs, args.budget * len(contenders))
+        load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
+    stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    print(f"\n## bench_backends, {stamp}: {machine()}; {args.threads} intra-op threads for every engine; "
+          f"{versions()}; {args.runs} runs after {args.warmup} warm-up calls; load average "
+          f"{tuple(round(v, 2) for v in load_before) if load_before else '?'} before, "
+          f"{tuple(round(v, 2) for v in load_after) if load_after else '?'} after"
+          + (f"; {args.note}" if args.note else "") + "\n")
+    print(f"One real photo ({PHOTO.name if PHOTO.is_file() else 'astronaut.jpg'} resized to 640x480), end to end, "
+          f"threshold {THRESHOLD}.\n")
+    print("**Sequential** (each detector alone):\n")
+    print(table(contenders, "seq"))
+    print("\n**Interleaved** (one call of each per round):\n")
+    print(table(contenders, "int"))
     if args.json:
-        Path(args.json).write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+        Path(args.json).write_text(json.dumps({"when": stamp, "machine": machine(), "threads": args.threads,
+                                               "note": args.note, "rows": [c.row() for c in contenders]}, indent=1))
     return 0
 
 
