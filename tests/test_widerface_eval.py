@@ -554,6 +554,8 @@ def test_write_prediction_file_roundtrip_atomic_and_refuses_bad(tmp_path):
         we.write_prediction_file(path, "img_1", [[0, 0, 1, 1]], [np.nan])
     with pytest.raises(ValueError, match="negative width"):
         we.write_prediction_file(path, "img_1", [[0, 0, -1, 1]], [0.5])
+    we.write_prediction_file(path, "img_1", [[0, 0, 1, 1]], [-2.5])  # logits are written as they are
+    assert we.read_prediction_file(path)[0, 4] == -2.5
     we.write_prediction_file(path, "img_1", np.zeros((0, 4)), [])
     assert we.read_prediction_file(path).shape == (0, 5)
 
