@@ -13,7 +13,7 @@ of a source file into it:
 - audio is interleaved with the video as it is written (never held whole in memory);
 - each frame keeps the presentation time of the frame it came from, so picture and
   sound stay in sync, the frame rate and frame count are those of the input;
-- the video codec is H.264 (libx264, CRF 18: visually lossless) by default, VP9 in
+- the video codec is H.264 (libx264, CRF 18: visually lossless, preset veryfast) by default, VP9 in
   WebM, FFV1 (lossless) when the input's own video codec is lossless and the
   container takes it; ``codec=`` chooses any FFmpeg encoder.  When the wanted
   encoder is missing from the PyAV build, the next one that is present is used,
@@ -308,7 +308,7 @@ class VideoWriter:
 
     def _options(self, crf: int) -> dict:
         if self.codec in ("libx264", "libx265"):
-            return {"crf": str(crf), "preset": "medium"}
+            return {"crf": str(crf), "preset": "veryfast"}  # the detector, not the encoder, should set the pace
         if self.codec in ("libvpx-vp9", "libvpx", "libaom-av1"):
             return {"crf": str(max(crf + 13, 0)), "b": "0"}
         if self.codec == "mpeg4":

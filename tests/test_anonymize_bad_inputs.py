@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from retinaface_polynl.cli import main
@@ -105,14 +106,14 @@ def test_same_error_line_and_record_as_detect(case, tmp_path, good, mnet_checkpo
 def test_detection_failure_on_one_picture(tmp_path, good, mnet_checkpoint, capsys, monkeypatch):
     odd = good.parent / "odd.png"
     cv2.imwrite(str(odd), cv2.imread(str(good))[:150, :200])
-    original = Detector.predict_raw
+    original = Detector.detect_batch
 
-    def flaky(self, batch):
-        if batch.shape[2:] == (160, 224):
+    def flaky(self, images, *args, **kwargs):  # fails on the 200 px wide picture only
+        if any(np.shape(image)[1] == 200 for image in images):
             raise RuntimeError("CUDA out of memory (simulated)\nmore detail")
-        return original(self, batch)
+        return original(self, images, *args, **kwargs)
 
-    monkeypatch.setattr(Detector, "predict_raw", flaky)
+    monkeypatch.setattr(Detector, "detect_batch", flaky)
     results = run_both(capsys, tmp_path, mnet_checkpoint, odd, good)
     assert results["anonymize"][:2] == results["detect"][:2]
     rc, lines, records = results["anonymize"]

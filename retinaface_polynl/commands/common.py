@@ -202,6 +202,31 @@ class JsonLines:
             self.file.close()
 
 
+class Sink:
+    """What :func:`run_detection` writes through: ``json`` (a :class:`JsonLines`), ``write(item,
+    detections)`` per picture, ``end_video(path)`` after a video's last frame; ``close()`` ends
+    the videos still open (``self.videos``, keyed by source path) and closes the JSON file."""
+
+    json: JsonLines
+    videos: dict
+
+    def write(self, item, det) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def end_video(self, path) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        try:
+            for path in list(self.videos):
+                try:
+                    self.end_video(path)
+                except OSError:  # already reported, or the run is ending on an error
+                    pass
+        finally:
+            self.json.close()
+
+
 def picture_record(item, det, **extra) -> dict:
     """The JSON record of one image or video frame: path, frame (videos), size, faces, ``extra``."""
     h, w = item.image.shape[:2]

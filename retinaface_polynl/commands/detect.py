@@ -19,6 +19,7 @@ from .common import (
     SIZE_HELP,
     JsonLines,
     OutputNames,
+    Sink,
     add_model_args,
     add_run_args,
     add_size_args,
@@ -92,7 +93,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-class Outputs:
+class Outputs(Sink):
     """Writes everything a detection produces, as it comes."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -152,16 +153,6 @@ class Outputs:
         writer = self.videos.pop(path, None)
         if writer is not None:
             writer.close()
-
-    def close(self) -> None:
-        try:
-            for path in list(self.videos):
-                try:
-                    self.end_video(path)
-                except OSError:  # pragma: no cover - already reported, or the run is ending on an error
-                    pass
-        finally:
-            self.json.close()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,87 @@
+"""Make the pictures under docs/images/ with the project's own commands (extend it for new ones).
+
+    OMP_NUM_THREADS=1 python scripts/make_doc_images.py          # all of them
+    OMP_NUM_THREADS=1 python scripts/make_doc_images.py anonymize
+
+anonymize: ``docs/images/anonymize_before_after.jpg``, from ``demo/astronaut.jpg`` (NASA's
+portrait of astronaut Eileen Collins, public domain, as bundled with scikit-image): the photo,
+``anonymize --preview`` (the region that would be masked) and ``anonymize`` (the default blur),
+side by side, each made by the command line exactly as a user would run it.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "docs" / "images"
+MAX_BYTES = 300_000
+
+
+def run_cli(*args: str) -> None:
+    cmd = [sys.executable, "-m", "retinaface_polynl", *args]
+    print("+", " ".join(cmd[2:]))
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def captioned(image: np.ndarray, text: str, height: int = 360) -> np.ndarray:
+    scale = height / image.shape[0]
+    panel = cv2.resize(image, (round(image.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
+    bar = np.full((30, panel.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, text, (8, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([bar, panel], axis=0)
+
+
+def side_by_side(panels: list[np.ndarray], gap: int = 8) -> np.ndarray:
+    h = panels[0].shape[0]
+    spacer = np.full((h, gap, 3), 255, np.uint8)
+    row = []
+    for i, p in enumerate(panels):
+        row += [p] + ([spacer] if i < len(panels) - 1 else [])
+    return np.concatenate(row, axis=1)
+
+
+def save_jpeg(path: Path, image: np.ndarray) -> None:
+    for quality in (90, 85, 80, 70, 60):
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok and len(data) <= MAX_BYTES:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data.tofile(str(path))
+            print(f"{path.relative_to(ROOT)}: {len(data) // 1024} KB (JPEG quality {quality})")
+            return
+    raise SystemExit(f"{path}: cannot get under {MAX_BYTES} bytes")
+
+
+def make_anonymize() -> None:
+    photo = ROOT / "demo" / "astronaut.jpg"
+    with tempfile.TemporaryDirectory() as tmp:
+        preview, masked = Path(tmp) / "preview", Path(tmp) / "masked"
+        run_cli("anonymize", str(photo), "--output", str(preview), "--preview", "--quiet")
+        run_cli("anonymize", str(photo), "--output", str(masked), "--quiet")
+        panels = [
+            captioned(cv2.imread(str(photo)), "demo/astronaut.jpg"),
+            captioned(cv2.imread(str(preview / photo.name)), "anonymize --preview"),
+            captioned(cv2.imread(str(masked / photo.name)), "anonymize (default: blur, ellipse, 1.5x)"),
+        ]
+    save_jpeg(IMAGES / "anonymize_before_after.jpg", side_by_side(panels))
+
+
+MAKERS = {"anonymize": make_anonymize}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="*", choices=[[], *MAKERS], help=f"pictures to make (default: all of {', '.join(MAKERS)})")
+    args = p.parse_args()
+    for name in args.names or MAKERS:
+        MAKERS[name]()
+
+
+if __name__ == "__main__":
+    main()
