@@ -76,10 +76,10 @@ class OneFaceDetector:
 def test_face_found_in_one_frame_is_masked_around_it(tmp_path, dlib_faces_dir, monkeypatch, persist):
     """A lossless (FFV1) video keeps lossless, so every unmasked frame comes back bit for bit and the
     masked ones differ only inside the region: the face found in frame 4 is masked in 4 +- persist."""
-    import retinaface_polynl.commands.anonymize as command
+    import retinaface_polynl.commands.common as common
 
     box = [100, 60, 180, 160]
-    monkeypatch.setattr(command, "build_detector", lambda args, **kw: OneFaceDetector(4, box))
+    monkeypatch.setattr(common, "build_detector", lambda args, **kw: OneFaceDetector(4, box))
     src = write_test_video(tmp_path / "cam.mkv", photo_frames(dlib_faces_dir, 9), codec="ffv1", pix_fmt="bgr0",
                            audio_codec="pcm_s16le")
     out, jsonl = tmp_path / "out", tmp_path / "masked.jsonl"
@@ -102,9 +102,9 @@ def test_face_found_in_one_frame_is_masked_around_it(tmp_path, dlib_faces_dir, m
 
 
 def test_max_frames_cuts_the_sound_with_the_pictures(tmp_path, dlib_faces_dir, monkeypatch):
-    import retinaface_polynl.commands.anonymize as command
+    import retinaface_polynl.commands.common as common
 
-    monkeypatch.setattr(command, "build_detector", lambda args, **kw: OneFaceDetector(-1, [0, 0, 1, 1]))
+    monkeypatch.setattr(common, "build_detector", lambda args, **kw: OneFaceDetector(-1, [0, 0, 1, 1]))
     src = write_test_video(tmp_path / "long.mp4", photo_frames(dlib_faces_dir, 8), fps=8)
     out = tmp_path / "out"
     assert main(["anonymize", str(src), "--output", str(out), "--quiet", "--max-frames", "4"]) == 0

@@ -19,16 +19,12 @@ from .common import (
     JsonLines,
     OutputNames,
     Sink,
-    add_model_args,
+    add_detection_args,
     add_run_args,
-    add_size_args,
-    add_tta_args,
-    build_detector,
     open_video_output,
     output_folder,
     picture_record,
-    prepare_sources,
-    run_detection,
+    run_command,
 )
 
 DEFAULT_PERSIST = 3
@@ -64,10 +60,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, globs")
-    add_model_args(p, threshold=ANONYMIZE_THRESHOLD)
-    add_size_args(p)
-    add_tta_args(p)
+    add_detection_args(p, threshold=ANONYMIZE_THRESHOLD)
     a = p.add_argument_group("anonymisation")
     a.add_argument("--method", choices=METHODS, default="blur",
                    help="blur: Gaussian, sigma 1/8 of the region (scales with the face); pixelate: 8 blocks "
@@ -192,6 +185,4 @@ class AnonymizeOutputs(Sink):
 
 
 def run(args: argparse.Namespace) -> int:
-    sources = prepare_sources(args, output_dirs=(args.output,))
-    detector = build_detector(args, size=args.size, max_size=args.max_size)
-    return run_detection(args, detector, sources, AnonymizeOutputs(args), desc="anonymize")
+    return run_command(args, AnonymizeOutputs, desc="anonymize", output_dirs=(args.output,))

@@ -261,6 +261,21 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file lines")
 
 
+def add_detection_args(parser: argparse.ArgumentParser, threshold: float = 0.5) -> None:
+    """The inputs and the model, input-size and TTA options of a command that runs :func:`run_command`."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, globs")
+    add_model_args(parser, threshold=threshold)
+    add_size_args(parser)
+    add_tta_args(parser)
+
+
+def run_command(args: argparse.Namespace, make_sink, desc: str, output_dirs=()) -> int:
+    """Check the options and inputs, build the detector, then :func:`run_detection` into ``make_sink(args)``."""
+    sources = prepare_sources(args, output_dirs=output_dirs)
+    detector = build_detector(args, size=args.size, max_size=args.max_size)
+    return run_detection(args, detector, sources, make_sink(args), desc=desc)
+
+
 def prepare_sources(args: argparse.Namespace, output_dirs=()) -> list:
     """Check the run options, expand ``args.inputs``, drop files inside any of
     ``output_dirs`` (a second run must not take the first run's outputs as inputs), and

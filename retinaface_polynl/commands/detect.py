@@ -20,16 +20,12 @@ from .common import (
     JsonLines,
     OutputNames,
     Sink,
-    add_model_args,
+    add_detection_args,
     add_run_args,
-    add_size_args,
-    add_tta_args,
-    build_detector,
     open_video_output,
     output_folder,
     picture_record,
-    prepare_sources,
-    run_detection,
+    run_command,
 )
 
 EXAMPLES = """examples:
@@ -53,10 +49,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, globs")
-    add_model_args(p)
-    add_size_args(p)
-    add_tta_args(p)
+    add_detection_args(p)
     g = p.add_argument_group("outputs")
     g.add_argument(
         "--output",
@@ -156,6 +149,4 @@ class Outputs(Sink):
 
 
 def run(args: argparse.Namespace) -> int:
-    sources = prepare_sources(args, output_dirs=(args.output, args.crops))
-    detector = build_detector(args, size=args.size, max_size=args.max_size)
-    return run_detection(args, detector, sources, Outputs(args), desc="detect")
+    return run_command(args, Outputs, desc="detect", output_dirs=(args.output, args.crops))
