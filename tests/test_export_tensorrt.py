@@ -107,7 +107,7 @@ def trt_setup(mnet_checkpoint, dlib_faces_dir, dlib_testing, tmp_path_factory):
     from retinaface_polynl.export import calibration_batches, export_onnx, quantize_qdq
 
     folder = tmp_path_factory.mktemp("trt")
-    detector = Detector(weights=mnet_checkpoint, device="cuda")
+    detector = Detector(weights=mnet_checkpoint, device="cuda", precision="fp32")  # the float32 reference
     fp32 = export_onnx(detector.model, folder / "fp32.onnx", detector.config)
     fp16 = export_onnx(detector.model, folder / "fp16.onnx", detector.config, half=True)
     calib = [p for p in sorted(dlib_faces_dir.glob("*.jpg")) if p.name not in dlib_testing]

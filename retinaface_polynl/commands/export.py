@@ -232,7 +232,7 @@ def _check(args: argparse.Namespace, output: Path, model) -> int:
 
     images = calibration_images(args.check, what="check images")
     device = "cuda" if args.format == "tensorrt" else "cpu"
-    reference = Detector(model=model, device=device, threshold=args.check_threshold)
+    reference = Detector(model=model, device=device, threshold=args.check_threshold, precision="fp32")
     exported = Detector(weights=output, device=device, threshold=args.check_threshold)
     tolerance = tolerance_for(exported.backend.precision)
     checks = verify_export(reference, exported, images, tolerance)
