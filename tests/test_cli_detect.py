@@ -3,6 +3,7 @@ from them, JSON lines, WIDER text files, batching and TTA flags."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def test_detect_folder_of_photos(photo_folder, tmp_path, mnet_checkpoint, dlib_t
     np.testing.assert_allclose(pred[:, 2:4], boxes[:, 2:] - boxes[:, :2], atol=0.02)
     summary = capsys.readouterr().out
     assert "5 image(s)" in summary and "images/s" in summary and "0 failed" in summary
+    assert re.search(r"images/s; \S+ on (onnxruntime|torch) fp(32|16)", summary), summary  # which engine ran
 
 
 def test_batch_sizes_and_tta_give_consistent_json(photo_folder, tmp_path, mnet_checkpoint):

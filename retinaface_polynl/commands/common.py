@@ -318,6 +318,12 @@ def count_pictures(sources, max_frames: int | None) -> int:
     return total
 
 
+def describe(detector) -> str:
+    """The engine that ran (``Detector.describe``), or the detector's type for a stand-in."""
+    describe_ = getattr(detector, "describe", None)
+    return describe_() if callable(describe_) else type(detector).__name__
+
+
 def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc: str) -> int:
     """Detect faces in every picture of ``sources`` and hand each result to ``sink``.
 
@@ -423,7 +429,7 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
     print(
         f"{stats['images']} image(s), {len(stats['videos'])} video(s) / {stats['frames']} frame(s), "
         f"{stats['faces']} face(s), {stats['failed']} failed, {seconds:.1f} s, "
-        f"{pictures / max(seconds, 1e-9):.2f} images/s",
+        f"{pictures / max(seconds, 1e-9):.2f} images/s; {describe(detector)}",
         file=log_stream,
     )
     return 1 if stats["failed"] else 0
