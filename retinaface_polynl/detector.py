@@ -1,8 +1,15 @@
-"""``Detector``: the Python API everything else (CLI, TTA, evaluation) stands on.
+"""``Detector``: the Python API the CLI and evaluation stand on.
 
     image (BGR uint8, as OpenCV reads it) -> resize (optional) -> minus BGR mean
     -> backend (the network + anchor decoding) -> score threshold -> top-k
     -> NMS (torchvision) -> boxes / scores / landmarks in original-image pixels
+
+``Detector`` composes parts that live below it and know nothing of it: the steps
+before and after the network (:mod:`retinaface_polynl.pipeline`: ``resize_scale``,
+``preprocess``, ``pad_batch``, ``postprocess``, ``scale_back``, ``Detections``), the
+backends (:mod:`retinaface_polynl.export`: PyTorch, onnxruntime, TensorRT) and
+test-time augmentation (:mod:`retinaface_polynl.tta`, handed the Detector as its
+runner).  Those names are re-exported here, where they used to be defined.
 
 Input size is explicit: by default the network sees the image at its original
 size; ``size`` resizes the short side to that many pixels and ``max_size`` caps
@@ -28,24 +35,37 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-import operator
-from typing import Any, NamedTuple
+from typing import Any
 
-import cv2
 import numpy as np
 import torch
-from torchvision.ops import nms
 
 from .checkpoints import load_model
+from .export.auto import auto_backend
+from .export.runtime import detect_format, load_backend
+from .export.torch_backend import TorchBackend, torch_threads
 from .media import Prefetcher, decode_image, read_image, to_bgr_uint8
+# The shared steps live below this module (``Detector`` composes them); their names are
+# re-exported here, where they were first defined, so ``from retinaface_polynl.detector
+# import preprocess`` and the like keep working.
+from .pipeline import (
+    BGR_MEAN,
+    STRIDE,
+    Detections,
+    Face,
+    pad_batch,
+    postprocess,
+    preprocess,
+    resize_scale,
+    scale_back,
+)
 from .presets import ModelConfig, get_preset
+from .shipped import default_weights_path, demo_dir
+from .tta import detect_tta, resolve_tta
 
 log = logging.getLogger(__name__)
 
-BGR_MEAN = (104.0, 117.0, 123.0)
-STRIDE = 32  # the coarsest pyramid stride: batches are padded to a multiple of it
 SIZE_LIMIT = 4096  # default single-scale cap on the long side when no max_size is given
 
 
@@ -81,242 +101,6 @@ class StageTimes:
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.seconds, forward_passes=self.forward_passes)
-
-
-class Face(NamedTuple):
-    """One face of a :class:`Detections`: ``box`` (4,) ``x1, y1, x2, y2``, ``score``,
-    ``landmarks`` (5, 2), in the image's pixels."""
-
-    box: np.ndarray
-    score: float
-    landmarks: np.ndarray
-
-
-@dataclass
-class Detections:
-    """Faces found in one image, in that image's pixels.
-
-    Attributes:
-        boxes: (N, 4) float32 ``x1, y1, x2, y2``.
-        scores: (N,) float32 face probability, descending.
-        landmarks: (N, 5, 2) float32: left eye, right eye, nose, left and right
-            mouth corners (left/right as seen in the image).
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    landmarks: np.ndarray
-
-    @classmethod
-    def empty(cls) -> "Detections":
-        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
-
-    def __len__(self) -> int:
-        return int(self.scores.shape[0])
-
-    def __getitem__(self, i: int) -> Face:
-        """The ``i``-th face (scores descending) as a :class:`Face`; :meth:`select` takes masks and index arrays."""
-        try:
-            i = operator.index(i)
-        except TypeError:
-            raise TypeError(f"a face index must be an integer, got {type(i).__name__}; "
-                            "use .select(mask_or_indices) for several faces") from None
-        return Face(self.boxes[i], float(self.scores[i]), self.landmarks[i])
-
-    def __iter__(self) -> Iterator[Face]:
-        """``for face in detections``: each :class:`Face`, best first."""
-        return (self[i] for i in range(len(self)))
-
-    def select(self, keep: np.ndarray) -> "Detections":
-        """The faces picked by a boolean mask or index array, e.g. ``d.select(d.scores >= 0.8)``."""
-        return Detections(self.boxes[keep], self.scores[keep], self.landmarks[keep])
-
-    def to_dict(self) -> dict[str, list]:
-        """Plain Python: ``{"boxes": [[x1, y1, x2, y2], ...], "scores": [...], "landmarks": [[[x, y] x5], ...]}``."""
-        return {
-            "boxes": np.round(self.boxes.astype(float), 2).tolist(),
-            "scores": np.round(self.scores.astype(float), 5).tolist(),
-            "landmarks": np.round(self.landmarks.astype(float), 2).tolist(),
-        }
-
-    def to_xywh(self) -> np.ndarray:
-        """Boxes as ``x, y, w, h`` (the WIDER FACE submission layout)."""
-        b = self.boxes.copy()
-        b[:, 2:] -= b[:, :2]
-        return b
-
-    def align(self, image: np.ndarray, size: int = 112) -> np.ndarray:
-        """Aligned face crops (N, size, size, 3) of ``image`` (the picture these faces were found
-        in): the five landmarks mapped onto the ArcFace template, see :mod:`retinaface_polynl.align`."""
-        from .align import align_faces
-
-        return align_faces(image, self.landmarks, size)
-
-
-def _shipped_folder(package_dir: str, repo_dir: str) -> list[Path]:
-    """Where a folder shipped with the package lives: installed as ``retinaface_polynl/<package_dir>``
-    (a plain ``pip install``), or at the top of the source tree (an editable install)."""
-    from importlib import resources
-
-    candidates = []
-    try:
-        candidates.append(Path(str(resources.files("retinaface_polynl") / package_dir)))
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - unusual installs
-        pass
-    candidates.append(Path(__file__).resolve().parents[1] / repo_dir)
-    return candidates
-
-
-def default_weights_path() -> Path | None:
-    """The checkpoint shipped with the package, if any (no download, ever)."""
-    for folder in _shipped_folder("_weights", "weights"):
-        default = folder / "default.pth"
-        if default.is_file():
-            return default
-    return None
-
-
-def demo_dir() -> Path | None:
-    """The demo photos shipped with the package (``demo/astronaut.jpg``), if any."""
-    for folder in _shipped_folder("_demo", "demo"):
-        if (folder / "astronaut.jpg").is_file():
-            return folder
-    return None
-
-
-def resize_scale(height: int, width: int, size: int | None, max_size: int | None) -> float:
-    """Scale factor that brings the short side to ``size`` and keeps the long side <= ``max_size``."""
-    scale = 1.0
-    if size is not None:
-        scale = size / min(height, width)
-    if max_size is not None and max(height, width) * scale > max_size:
-        scale = max_size / max(height, width)
-    return scale
-
-
-def preprocess(image_bgr: np.ndarray, scale: float = 1.0, multiple: int | None = None) -> np.ndarray:
-    """BGR uint8 (H, W, 3) -> float32 (3, H', W'), resized by ``scale``, minus the BGR mean.
-
-    ``multiple``: also pad the result with zeros (the mean colour) at the bottom and right to
-    sides that are multiples of it, as :func:`pad_batch` would, without a second copy."""
-    if scale != 1.0:
-        h, w = image_bgr.shape[:2]
-        new = (max(1, round(w * scale)), max(1, round(h * scale)))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        image_bgr = cv2.resize(image_bgr, new, interpolation=interp)
-    # One pass per channel, straight from HWC uint8 into CHW float32 (about 6x faster at
-    # VGA than converting, subtracting and transposing as three whole-image steps).
-    h, w = image_bgr.shape[:2]
-    if multiple:
-        ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-        x = np.zeros((3, ph, pw), np.float32) if (ph, pw) != (h, w) else np.empty((3, h, w), np.float32)
-    else:
-        x = np.empty((3, h, w), np.float32)
-    for c, mean in enumerate(BGR_MEAN):
-        np.subtract(image_bgr[:, :, c], np.float32(mean), out=x[c, :h, :w], dtype=np.float32)
-    return x
-
-
-def pad_batch(arrays: Sequence[np.ndarray], multiple: int = STRIDE) -> np.ndarray:
-    """Stack (3, h, w) arrays into (B, 3, H, W), zero-padded (i.e. mean-coloured) at the bottom/right.
-    One array whose sides are already multiples of ``multiple`` comes back as a view, uncopied."""
-    h = max(a.shape[1] for a in arrays)
-    w = max(a.shape[2] for a in arrays)
-    h, w = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    if len(arrays) == 1 and arrays[0].shape[1:] == (h, w):
-        return arrays[0][None]
-    out = np.zeros((len(arrays), 3, h, w), np.float32)
-    for i, a in enumerate(arrays):
-        out[i, :, : a.shape[1], : a.shape[2]] = a
-    return out
-
-
-@contextmanager
-def torch_threads(threads: int | None):
-    """Run a block with ``threads`` torch intra-op threads, then restore the caller's count
-    (``None``: leave torch's setting alone).  Per call rather than process-wide, so two
-    detectors with different settings, or the caller's own torch code, do not change each other."""
-    before = torch.get_num_threads()
-    if threads is None or threads == before:
-        yield
-        return
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class TorchBackend:
-    """Runs the PyTorch model; returns decoded boxes, scores and landmarks for every anchor.
-
-    ``threads``: torch intra-op threads during each call (``None``: torch's own setting).
-    ``precision="fp16"``: the network (backbone to heads) runs under float16 autocast and
-    the anchors are decoded in float32, as the fp16 ONNX export does; the model's own
-    weights stay float32 (so the first BatchNorm's variance, above float16's range, is
-    never stored in float16), and ``model`` stays the one the caller may fine-tune.
-    """
-
-    name = "torch"
-
-    def __init__(
-        self, model: torch.nn.Module, device: torch.device, threads: int | None = None, precision: str = "fp32"
-    ) -> None:
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"the torch backend runs fp32 or fp16, got precision={precision!r}")
-        self.model = model.to(device).eval()
-        self.device = torch.device(device)
-        self.threads = threads
-        self.precision = precision
-
-    @torch.inference_mode()
-    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        with torch_threads(self.threads):
-            x = torch.from_numpy(batch).to(self.device)
-            if self.precision == "fp16":
-                p = self._predict_half(x)
-            else:
-                p = self.model.predict(x)
-            return p.boxes.float().cpu(), p.scores.float().cpu(), p.landmarks.float().cpu()
-
-    def _predict_half(self, x: torch.Tensor):
-        m = self.model
-        with torch.autocast(self.device.type, dtype=torch.float16):
-            features = m.features(x)
-            out = m.heads(features)
-        out = type(out)(*(t.float() for t in out))
-        anchors = m.anchor_generator.grid_anchors([f.shape[-2:] for f in features], dtype=torch.float32, device=x.device)
-        return m.decode(out, anchors)
-
-
-def postprocess(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    landmarks: torch.Tensor,
-    threshold: float,
-    nms_threshold: float,
-    top_k: int,
-    max_detections: int,
-) -> Detections:
-    """One image's decoded anchors -> thresholded, NMS-ed detections (input pixels)."""
-    if scores.device.type == "cpu":  # numpy finds the few anchors above the threshold ~10x faster
-        keep = torch.from_numpy(np.flatnonzero(scores.numpy() > threshold))
-    else:
-        keep = torch.nonzero(scores > threshold).squeeze(1)
-    boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
-    if scores.numel() > top_k:
-        scores, order = scores.topk(top_k)
-        boxes, landmarks = boxes[order], landmarks[order]
-    keep = nms(boxes, scores, nms_threshold)[:max_detections]  # one class: what batched_nms would do
-    return Detections(boxes[keep].numpy(), scores[keep].numpy(), landmarks[keep].numpy())
-
-
-def scale_back(det: Detections, scale: float, height: int, width: int) -> Detections:
-    """Input-pixel detections -> original-image pixels (boxes clipped to the image)."""
-    boxes = det.boxes / scale
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-    return Detections(boxes.astype(np.float32), det.scores, (det.landmarks / scale).astype(np.float32))
 
 
 ImageLike = np.ndarray | str | Path | bytes
@@ -423,9 +207,8 @@ class Detector:
             raise ValueError(f"{self.weights} is an exported file: it runs at the precision it was exported in; "
                              "drop precision= (export with --format onnx-fp16 for float16)")
         if backend == "auto" and not exported and self.weights is not None and config is None:
-            from .export.auto import auto_backend
-
-            picked = auto_backend(self.weights, self.device, threads=threads, providers=providers, precision=precision)
+            picked = auto_backend(self.weights, self.device, threads=threads, providers=providers, precision=precision,
+                                  default_weights=default_weights_path())
         if picked is not None or (self.weights is not None and (backend not in ("auto", "torch") or exported)):
             if config is not None:
                 raise ValueError(f"{self.weights} runs as an exported model that carries its own preset; "
@@ -433,8 +216,6 @@ class Detector:
             if picked is not None:
                 self.backend, self.config = picked, picked.config
             else:
-                from .export.runtime import load_backend
-
                 self.backend, self.config = load_backend(
                     self.weights, device=self.device, providers=providers, intra_op_threads=threads,
                     backend=backend,
@@ -585,12 +366,8 @@ class Detector:
         _check_options(threshold, size, max_size)
         if _is_many(image):
             return self.detect_batch(image, threshold=threshold, size=size, max_size=max_size, rgb=rgb, tta=tta)
-        from .tta import resolve_tta
-
         config = resolve_tta(tta)
         if config is not None:
-            from .tta import detect_tta
-
             return detect_tta(self, self.prepare(image, rgb=rgb), config, threshold, size, max_size)
         return self.detect_batch([image], threshold=threshold, size=size, max_size=max_size, rgb=rgb)[0]
 
@@ -668,8 +445,6 @@ class Detector:
         _check_options(threshold, size, max_size)
         if padding not in ("exact", "largest"):
             raise ValueError(f"padding must be 'exact' or 'largest', got {padding!r}")
-        from .tta import detect_tta, resolve_tta
-
         config = resolve_tta(tta)
         if config is not None:
             return [detect_tta(self, im, config, threshold, size, max_size) for im in images]
@@ -733,8 +508,6 @@ def _is_many(images: Any) -> bool:
 
 def _exported(path: Path) -> bool:
     """Whether ``path`` is an exported model (ONNX or TensorRT engine) rather than a checkpoint."""
-    from .export.runtime import detect_format
-
     return path.is_file() and detect_format(path) != "torch"
 
 

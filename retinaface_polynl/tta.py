@@ -43,21 +43,19 @@ import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torchvision.ops import box_iou, nms
 
-from .detector import STRIDE, Detections, postprocess, preprocess, resize_scale
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .detector import Detector
+from .pipeline import STRIDE, Detections, postprocess, preprocess, resize_scale
 
 __all__ = [
     "LANDMARK_FLIP_ORDER",
     "TTA_PRESETS",
     "TTAConfig",
+    "TTARunner",
     "View",
     "ViewGroup",
     "box_vote",
@@ -194,7 +192,7 @@ class ViewGroup:
 
 
 def _resized(h: int, w: int, scale: float) -> tuple[int, int]:
-    # Same rounding as detector.preprocess.
+    # Same rounding as pipeline.preprocess.
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
@@ -268,7 +266,7 @@ def map_back(det: Detections, view: View, group: ViewGroup) -> Detections:
     out = Detections(boxes, det.scores, marks)
     if view.flip:
         out = flip_detections(out, group.width)
-    # Divide by the nominal scale, as detector.scale_back does for single-scale detection.
+    # Divide by the nominal scale, as pipeline.scale_back does for single-scale detection.
     s = group.scale
     return Detections((out.boxes / s).astype(np.float32), out.scores.astype(np.float32), (out.landmarks / s).astype(np.float32))
 
@@ -420,15 +418,38 @@ def iter_view_batches(
             yield part, part.views, render_views(image_bgr, part)
 
 
+class TTARunner(Protocol):
+    """What :func:`detect_tta` needs of the caller that hands it the network (a
+    :class:`~retinaface_polynl.detector.Detector` is one): its thresholds and limits, its
+    single-scale input rule and its backend.  TTA takes it as an argument, so this module
+    imports nothing above :mod:`retinaface_polynl.pipeline`."""
+
+    threshold: float
+    nms_threshold: float
+    top_k: int
+    max_detections: int
+
+    def input_scale(self, height: int, width: int, size: int | None = None, max_size: int | None = None) -> float:
+        ...
+
+    def predict_raw(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ...
+
+    def detect(self, image: Any, threshold: float | None = None, size: int | None = None,
+               max_size: int | None = None) -> Detections:
+        ...
+
+
 def detect_tta(
-    detector: "Detector",
+    detector: TTARunner,
     image_bgr: np.ndarray,
     tta: "str | TTAConfig",
     threshold: float | None = None,
     size: int | None = None,
     max_size: int | None = None,
 ) -> Detections:
-    """Test-time-augmented detection of one BGR uint8 image with ``detector``.
+    """Test-time-augmented detection of one BGR uint8 image with ``detector`` (a
+    :class:`~retinaface_polynl.detector.Detector`, or anything shaped like :class:`TTARunner`).
 
     ``size``/``max_size`` (default: the detector's) define the single-scale view used
     for ``None`` entries of ``config.scales``.

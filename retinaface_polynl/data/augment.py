@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..detector import BGR_MEAN
+from ..pipeline import BGR_MEAN
 from .records import NUM_LANDMARKS
 
 CROP_SCALES = (0.3, 0.45, 0.6, 0.8, 1.0)

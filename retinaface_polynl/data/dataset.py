@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..detector import preprocess
+from ..pipeline import preprocess
 from ..media import ImageReadError, read_image
 from .augment import FaceSample
 from .records import ImageRecord

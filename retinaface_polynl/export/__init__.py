@@ -1,5 +1,5 @@
 """Export and deployment: ONNX (fp32 / fp16), INT8 (onnxruntime CPU, TensorRT Q/DQ), TensorRT engines,
-and the backends that run them with the same call as ``detector.TorchBackend``.
+and the backends that run them (and the PyTorch model: ``export.torch_backend.TorchBackend``), all with one call.
 
     export_onnx(model, "m.onnx")                      # retinaface_polynl.export.onnx
     quantize_int8("m.onnx", "m.int8.onnx", batches)   # retinaface_polynl.export.quantize
@@ -21,6 +21,7 @@ from .onnx import (
 from .quantize import DEFAULT_CALIBRATION, calibration_batches, calibration_images, quantize_int8, quantize_qdq
 from .runtime import OnnxRuntimeBackend, detect_format, load_backend
 from .tensorrt import ShapeProfile, TensorRTBackend, TensorRTUnavailable, build_engine, tensorrt_status
+from .torch_backend import TorchBackend
 from .verify import TOLERANCES, Tolerance, compare_faces, format_checks, tolerance_for, verify_export
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Tolerance",
     "TensorRTBackend",
     "TensorRTUnavailable",
+    "TorchBackend",
     "build_engine",
     "calibration_batches",
     "calibration_images",

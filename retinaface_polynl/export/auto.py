@@ -29,16 +29,15 @@ default only where it agrees within the INT8 tolerances everywhere, and it does 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from .cache import SOURCE_KEY, cache_dir, cached_onnx, export_checkpoint, file_sha256  # noqa: F401 (re-exported)
+
 log = logging.getLogger(__name__)
 
-SOURCE_KEY = "source_sha256"
-"""Metadata entry (``retinaface_polynl.source_sha256``): SHA-256 of the checkpoint a file was exported from."""
 SHIPPED_ONNX = "default.onnx"
 
 
@@ -61,28 +60,11 @@ def tensorrt_available() -> bool:
     return True
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def is_shipped_default(weights: str | Path, default: str | Path | None = None) -> bool:
+    """Whether ``weights`` is the checkpoint shipped with the package (same file), or ``default``."""
+    from ..shipped import default_weights_path
 
-
-def cache_dir() -> Path:
-    """``$RETINAFACE_POLYNL_CACHE``, else ``$XDG_CACHE_HOME/retinaface_polynl``, else ``~/.cache/retinaface_polynl``."""
-    explicit = os.environ.get("RETINAFACE_POLYNL_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "retinaface_polynl"
-
-
-def is_shipped_default(weights: str | Path) -> bool:
-    """Whether ``weights`` is the checkpoint shipped with the package (same file)."""
-    from ..detector import default_weights_path
-
-    default = default_weights_path()
+    default = Path(default) if default is not None else default_weights_path()
     if default is None:
         return False
     try:
@@ -95,35 +77,6 @@ def shipped_onnx(checkpoint: str | Path) -> Path | None:
     """The ONNX file shipped beside ``checkpoint`` (``default.onnx`` next to ``default.pth``), if any."""
     candidate = Path(checkpoint).with_name(SHIPPED_ONNX)
     return candidate if candidate.is_file() else None
-
-
-def export_checkpoint(checkpoint: str | Path, output: str | Path, half: bool = False, **options: Any) -> Path:
-    """Export a ``.pth`` to ONNX with our exporter, recording what a runtime needs to behave as the
-    checkpoint does: its ``inference`` input-size hint and its SHA-256 (``source_sha256``)."""
-    from ..checkpoints import load_model
-    from .onnx import export_onnx
-
-    loaded = load_model(checkpoint)
-    extra = {SOURCE_KEY: file_sha256(checkpoint)}
-    if loaded.extra.get("inference"):
-        extra["inference"] = loaded.extra["inference"]
-    return export_onnx(loaded.model, output, loaded.config, half=half, extra_metadata=extra, **options)
-
-
-def cached_onnx(checkpoint: str | Path, half: bool = False, folder: str | Path | None = None) -> Path:
-    """An ONNX export of ``checkpoint`` in the cache (:func:`cache_dir` ``/onnx``), made on first use.
-
-    The name holds the checkpoint's SHA-256, so a retrained file gets a new export and an
-    unchanged one is never exported twice.  Raises :class:`~.onnx.ExportError` (a ValueError)
-    when the cache folder cannot be written.
-    """
-    digest = file_sha256(checkpoint)
-    folder = Path(folder) if folder else cache_dir() / "onnx"
-    path = folder / f"{Path(checkpoint).stem}-{digest[:16]}{'-fp16' if half else ''}.onnx"
-    if path.is_file():
-        return path
-    log.info("exporting %s to %s (once; later runs reuse it)", checkpoint, path)
-    return export_checkpoint(checkpoint, path, half=half)
 
 
 def recorded_source(backend: Any) -> str | None:
@@ -141,8 +94,12 @@ def auto_backend(
     threads: int | None = None,
     providers: list | None = None,
     precision: str = "auto",
+    default_weights: str | Path | None = None,
 ) -> Any | None:
     """The exported-model backend ``backend="auto"`` picks for a checkpoint, or ``None`` for PyTorch.
+
+    ``default_weights``: the shipped checkpoint to compare ``weights`` with (``Detector`` passes
+    the one it resolved); ``None``: :func:`retinaface_polynl.shipped.default_weights_path`.
 
     Only the shipped checkpoint gets one (see the module table), and only at the precision
     asked for (``"auto"``; ``"fp32"`` on CPU, ``"fp16"`` on CUDA); any failure to get it (no
@@ -151,7 +108,7 @@ def auto_backend(
     """
     import torch
 
-    if not is_shipped_default(weights):
+    if not is_shipped_default(weights, default_weights):
         return None
     dev = torch.device(device)
     if precision not in ("auto", "fp32" if dev.type == "cpu" else "fp16"):

@@ -487,3 +487,11 @@ def network_nodes(model_proto: Any, head_outputs: Sequence[str] = HEAD_NAMES) ->
             names.append(node.name)
         stack.extend(node.input)
     return names
+
+
+def keep_selected(scores: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+    """Scores (B, A) with every anchor not listed in ``selected`` (K, 3: batch, class, anchor) set to 0."""
+    mask = torch.zeros_like(scores, dtype=torch.bool)
+    if selected.numel():
+        mask[selected[:, 0], selected[:, 2]] = True
+    return torch.where(mask, scores, torch.zeros_like(scores))

@@ -75,7 +75,7 @@ def calibration_images(
     """Image files for calibration (or checks, named by ``what`` in errors): every image under
     ``sources`` (files or folders, recursively), or the default set (:data:`DEFAULT_CALIBRATION`)
     when ``sources`` is empty."""
-    from ..detector import demo_dir
+    from ..shipped import demo_dir
 
     if not sources:
         demo = demo_dir()
@@ -107,7 +107,7 @@ def calibration_batches(
     ``size`` / ``max_size`` (the shipped weights: 640 / 1365); without them, the original
     size with the long side capped at 640 px.  INT8 ranges calibrated at one scale fit
     activations at another less well."""
-    from ..detector import pad_batch, preprocess, resize_scale
+    from ..pipeline import pad_batch, preprocess, resize_scale
     from ..media import read_image
 
     batches = []

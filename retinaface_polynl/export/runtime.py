@@ -1,4 +1,4 @@
-"""Backends that run exported files, interchangeable with ``detector.TorchBackend``.
+"""Backends that run exported files, interchangeable with :class:`~retinaface_polynl.export.torch_backend.TorchBackend`.
 
 Every backend is a callable::
 
@@ -22,8 +22,10 @@ import numpy as np
 import torch
 
 from ..presets import ModelConfig
-from .onnx import NMS_OUTPUT, OUTPUT_NAMES, PREPROCESSING, ExportError, OnnxMetadata, parse_metadata
+from .cache import cached_onnx
+from .onnx import NMS_OUTPUT, OUTPUT_NAMES, PREPROCESSING, ExportError, OnnxMetadata, keep_selected, parse_metadata
 from .tensorrt import ENGINE_MAGIC, TensorRTBackend, TensorRTUnavailable
+from .torch_backend import TorchBackend
 
 log = logging.getLogger(__name__)
 
@@ -231,14 +233,6 @@ class OnnxRuntimeBackend:
         return f"OnnxRuntimeBackend({str(self.path)!r}, precision={self.precision!r}, providers={self.providers})"
 
 
-def keep_selected(scores: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
-    """Scores (B, A) with every anchor not listed in ``selected`` (K, 3: batch, class, anchor) set to 0."""
-    mask = torch.zeros_like(scores, dtype=torch.bool)
-    if selected.numel():
-        mask[selected[:, 0], selected[:, 2]] = True
-    return torch.where(mask, scores, torch.zeros_like(scores))
-
-
 def load_backend(
     path: str | Path,
     device: str | torch.device = "cpu",
@@ -266,7 +260,7 @@ def load_backend(
             "tensorrt" to insist; "tensorrt" with an ``.onnx`` file builds (and
             caches in ``engine_cache_dir``) an engine for it; "onnxruntime" or
             "tensorrt" with a ``.pth`` first exports it once into the cache
-            (:func:`retinaface_polynl.export.auto.cached_onnx`; float16 for TensorRT).
+            (:func:`retinaface_polynl.export.cache.cached_onnx`; float16 for TensorRT).
         config: only for PyTorch checkpoints: a preset overriding the file's own.
         engine_profile: :class:`retinaface_polynl.export.tensorrt.ShapeProfile` for engines built here.
 
@@ -289,8 +283,6 @@ def load_backend(
             )
         if backend == "tensorrt" and torch.device(device).type != "cuda":
             raise TensorRTUnavailable(f"the tensorrt backend runs on a GPU: pass device='cuda' (got {str(device)!r})")
-        from .auto import cached_onnx
-
         # exported once into the cache (named by the checkpoint's SHA-256), then run like any export
         path, fmt = cached_onnx(path, half=backend == "tensorrt" and torch.device(device).type == "cuda"), "onnx"
     if fmt != "torch" and backend == "torch":
@@ -299,7 +291,6 @@ def load_backend(
         raise ExportError(f"{path}: an exported file carries its own configuration; preset= cannot change it")
     if backend == "torch":
         from ..checkpoints import load_model
-        from ..detector import TorchBackend
 
         loaded = load_model(path, config=config, device=device)
         return TorchBackend(loaded.model, torch.device(device)), loaded.config

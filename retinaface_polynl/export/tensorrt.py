@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from ..fileio import atomic_path
-from .onnx import INPUT_NAME, NMS_OUTPUT, OUTPUT_NAMES, ExportError, OnnxMetadata, parse_metadata
+from .onnx import INPUT_NAME, NMS_OUTPUT, OUTPUT_NAMES, ExportError, OnnxMetadata, keep_selected, parse_metadata
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ def _output_allocator_class(trt):
 
 
 class TensorRTBackend:
-    """Runs a TensorRT engine on CUDA tensors owned by torch; same call as ``TorchBackend``.
+    """Runs a TensorRT engine on CUDA tensors owned by torch; same call as ``torch_backend.TorchBackend``.
 
     ``batch`` (B, 3, H, W) float32 numpy -> (boxes, scores, landmarks) float32 CPU
     tensors.  Input shapes must lie inside the engine's optimisation profile.
@@ -386,8 +386,6 @@ class TensorRTBackend:
         return outputs
 
     def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from .runtime import keep_selected
-
         with torch.cuda.stream(self.stream):
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device, non_blocking=True)
             out = self.run_torch(x)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from ..data.records import ImageRecord
-from ..detector import Detections, STRIDE, pad_batch, postprocess, preprocess, resize_scale, scale_back
+from ..pipeline import Detections, STRIDE, pad_batch, postprocess, preprocess, resize_scale, scale_back
 from ..media import ImageReadError, read_image
 
 log = logging.getLogger(__name__)
