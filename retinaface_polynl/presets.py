@@ -29,6 +29,9 @@ from typing import Any
 
 BACKBONES = ("resnet50", "resnet18_x0.25", "mobilenet0.25")
 STAGES = ("res3", "res4", "res5")
+# names accepted by ``models.attention.build_attention`` (besides None / "none"); here, below the
+# models, so that the configuration never imports the modules that build from it
+ATTENTION_BLOCKS: tuple[str, ...] = ("polynl", "polynl2", "nonlocal", "gc", "se", "latentgnn", "efficientnl")
 
 
 def dataclass_from_dict(cls, d: dict[str, Any], what: str):
@@ -83,8 +86,6 @@ class ModelConfig:
         if self.attention_stage not in STAGES:
             raise ValueError(f"unknown attention stage {self.attention_stage!r}; choose one of {', '.join(STAGES)}")
         if self.attention is not None:
-            from .models.attention import ATTENTION_BLOCKS
-
             if self.attention not in ATTENTION_BLOCKS:
                 raise ValueError(
                     f"unknown attention block {self.attention!r}; choose one of {', '.join(ATTENTION_BLOCKS)} or none"
@@ -127,8 +128,6 @@ def _base_presets() -> dict[str, ModelConfig]:
     r18 = ModelConfig(name="r18x025", backbone="resnet18_x0.25", fpn_channels=64)
     mnet = ModelConfig(name="mnet025", backbone="mobilenet0.25", fpn_channels=64)
     presets = {"r50": r50, "r18x025": r18, "mnet025": mnet}
-    from .models.attention import ATTENTION_BLOCKS
-
     for base in (r50, r18):
         for block in ATTENTION_BLOCKS:
             name = f"{base.name}_{block}"

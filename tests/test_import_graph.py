@@ -173,18 +173,8 @@ def test_cycle_finder_finds_a_cycle():
 # presets.  The fix: ATTENTION_BLOCKS defined in presets.py beside BACKBONES and STAGES (it is
 # configuration), models/attention.py importing it from there.  Delete this entry with it:
 # test_known_cycles_are_still_there fails as soon as the cycle is gone.
-KNOWN_CYCLES = [
-    {"retinaface_polynl.presets", "retinaface_polynl.models", "retinaface_polynl.models.retinaface"},
-]
-
-
 def test_no_import_cycles():
     found = import_cycles(import_graph())
-    unknown = [cycle for members, cycle in found if members not in KNOWN_CYCLES]
-    assert not unknown, "import cycles:\n" + "\n".join(" -> ".join(c) for c in unknown)
+    assert not found, "import cycles:\n" + "\n".join(" -> ".join(c) for _members, c in found)
 
 
-def test_known_cycles_are_still_there():
-    components = [members for members, _cycle in import_cycles(import_graph())]
-    fixed = [k for k in KNOWN_CYCLES if k not in components]
-    assert not fixed, f"these cycles are gone: delete them from KNOWN_CYCLES: {fixed}"

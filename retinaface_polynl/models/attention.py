@@ -50,6 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..presets import ATTENTION_BLOCKS
+
 __all__ = [
     "ATTENTION_BLOCKS",
     "EfficientNL",
@@ -64,16 +66,7 @@ __all__ = [
     "make_divisible",
 ]
 
-ATTENTION_BLOCKS: tuple[str, ...] = (
-    "polynl",
-    "polynl2",
-    "nonlocal",
-    "gc",
-    "se",
-    "latentgnn",
-    "efficientnl",
-)
-"""Names accepted by :func:`build_attention` (besides ``None`` / ``"none"``)."""
+
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
