@@ -7,6 +7,9 @@ anonymize: ``docs/images/anonymize_before_after.jpg``, from ``demo/astronaut.jpg
 portrait of astronaut Eileen Collins, public domain, as bundled with scikit-image): the photo,
 ``anonymize --preview`` (the region that would be masked) and ``anonymize`` (the default blur),
 side by side, each made by the command line exactly as a user would run it.
+
+detect: ``docs/images/detect_astronaut.jpg``: ``detect demo/astronaut.jpg`` (box, score and the
+five landmarks drawn), as the front page shows it.
 """
 from __future__ import annotations
 
@@ -72,7 +75,15 @@ def make_anonymize() -> None:
     save_jpeg(IMAGES / "anonymize_before_after.jpg", side_by_side(panels))
 
 
-MAKERS = {"anonymize": make_anonymize}
+def make_detect() -> None:
+    photo = ROOT / "demo" / "astronaut.jpg"
+    with tempfile.TemporaryDirectory() as tmp:
+        run_cli("detect", str(photo), "--output", tmp, "--quiet")
+        drawn = cv2.imread(str(Path(tmp) / photo.name))
+    save_jpeg(IMAGES / "detect_astronaut.jpg", captioned(drawn, "retinaface-polynl detect demo/astronaut.jpg"))
+
+
+MAKERS = {"anonymize": make_anonymize, "detect": make_detect}
 
 
 def main() -> None:

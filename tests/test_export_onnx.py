@@ -329,7 +329,7 @@ def _numpy_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> n
 
 
 def test_plain_onnxruntime_follows_the_readme(dlib_faces_dir, tmp_path):
-    """README "Without this package": the shipped model, exported by the CLI and run with numpy,
+    """docs/export.md "Without this package": the shipped model, exported by the CLI and run with numpy,
     OpenCV and onnxruntime alone (nothing of this package touches the input or the outputs),
     finds Detector()'s faces: an enlarged photo (the demo), a shrunk one (bald_guys.jpg,
     1986x1545, a crowd), padded ones, and a batch of two photos of one padded size."""
