@@ -212,6 +212,21 @@ def _median(x) -> float:
     return float(np.median(np.asarray(x))) if len(x) else float("nan")
 
 
+def matched_ratios(boxes: np.ndarray, teacher: np.ndarray, min_iou: float) -> tuple[list, list, list, list]:
+    """For each box whose best teacher box overlaps it at ``min_iou``: the teacher box's width
+    and height over the box's, the box's centre minus the teacher's in box heights, and the IoU."""
+    ws, hs, cs, ious = [], [], [], []
+    iou = box_iou(boxes, teacher)
+    for g, j in enumerate(iou.argmax(1)):
+        if iou[g, j] < min_iou:
+            continue
+        a, t = boxes[g], teacher[j]
+        h = a[3] - a[1]
+        ws.append((t[2] - t[0]) / (a[2] - a[0])), hs.append((t[3] - t[1]) / h)
+        cs.append(((a[1] + a[3]) - (t[1] + t[3])) / 2 / h), ious.append(iou[g, j])
+    return ws, hs, cs, ious
+
+
 def fit_rules(data: Path, caches: dict[str, dict]) -> dict:
     """The box rules, measured on the cached teacher detections (see the module docstring)."""
     rules = {}
@@ -225,15 +240,8 @@ def fit_rules(data: Path, caches: dict[str, dict]) -> dict:
             big = np.minimum(r.boxes[:, 2] - r.boxes[:, 0], r.boxes[:, 3] - r.boxes[:, 1]) >= 20
             if not len(mb) or not big.any():
                 continue
-            gt = r.boxes[big]
-            iou = box_iou(gt, mb)
-            for g, j in enumerate(iou.argmax(1)):
-                if iou[g, j] < 0.4:
-                    continue
-                a, t = gt[g], mb[j]
-                h = a[3] - a[1]
-                ws.append((t[2] - t[0]) / (a[2] - a[0])), hs.append((t[3] - t[1]) / h)
-                cs.append(((a[1] + a[3]) - (t[1] + t[3])) / 2 / h), ious.append(iou[g, j])
+            for acc, new in zip((ws, hs, cs, ious), matched_ratios(r.boxes[big], mb, 0.4)):
+                acc.extend(new)
         rules["mask"] = dict(width_scale=_median(ws), height_scale=_median(hs), centre_shift=_median(cs),
                              faces=len(ws), median_iou_as_drawn=_median(ious))
     if "webfaces" in caches:
@@ -270,14 +278,8 @@ def fit_rules(data: Path, caches: dict[str, dict]) -> dict:
             mb, yb = d["mb"][d["ms"] >= 0.8], d["yb"][d["ys"] >= 0.8]
             if not len(mb) or not len(yb):
                 continue
-            iou = box_iou(yb, mb)
-            for g, j in enumerate(iou.argmax(1)):
-                if iou[g, j] < 0.5:
-                    continue
-                a, t = yb[g], mb[j]
-                h = a[3] - a[1]
-                ws.append((t[2] - t[0]) / (a[2] - a[0])), hs.append((t[3] - t[1]) / h)
-                cs.append(((a[1] + a[3]) - (t[1] + t[3])) / 2 / h)
+            for acc, new in zip((ws, hs, cs), matched_ratios(yb, mb, 0.5)):
+                acc.extend(new)
     rules["yunet"] = dict(width_scale=_median(ws), height_scale=_median(hs), centre_shift=_median(cs), faces=len(ws))
     return rules
 

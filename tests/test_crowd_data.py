@@ -22,20 +22,21 @@ from retinaface_polynl.train.loss import BACKGROUND, IGNORE, MultiBoxLoss
 from retinaface_polynl.anchors import AnchorGenerator
 
 
-@pytest.fixture(scope="module")
-def mask_dir(shared_data: Path) -> Path:
-    path = shared_data / "faces_mask"
+def _shared_set(shared_data: Path, name: str) -> Path:
+    path = shared_data / name
     if not path.is_dir():
         pytest.skip(f"real data not available: {path} is absent")
     return path
+
+
+@pytest.fixture(scope="module")
+def mask_dir(shared_data: Path) -> Path:
+    return _shared_set(shared_data, "faces_mask")
 
 
 @pytest.fixture(scope="module")
 def webfaces_dir(shared_data: Path) -> Path:
-    path = shared_data / "faces_webfaces"
-    if not path.is_dir():
-        pytest.skip(f"real data not available: {path} is absent")
-    return path
+    return _shared_set(shared_data, "faces_webfaces")
 
 
 # -- readers on the real files ---------------------------------------------------------
