@@ -7,9 +7,9 @@ For each detector (our checkpoints, the third-party RetinaFace-MobileNet-0.25, Y
   issue's protocol: the numbers of its targets) and against the boxes mapped to
   RetinaFace's convention by the measured rule (``data/voc.py``: what the models
   are taught); and the recall at the default threshold 0.5 by the box's longer side
-  (under 16 px, 16-32, 32-64, over 64; IoU 0.5 with the boxes as drawn... and the
-  mapped ones, whichever the detection overlaps more, so the convention does not
-  decide a bucket).
+  (under 16 px, 16-32, 32-64, over 64 by the drawn box's longer side; a face counts as
+  found when a detection overlaps its drawn or its mapped box at IoU 0.5, so the box
+  convention does not decide a bucket).
 * ``widerface_val_dev/`` (103 real WIDER FACE validation photos, 99 of them upscaled
   back from 416 px by their publisher): the official Easy / Medium / Hard AP (the
   default protocol of ``widerface_eval``) restricted to these photos. Use it to compare
