@@ -8,6 +8,10 @@ portrait of astronaut Eileen Collins, public domain, as bundled with scikit-imag
 ``anonymize --preview`` (the region that would be masked) and ``anonymize`` (the default blur),
 side by side, each made by the command line exactly as a user would run it.
 
+attention: ``docs/images/attention_maps.png`` (``attention demo/astronaut.jpg``); attention_cost:
+``docs/images/attention_cost.png`` (``scripts/bench_attention.py``); pr: ``docs/images/pr_widerface_dev.png``
+(``detect --wider-txt`` on widerface_val_dev, then ``evaluate --plot``).
+
 detect: ``docs/images/detect_astronaut.jpg``: ``detect demo/astronaut.jpg`` (box, score and the
 five landmarks drawn), as the front page shows it.
 """
@@ -83,7 +87,45 @@ def make_detect() -> None:
     save_jpeg(IMAGES / "detect_astronaut.jpg", captioned(drawn, "retinaface-polynl detect demo/astronaut.jpg"))
 
 
-MAKERS = {"anonymize": make_anonymize, "detect": make_detect}
+def make_attention() -> None:
+    """The paper's section 5 maps (X, Y, Z = X + Y of the Poly-NL block) on the demo photo."""
+    run_cli("attention", str(ROOT / "demo" / "astronaut.jpg"), "--output", str(IMAGES / "attention_maps.png"),
+            "--height", "220")
+
+
+def make_attention_cost() -> None:
+    """Time and memory of every attention block against the number of positions (C = 256)."""
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench_attention.py"), "--channels", "256", "--sizes", "16", "32",
+           "64", "96", "128", "--repeats", "3", "--no-isolate", "--out", str(IMAGES / "attention_cost.png")]
+    print("+", " ".join(cmd[1:]))
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def make_pr_curve() -> None:
+    """Precision-recall curves (official protocol) of the shipped model on the 103 WIDER FACE
+    photos of ../shared/data/widerface_val_dev (ground truth restricted to them, as
+    scripts/eval_crowd.py scores them), from ``detect --wider-txt``."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from eval_crowd import subset_ground_truth
+    from widerface_eval import evaluate_predictions, load_ground_truth, plot_pr_curves, read_predictions
+
+    data = ROOT.parent / "shared" / "data"
+    dev = data / "widerface_val_dev"
+    if not dev.is_dir():
+        raise SystemExit(f"{dev} is absent: the PR curve needs the shared WIDER dev photos")
+    gt = subset_ground_truth(load_ground_truth(data / "widerface_val_gt"), json.loads((dev / "LIST.json").read_text()))
+    with tempfile.TemporaryDirectory() as tmp:
+        run_cli("detect", str(dev / "images"), "--wider-txt", tmp, "--threshold", "0.02", "--quiet")
+        result = evaluate_predictions(read_predictions(tmp, gt), gt)
+    print({k: round(result[k], 4) for k in ("easy", "medium", "hard")})
+    plot_pr_curves({"shipped model (WIDER dev, 103 photos)": result}, IMAGES / "pr_widerface_dev.png",
+                   per_setting_files=False)
+
+
+MAKERS = {"anonymize": make_anonymize, "detect": make_detect, "attention": make_attention,
+          "attention_cost": make_attention_cost, "pr": make_pr_curve}
 
 
 def main() -> None:
