@@ -217,3 +217,16 @@ def test_small_face_sampler_shows_faces_in_its_range(mask_dir):
                          records[0].has_landmarks), np.random.default_rng(1))
     assert out.image.shape == (out_size, out_size, 3) and len(out.boxes) >= 1
     assert small_face_crop(FaceSample(np.zeros((50, 50, 3), np.uint8)), rng, out_size) is None
+
+
+def test_small_face_and_mixture_settings_are_validated():
+    from retinaface_polynl.train.config import TrainConfig
+
+    TrainConfig(image_size=32)  # the default range does not matter while small-face sampling is off
+    with pytest.raises(ValueError, match="small_face_range"):
+        TrainConfig(image_size=32, small_face_prob=0.5)
+    with pytest.raises(ValueError, match="small_face_prob"):
+        TrainConfig(small_face_prob=1.5)
+    with pytest.raises(ValueError, match="mix"):
+        TrainConfig(mix=(0.0, 0.0))
+    assert TrainConfig.from_dict(TrainConfig(mix=(1, 2), small_face_prob=0.5).to_dict()).mix == (1.0, 2.0)

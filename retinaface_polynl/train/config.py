@@ -121,8 +121,9 @@ class TrainConfig:
         if not 0 <= self.small_face_prob <= 1:
             raise ValueError(f"small_face_prob must lie in [0, 1], got {self.small_face_prob}")
         lo_hi = self.small_face_range
-        if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1] < self.image_size:
-            raise ValueError(f"small_face_range must be two sizes 1 <= lo <= hi < image_size, got {lo_hi}")
+        if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1] or (self.small_face_prob > 0 and lo_hi[1] >= self.image_size):
+            raise ValueError(f"small_face_range must be two sizes 1 <= lo <= hi (and hi < image_size when "
+                             f"small_face_prob > 0), got {lo_hi}")
         if any(m < 0 for m in self.mix) or (self.mix and not sum(self.mix) > 0):
             raise ValueError(f"mix weights must be >= 0 with a positive sum, got {self.mix}")
         if self.epoch_size is not None and self.epoch_size <= 0:
