@@ -34,17 +34,14 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
-import cv2
 import numpy as np
-from tqdm import tqdm
 
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "scripts"))
 
-from eval_fddb_holdout import YuNet  # noqa: E402
+from eval_fddb_holdout import YuNet, run_detector  # noqa: E402
 
 from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.data.voc import read_voc  # noqa: E402
@@ -88,15 +85,8 @@ def subset_ground_truth(gt, keys: list[str]):
 
 
 def run(detect, paths: list[Path], desc: str):
-    out, seconds = {}, 0.0
-    for path in tqdm(paths, desc=desc, leave=False):
-        image = cv2.imread(str(path))
-        if image is None:
-            raise SystemExit(f"{path}: cannot be read")
-        t = time.perf_counter()
-        out[path] = detect(image)
-        seconds += time.perf_counter() - t
-    return out, seconds / max(1, len(paths))
+    """{path: detect(image)} and the seconds per image (``eval_fddb_holdout.run_detector``)."""
+    return run_detector(detect, {p: p for p in paths}, desc)
 
 
 def recall_by_size(dets: dict, drawn: dict, mapped: dict) -> dict[str, float]:

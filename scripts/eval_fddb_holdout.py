@@ -120,6 +120,8 @@ def run_detector(detect, images: dict[str, Path], desc: str):
     out, seconds = {}, 0.0
     for name, path in tqdm(images.items(), desc=desc, leave=False):
         image = cv2.imread(str(path))
+        if image is None:
+            raise SystemExit(f"{path}: cannot be read")
         t = time.perf_counter()
         out[name] = detect(image)
         seconds += time.perf_counter() - t
