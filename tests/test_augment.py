@@ -165,3 +165,53 @@ def test_augmentation_is_a_function_of_the_seed():
     b = augment(_white_box_sample(3), np.random.default_rng([7, 0, 3]))
     np.testing.assert_array_equal(a.image, b.image)
     np.testing.assert_array_equal(a.boxes, b.boxes)
+
+
+def _astronaut():
+    import cv2
+    from pathlib import Path
+
+    return cv2.imread(str(Path(__file__).resolve().parents[1] / "demo" / "astronaut.jpg"))
+
+
+def test_degrade_blurs_a_real_photo_and_keeps_its_size():
+    import cv2
+
+    from retinaface_polynl.data.augment import degrade
+
+    image = _astronaut()
+
+    def sharpness(x):
+        return cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+
+    for seed in range(5):
+        out = degrade(image, np.random.default_rng(seed), max_factor=3.0)
+        assert out.shape == image.shape and out.dtype == np.uint8
+        assert sharpness(out) < 0.8 * sharpness(image)
+        # the same picture, only softer: the mean colour barely moves
+        assert abs(float(out.mean()) - float(image.mean())) < 3.0
+    # a factor of 1 and no JPEG leaves a photo as it was
+    same = degrade(image, np.random.default_rng(0), max_factor=1.0, jpeg_prob=0.0)
+    np.testing.assert_array_equal(same, image)
+
+
+def test_degraded_crops_keep_the_boxes_of_the_undegraded_ones():
+    """degrade() acts on the final pixels only: with the same seed the faces stay where they were."""
+    image = _astronaut()
+    s = FaceSample(image, np.array([[180, 60, 300, 220]], np.float32), np.zeros((1, 5, 2), np.float32),
+                   np.array([False]))
+    plain = TrainAugment(image_size=320)(s, np.random.default_rng(3))
+    worse = TrainAugment(image_size=320, degrade_prob=1.0)(s, np.random.default_rng(3))
+    np.testing.assert_array_equal(plain.boxes, worse.boxes)
+    assert plain.image.shape == worse.image.shape and not np.array_equal(plain.image, worse.image)
+
+
+def test_degrade_settings_are_checked():
+    from retinaface_polynl.train.config import default_train_config
+
+    cfg = default_train_config("r18x025", degrade_prob=0.4, degrade_max=2.5)
+    assert type(cfg).from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="degrade"):
+        cfg.replace(degrade_prob=1.5)
+    with pytest.raises(ValueError, match="degrade"):
+        cfg.replace(degrade_max=0.5)

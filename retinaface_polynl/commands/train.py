@@ -33,7 +33,7 @@ _OVERRIDES = {
     "expand_prob": "expand_prob", "expand_ratio": "expand_ratio", "distill": "distill_teacher",
     "distill_weight": "distill_weight", "distill_temperature": "distill_temperature",
     "small_face_prob": "small_face_prob", "small_face_range": "small_face_range", "mix": "mix",
-    "epoch_size": "epoch_size",
+    "epoch_size": "epoch_size", "degrade_prob": "degrade_prob", "degrade_max": "degrade_max",
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False)}
@@ -136,6 +136,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "neighbours scaled with it (default: 0)")
     o.add_argument("--small-face-range", type=_floats, metavar="LO,HI", help="longer side in pixels, at the "
                    "training size, of the face drawn by --small-face-prob (default: 6,40)")
+    o.add_argument("--degrade-prob", type=float, metavar="P", help="probability of a lower-quality copy: the "
+                   "crop shrunk by up to --degrade-max along x and y independently and enlarged back, then maybe "
+                   "JPEG-compressed (blurred, upscaled and stretched photos; default: 0)")
+    o.add_argument("--degrade-max", type=float, metavar="F", help="largest shrink factor of --degrade-prob "
+                   "(default: 3)")
     o.add_argument("--no-distort", action="store_true", help="no photometric distortion (default: random "
                    "brightness, contrast, saturation and hue)")
     o.add_argument("--distill", metavar="TEACHER", help="also pull the face scores towards this detector's (ours "

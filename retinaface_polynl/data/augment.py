@@ -255,6 +255,23 @@ def photometric_distort(image: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return img.clip(0, 255).astype(np.uint8)
 
 
+def degrade(image: np.ndarray, rng: np.random.Generator, max_factor: float, jpeg_prob: float = 0.5) -> np.ndarray:
+    """A lower-quality copy of a BGR uint8 ``image``, the same size: shrunk by factors drawn
+    independently for x and y from [1, ``max_factor``] and enlarged back (a photo stored small,
+    stretched and resized, or out of focus), then with probability ``jpeg_prob`` JPEG-encoded at
+    a quality in [30, 90].  Boxes and landmarks keep their places."""
+    h, w = image.shape[:2]
+    fx, fy = rng.uniform(1.0, max_factor, size=2)
+    small = cv2.resize(image, (max(1, round(w / fx)), max(1, round(h / fy))), interpolation=cv2.INTER_AREA)
+    back = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))]
+    out = cv2.resize(small, (w, h), interpolation=back)
+    if rng.random() < jpeg_prob:
+        ok, data = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 91))])
+        if ok:
+            out = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return out
+
+
 @dataclass(frozen=True)
 class TrainAugment:
     """The training pipeline (crop, distort, pad, mirror, resize) with its knobs.
@@ -272,6 +289,8 @@ class TrainAugment:
         small_face_prob, small_face_range: probability of :func:`small_face_crop` instead
             of the expand-and-crop path: a face drawn at random is shown at a size drawn
             from ``small_face_range`` (longer side, pixels at ``image_size``).
+        degrade_prob, degrade_max: probability of :func:`degrade` (shrink by up to
+            ``degrade_max`` and enlarge back, maybe JPEG) after the final resize.
     """
 
     image_size: int = 640
@@ -284,6 +303,8 @@ class TrainAugment:
     expand_ratio: float = 2.0
     small_face_prob: float = 0.0
     small_face_range: tuple[float, float] = (6.0, 40.0)
+    degrade_prob: float = 0.0
+    degrade_max: float = 3.0
 
     def __call__(self, sample: FaceSample, rng: np.random.Generator) -> FaceSample:
         cropped = False
@@ -305,4 +326,7 @@ class TrainAugment:
         if rng.random() < self.mirror_prob:
             sample = mirror(sample)
         interp = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))] if self.random_interpolation else cv2.INTER_LINEAR
-        return resize(sample, self.image_size, self.image_size, interp)
+        sample = resize(sample, self.image_size, self.image_size, interp)
+        if self.degrade_prob > 0 and rng.random() < self.degrade_prob:
+            sample = sample.replace(image=degrade(sample.image, rng, self.degrade_max))
+        return sample

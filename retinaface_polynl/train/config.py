@@ -69,6 +69,9 @@ class TrainConfig:
     expand_ratio: float = 2.0
     small_face_prob: float = 0.0  # data-anchor sampling towards small faces (``data.augment.small_face_crop``)
     small_face_range: tuple[float, float] = (6.0, 40.0)  # longer side of the drawn face, px at image_size
+    # lower-quality copies (``data.augment.degrade``): shrunk by up to degrade_max and enlarged back
+    degrade_prob: float = 0.0
+    degrade_max: float = 3.0
     min_face_size: float = 2.0
     # several training sets at once (``--labels`` given more than once): their draw weights
     # (empty: in proportion to their sizes) and the draws per epoch (None: all their images)
@@ -124,6 +127,9 @@ class TrainConfig:
         if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1] or (self.small_face_prob > 0 and lo_hi[1] >= self.image_size):
             raise ValueError(f"small_face_range must be two sizes 1 <= lo <= hi (and hi < image_size when "
                              f"small_face_prob > 0), got {lo_hi}")
+        if not 0 <= self.degrade_prob <= 1 or self.degrade_max < 1:
+            raise ValueError(f"degrade_prob must lie in [0, 1] and degrade_max be >= 1, got {self.degrade_prob}, "
+                             f"{self.degrade_max}")
         if any(m < 0 for m in self.mix) or (self.mix and not sum(self.mix) > 0):
             raise ValueError(f"mix weights must be >= 0 with a positive sum, got {self.mix}")
         if self.epoch_size is not None and self.epoch_size <= 0:

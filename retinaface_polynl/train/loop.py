@@ -188,6 +188,7 @@ class Trainer:
             size, config.crop_scales, config.distort, config.mirror_prob, config.min_face_size,
             expand_prob=config.expand_prob, expand_ratio=config.expand_ratio,
             small_face_prob=config.small_face_prob, small_face_range=config.small_face_range,
+            degrade_prob=config.degrade_prob, degrade_max=config.degrade_max,
         )
         self.dataset = FaceDataset(records, augment, seed=config.seed)
         sampler = None
