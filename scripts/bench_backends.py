@@ -290,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time onnxruntime with spinning threads (off in the package: see docs/benchmarks.md)")
     p.add_argument("--note", default="", help="a line for the header (e.g. what else ran on the machine)")
     p.add_argument("--json", help="also write every row as JSON here")
+    p.add_argument("--markdown", help="also write the report (header and both tables) as Markdown here, for the "
+                   "pages that quote it (scripts/sync_docs.py)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(args.threads)
@@ -304,17 +306,27 @@ def main(argv: list[str] | None = None) -> int:
         interleaved(contenders, args.warmup, args.runs, args.budget * len(contenders))
         load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
     stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    print(f"\n## bench_backends, {stamp}: {machine()}; {args.threads} intra-op threads for every engine; "
-          f"{versions()}; {args.runs} runs after {args.warmup} warm-up calls; load average "
-          f"{tuple(round(v, 2) for v in load_before) if load_before else '?'} before, "
-          f"{tuple(round(v, 2) for v in load_after) if load_after else '?'} after"
-          + (f"; {args.note}" if args.note else "") + "\n")
-    print(f"One real photo ({PHOTO.name if PHOTO.is_file() else 'astronaut.jpg'} resized to 640x480), end to end, "
-          f"threshold {THRESHOLD}.\n")
-    print("**Sequential** (each detector alone):\n")
-    print(table(contenders, "seq"))
-    print("\n**Interleaved** (one call of each per round):\n")
-    print(table(contenders, "int"))
+    report = "\n".join([
+        f"bench_backends, {stamp}: {machine()}; {args.threads} intra-op threads for every engine; "
+        f"{versions()}; {args.runs} runs after {args.warmup} warm-up calls; load average "
+        f"{tuple(round(v, 2) for v in load_before) if load_before else '?'} before, "
+        f"{tuple(round(v, 2) for v in load_after) if load_after else '?'} after"
+        + (f"; {args.note}" if args.note else "") + ".",
+        "",
+        f"One real photo ({PHOTO.name if PHOTO.is_file() else 'astronaut.jpg'} resized to 640x480), end to end, "
+        f"threshold {THRESHOLD}.",
+        "",
+        "**Sequential** (each detector alone):",
+        "",
+        table(contenders, "seq"),
+        "",
+        "**Interleaved** (one call of each per round):",
+        "",
+        table(contenders, "int"),
+    ]) + "\n"
+    print("\n## " + report)
+    if args.markdown:
+        Path(args.markdown).write_text(report, encoding="utf-8")
     if args.json:
         Path(args.json).write_text(json.dumps({"when": stamp, "machine": machine(), "threads": args.threads,
                                                "note": args.note, "rows": [c.row() for c in contenders]}, indent=1))

@@ -76,11 +76,12 @@ for size in original 480 640; do
         --model "crowd=$FINAL" --shanghai-labels "$LABELS/shanghai.json" \
         --json "$RESULTS/crowd_$size.json" --markdown "$RESULTS/crowd_$size.md" 2> /dev/null
     [ -f "$RESULTS/fddb_$size.json" ] || "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" \
-        --dlib "$DATA/faces_dlib" --size $size --model "crowd=$FINAL" --json "$RESULTS/fddb_$size.json" 2> /dev/null
+        --dlib "$DATA/faces_dlib" --size $size --model "crowd=$FINAL" --json "$RESULTS/fddb_$size.json" \
+        --markdown "$RESULTS/fddb_$size.md" 2> /dev/null
 done
 [ -f "$RUNS/crowd_peers.json" ] || "$PY" "$HERE/scripts/eval_crowd.py" --data "$DATA" --size default \
     --model "shipped-dec2026=$START" --mnet "$TEACHER" --yunet "$YUNET" --shanghai-labels "$LABELS/shanghai.json" \
     --json "$RUNS/crowd_peers.json" --markdown "$RUNS/crowd_peers.md" 2> /dev/null
 [ -f "$RUNS/fddb_peers.json" ] || "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" \
     --dlib "$DATA/faces_dlib" --size default --model "shipped-dec2026=$START" --model "retinaface-mnet0.25=$TEACHER" \
-    --yunet "$YUNET" --json "$RUNS/fddb_peers.json" 2> /dev/null
+    --yunet "$YUNET" --json "$RUNS/fddb_peers.json" --markdown "$RUNS/fddb_peers.md" 2> /dev/null
