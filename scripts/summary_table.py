@@ -14,7 +14,9 @@ Each row takes its numbers from three measurements, by the name the detector has
 
 ``--row "LABEL|CROWD NAME|FDDB NAME|BENCH NAME"``: a name left empty, or absent from its file,
 prints "–".  Several ``--crowd`` / ``--fddb`` files may be given (e.g. one per input size); a
-name is looked up in each in turn.  The table is what README.md quotes (scripts/sync_docs.py).
+name is looked up in each in turn, and ``NAME@SIZE`` picks the file measured at that ``--size``
+(``crowd@640``, ``crowd@original``).  ``--layout sizes`` gives the input-size table of
+docs/benchmarks.md.  The table is what README.md quotes (scripts/sync_docs.py).
 """
 from __future__ import annotations
 
@@ -27,18 +29,25 @@ DASH = "–"
 
 
 def load_crowd(paths: list[Path]) -> dict[str, dict]:
+    """name -> row, and name@size -> row (the ``size`` the file was measured at)."""
     out: dict[str, dict] = {}
     for p in paths:
-        for name, row in json.loads(p.read_text())["results"].items():
+        data = json.loads(p.read_text())
+        for name, row in data["results"].items():
             out.setdefault(name, row)
+            out.setdefault(f"{name}@{data.get('size')}", row)
     return out
 
 
 def load_rows(paths: list[Path], key: str) -> dict[str, dict]:
+    """row[key] -> row, and row[key]@size -> row where the file records a size."""
     out: dict[str, dict] = {}
     for p in paths:
-        for row in json.loads(p.read_text())["rows"]:
+        data = json.loads(p.read_text())
+        for row in data["rows"]:
             out.setdefault(row[key], row)
+            if "size" in data:
+                out.setdefault(f"{row[key]}@{data['size']}", row)
     return out
 
 
@@ -49,10 +58,20 @@ def parse_row(text: str) -> tuple[str, str, str, str]:
     return tuple(p.strip() for p in parts)  # type: ignore[return-value]
 
 
-def compose(rows, crowd: dict, fddb: dict, bench: dict) -> str:
-    yunet = next((r for name, r in bench.items() if name == "YuNet"), None)
-    lines = ["| detector | FDDB fold 8 AP50 | crowd AP50 | WIDER dev Easy / Medium / Hard | ms per VGA photo (× YuNet) |",
-             "|---|---:|---:|---|---:|"]
+def compose(rows, crowd: dict, fddb: dict, bench: dict, layout: str = "summary") -> str:
+    """The table; ``layout="sizes"`` adds FDDB's TPR at 100 false positives, its recall of faces
+    under 40 px, the crowd recall by size and the network input (for the input-size table)."""
+    yunet = bench.get("YuNet")
+    head = ["detector", "FDDB fold 8 AP50", "crowd AP50", "WIDER dev Easy / Medium / Hard", "ms per VGA photo (× YuNet)"]
+    align = ["---", "---:", "---:", "---", "---:"]
+    if layout == "sizes":
+        head[1:1] = ["VGA photo enters as"]
+        align[1:1] = ["---"]
+        head[3:3] = ["TPR @ 100 FP", "FDDB recall < 40 px"]
+        align[3:3] = ["---:", "---:"]
+        head[6:6] = ["crowd recall <16 / 16-32 / 32-64 / >64"]
+        align[6:6] = ["---"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for label, c_name, f_name, b_name in rows:
         c, f, b = crowd.get(c_name), fddb.get(f_name), bench.get(b_name)
         fddb_ap = f"{f['fddb_ap50_face_boxes']:.3f}" if f else DASH
@@ -65,7 +84,14 @@ def compose(rows, crowd: dict, fddb: dict, bench: dict) -> str:
                 ms += f" ({b['seq_ms'] / yunet['seq_ms']:.2f}×)"
         else:
             ms = DASH
-        lines.append(f"| {label} | {fddb_ap} | {crowd_ap} | {wider} | {ms} |")
+        cells = [label, fddb_ap, crowd_ap, wider, ms]
+        if layout == "sizes":
+            cells[1:1] = [b["network_input"].replace("x", "×") if b else DASH]
+            cells[3:3] = [f"{f['fddb_tpr_at_100fp']:.3f}" if f and "fddb_tpr_at_100fp" in f else DASH,
+                          f"{f['recall_w0-40']:.3f}" if f and "recall_w0-40" in f else DASH]
+            cells[6:6] = [" / ".join(f"{v:.2f}" for v in c["mask_recall"].values()) if c and "mask_recall" in c
+                          else DASH]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -75,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fddb", type=Path, action="append", default=[], help="eval_fddb_holdout.py --json output")
     p.add_argument("--bench", type=Path, help="bench_backends.py --json output")
     p.add_argument("--row", type=parse_row, action="append", required=True, metavar="LABEL|CROWD|FDDB|BENCH")
+    p.add_argument("--layout", choices=("summary", "sizes"), default="summary",
+                   help="summary: the README's columns; sizes: also FDDB's TPR and small-face recall, the crowd "
+                   "recall by size and the network input (one model at several input sizes)")
     p.add_argument("--markdown", type=Path, help="write the table here (default: print it)")
     args = p.parse_args(argv)
     try:
@@ -84,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, KeyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    text = compose(args.row, crowd, fddb, bench)
+    text = compose(args.row, crowd, fddb, bench, args.layout)
     if args.markdown:
         args.markdown.write_text(text, encoding="utf-8")
     else:
