@@ -3,8 +3,10 @@
 # several real sets at once, so that it finds the small, occluded, varied faces of crowds.
 #
 #   scripts/train_crowd.sh [RUNS_DIR]                  (default: runs/crowd)
-#   START=path/to/ckpt.pth PRESET_NAME=r18x025 scripts/train_crowd.sh runs/crowd_baseline
-#                                                     (the same recipe from another starting point)
+#   START=path/to/ckpt.pth scripts/train_crowd.sh runs/crowd_baseline
+#                                                     (the same recipe from another starting point,
+#                                                      e.g. the r18x025 baseline without Poly-NL)
+#   SHIP=1 [SIZE=640] scripts/train_crowd.sh runs/crowd  (then write weights/default.pth and .onnx)
 #
 # Every phase resumes (--resume auto) and finished phases are skipped, so a stopped run is
 # continued by starting the script again with the same RUNS_DIR.
@@ -13,13 +15,13 @@
 #    (RetinaFace-MobileNet-0.25 and YuNet, fused by box voting) look at every training photo;
 #    annotated faces get the MobileNet's landmarks where they have none, unannotated faces both
 #    teachers agree on are added, uncertain ones become ignore regions (never taught as background);
-# 2. one run draws from three sets per batch (--mix): FDDB folds 1-7 (news photos, ellipses mapped
+# 2. two runs (phase 1, then phase 2 from its last checkpoint) draw from three sets per batch (--mix): FDDB folds 1-7 (news photos, ellipses mapped
 #    to RetinaFace boxes), faces_mask train.txt (crowds: stations, classrooms; 3,253 faces, median
 #    25 px; VOC boxes mapped by the measured rule) and Caltech Web Faces (2,778 web photos, many of
 #    groups; boxes and landmarks from four points by the measured rule); half of the samples are
-#    data-anchor sampled (--small-face-prob 0.5) so that a face drawn at random is shown at 6-40 px
+#    data-anchor sampled (--small-face-prob 0.5, then 0.35) so that a face drawn at random is shown at 6-40 px
 #    with its neighbours scaled alike, the size of WIDER FACE's Hard faces; the scores are distilled
-#    from the MobileNet teacher on every batch;
+#    from the MobileNet teacher on every batch; phase 2 also degrades 40 % of the crops;
 # 3. validation: faces_mask val.txt (never trained on) after every epoch; the held-out FDDB fold 8,
 #    the crowd table (scripts/eval_crowd.py) and dlib's photos at the end.
 #    crowds_shanghaitech/ is not trained on: it is the out-of-domain check.
@@ -85,3 +87,19 @@ done
 [ -f "$RUNS/fddb_peers.json" ] || "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" \
     --dlib "$DATA/faces_dlib" --size default --model "shipped-dec2026=$START" --model "retinaface-mnet0.25=$TEACHER" \
     --yunet "$YUNET" --json "$RUNS/fddb_peers.json" --markdown "$RUNS/fddb_peers.md" 2> /dev/null
+
+# 4. ship (only with SHIP=1, after reading the tables above): FINAL without optimiser state as
+#    weights/default.pth, recording the input size chosen on the validation sets (SIZE, default
+#    640), then its ONNX export, checked against PyTorch on the check photos and the crowd photos
+[ "${SHIP:-0}" = 1 ] || exit 0
+"$PY" - "$FINAL" "$HERE/weights/default.pth" "${SIZE:-640}" <<'PY'
+import sys
+from retinaface_polynl.checkpoints import load_model, save_checkpoint
+size = int(sys.argv[3])
+loaded = load_model(sys.argv[1])
+# long side at most 2.13x the short side, as in every release so far (1365 / 640)
+save_checkpoint(sys.argv[2], loaded.model, loaded.config, recipe="scripts/train_crowd.sh",
+                inference={"size": size, "max_size": round(size * 1365 / 640)})
+print(f"{sys.argv[2]}: {sys.argv[1]} at a {size} px short side")
+PY
+"$PY" "$HERE/scripts/ship_default_onnx.py" --update-readme --crowd-val
