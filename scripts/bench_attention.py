@@ -35,6 +35,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -403,6 +404,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--out", default="bench_attention.png", help="PNG path for the figure")
     p.add_argument("--json", default=None, help="also write the raw rows to this JSON file")
+    p.add_argument("--markdown", default=None, help="also write the block table and the ratios as Markdown here "
+                   "(for the pages that quote them: scripts/sync_docs.py)")
     p.add_argument("--no-isolate", action="store_true", help="CPU: measure in this process (memory less reliable)")
     p.add_argument("--detector", action="store_true", help="also time whole detectors at VGA, with/without Poly-NL")
     p.add_argument("--no-blocks", action="store_true", help="skip the per-block benchmark (e.g. with --detector)")
@@ -431,11 +434,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = bench_blocks(
             args.blocks, args.channels, args.sizes, args.repeats, args.device, isolate=isolate, threads=args.threads
         )
+        table = markdown_table(rows)
         print()
-        print(markdown_table(rows))
+        print(table)
         print()
         for line in ratio_lines(rows):
             print(line)
+        if args.markdown:
+            Path(args.markdown).write_text(
+                f"torch {torch.__version__}, device {args.device}, CPU threads {threads}, one process per case: "
+                f"{isolate}; {datetime.date.today().isoformat()}\n\n{table.strip()}\n\n"
+                + "\n".join(ratio_lines(rows)) + "\n", encoding="utf-8")
         path = plot(rows, args.out)
         print(f"figure: {path}")
         result["blocks"] = rows
