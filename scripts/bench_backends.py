@@ -117,12 +117,12 @@ def our_contenders(args, image, tmp: Path) -> list[Contender]:
         from retinaface_polynl.export.runtime import OnnxRuntimeBackend
 
         fp32 = Detector(weights=default.backend.path, threads=args.threads, threshold=THRESHOLD)
-        engines.append(("onnxruntime", fp32))
+        engines.append(("onnxruntime fp32", fp32))
         size, cap = default.recommended_size, default.recommended_max_size
         calibration = calibration_batches(calibration_images([REPO / "demo"] + ([DLIB] if DLIB.is_dir() else [])),
                                           size, cap)
         int8_path = quantize_int8(default.backend.path, tmp / "default.int8.onnx", calibration)
-        engines.append(("onnxruntime", Detector(weights=int8_path, threads=args.threads, threshold=THRESHOLD)))
+        engines.append(("onnxruntime INT8", Detector(weights=int8_path, threads=args.threads, threshold=THRESHOLD)))
         if args.spinning:
             spin = Detector(weights=default.backend.path, threads=args.threads, threshold=THRESHOLD)
             spin.backend = OnnxRuntimeBackend(default.backend.path, intra_op_threads=args.threads, spinning=True)
