@@ -29,6 +29,7 @@ to its largest picture instead and reports how far the boxes move.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,20 @@ def run_mode(detector: Detector, images, batch_size: int, tta, padding: str = "e
     return results, dict(detector.timings.seconds), detector.timings.forward_passes, wall
 
 
+class _Tee:
+    """stdout, also kept for --markdown."""
+
+    def __init__(self, stream):
+        self.stream, self.parts = stream, []
+
+    def write(self, text):
+        self.parts.append(text)
+        return self.stream.write(text)
+
+    def flush(self):
+        self.stream.flush()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--folders", nargs="*", type=Path,
@@ -84,7 +99,20 @@ def main(argv=None) -> int:
     p.add_argument("--tta", default="flip,paper", help="TTA presets to time (default: flip,paper)")
     p.add_argument("--tta-limit", type=int, default=3, help="photos in the TTA runs (default: 3)")
     p.add_argument("--tta-max-size", type=int, help="override the TTA long-side cap (default: the preset's, 2000)")
+    p.add_argument("--markdown", type=Path, help="also write the report (header line, table, notes) here, for "
+                   "the pages that quote it (scripts/sync_docs.py)")
     args = p.parse_args(argv)
+    if args.markdown is None:
+        return run(args)
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        code = run(args)
+    text = "".join(tee.parts).lstrip("# ").strip() + "\n"
+    args.markdown.write_text(text, encoding="utf-8")
+    return code
+
+
+def run(args) -> int:
 
     paths = collect(args.folders, args.limit, args.per_folder)
     if not paths:

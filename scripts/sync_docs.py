@@ -71,7 +71,7 @@ def pages(root: Path) -> list[Path]:
 
 
 def sync(root: Path = ROOT, check: bool = False) -> list[str]:
-    """Rewrite (or with ``check`` only compare) every quoted block; the stale ones, as messages."""
+    """Rewrite (or with ``check`` only compare) every quoted block; one message per stale block."""
     stale = []
     for page in pages(root):
         text = page.read_text(encoding="utf-8")
@@ -82,8 +82,10 @@ def sync(root: Path = ROOT, check: bool = False) -> list[str]:
         for b in blocks:
             want = generated_text(root, b)
             if text[b.start:b.end] != want:
-                stale.append(f"{page.relative_to(root)}: the block quoting {b.source} differs from the file "
-                             f"(regenerate with: {b.command}; then python scripts/sync_docs.py)")
+                where = page.relative_to(root)
+                stale.append(f"{where}: the block quoting {b.source} differs from the file (regenerate with: "
+                             f"{b.command}; then python scripts/sync_docs.py)" if check
+                             else f"{where}: rewrote the block quoting {b.source}")
             pieces += [text[last:b.start], want]
             last = b.end
         pieces.append(text[last:])
