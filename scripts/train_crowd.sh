@@ -76,10 +76,10 @@ train "$RUNS/phase3" --weights "$RUNS/phase2/last.pth" --image-size 480 --epochs
     --expand-ratio 3 --crop-scales 0.3,0.45,0.6,0.8,1.0 --mix 0.6,0.2,0.2 --distill-weight 2.0 \
     --degrade-prob 0.3 --degrade-max 3
 
-# phase 4 (only with PHASE4=1): six more epochs from phase 3 at half phase 2's learning rate and
+# phase 4 (only with PHASE4=1): four more epochs from phase 3 at half phase 2's learning rate and
 # the teacher's scores weighted three times, to see whether more of the same still pays
 if [ "${PHASE4:-0}" = 1 ]; then
-    train "$RUNS/phase4" --weights "$RUNS/phase3/last.pth" --image-size 480 --epochs "${EPOCHS4:-6}" \
+    train "$RUNS/phase4" --weights "$RUNS/phase3/last.pth" --image-size 480 --epochs "${EPOCHS4:-4}" \
         --epoch-size 2000 --lr 0.001 --warmup-iters 20 --seed 14 --small-face-prob 0.35 --small-face-range 6,40 \
         --expand-prob 0.3 --expand-ratio 3 --crop-scales 0.3,0.45,0.6,0.8,1.0 --mix 0.45,0.275,0.275 \
         --distill-weight 3.0 --degrade-prob 0.4 --degrade-max 3
