@@ -58,9 +58,24 @@ def parse_row(text: str) -> tuple[str, str, str, str]:
     return tuple(p.strip() for p in parts)  # type: ignore[return-value]
 
 
+def compose_fddb_sizes(rows, fddb: dict) -> str:
+    """FDDB fold 8 AP50 (face boxes) / TPR at 100 false positives of each row's FDDB name at
+    original size, 480 and 640 px (the ``--size`` each eval_fddb_holdout.py file was made at)."""
+    lines = ["| detector | original size | 480 px short side | 640 px short side |", "|---|---:|---:|---:|"]
+    for label, _, f_name, _ in rows:
+        cells = []
+        for size in ("original", 480, 640):
+            f = fddb.get(f"{f_name}@{size}")
+            cells.append(f"{f['fddb_ap50_face_boxes']:.3f} / {f['fddb_tpr_at_100fp']:.3f}" if f else DASH)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def compose(rows, crowd: dict, fddb: dict, bench: dict, layout: str = "summary") -> str:
     """The table; ``layout="sizes"`` adds FDDB's TPR at 100 false positives, its recall of faces
     under 40 px, the crowd recall by size and the network input (for the input-size table)."""
+    if layout == "fddb-sizes":
+        return compose_fddb_sizes(rows, fddb)
     yunet = bench.get("YuNet")
     head = ["detector", "FDDB fold 8 AP50", "crowd AP50", "WIDER dev Easy / Medium / Hard", "ms per VGA photo (× YuNet)"]
     align = ["---", "---:", "---:", "---", "---:"]
@@ -102,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fddb", type=Path, action="append", default=[], help="eval_fddb_holdout.py --json output")
     p.add_argument("--bench", type=Path, help="bench_backends.py --json output")
     p.add_argument("--row", type=parse_row, action="append", required=True, metavar="LABEL|CROWD|FDDB|BENCH")
-    p.add_argument("--layout", choices=("summary", "sizes"), default="summary",
+    p.add_argument("--layout", choices=("summary", "sizes", "fddb-sizes"), default="summary",
                    help="summary: the README's columns; sizes: also FDDB's TPR and small-face recall, the crowd "
-                   "recall by size and the network input (one model at several input sizes)")
+                   "recall by size and the network input (one model at several input sizes); fddb-sizes: FDDB "
+                   "AP50 / TPR of each row at original size, 480 and 640 px")
     p.add_argument("--markdown", type=Path, help="write the table here (default: print it)")
     args = p.parse_args(argv)
     try:

@@ -110,3 +110,18 @@ def test_summary_table_picks_a_measurement_by_its_input_size(tmp_path):
     assert lines[0].count("|") == 10  # nine columns
     assert lines[2] == "| 640 | 853×640 | 0.950 | 0.940 | 0.550 | 78.0 | 0.50 / 0.80 / 0.86 / 0.95 | – | 40.0 |"
     assert lines[3].startswith("| original | – | – | – | – | 57.0 |")
+
+
+def test_fddb_sizes_layout_puts_each_size_in_its_column(tmp_path):
+    files = []
+    for size, ap in (("original", 0.925), (480, 0.936), (640, 0.953)):
+        f = tmp_path / f"fddb_{size}.json"
+        f.write_text(json.dumps({"size": size, "rows": [{"detector": "m", "fddb_ap50_face_boxes": ap,
+                                                          "fddb_tpr_at_100fp": ap - 0.01}]}))
+        files += ["--fddb", str(f)]
+    out = tmp_path / "t.md"
+    assert summary_table.main([*files, "--layout", "fddb-sizes", "--row", "model||m|", "--row", "absent||x|",
+                               "--markdown", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[2] == "| model | 0.925 / 0.915 | 0.936 / 0.926 | 0.953 / 0.943 |"
+    assert lines[3] == "| absent | – | – | – |"
