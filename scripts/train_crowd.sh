@@ -15,7 +15,8 @@
 #    (RetinaFace-MobileNet-0.25 and YuNet, fused by box voting) look at every training photo;
 #    annotated faces get the MobileNet's landmarks where they have none, unannotated faces both
 #    teachers agree on are added, uncertain ones become ignore regions (never taught as background);
-# 2. two runs (phase 1, then phase 2 from its last checkpoint) draw from three sets per batch (--mix): FDDB folds 1-7 (news photos, ellipses mapped
+# 2. four runs (phases 1-4, each from the last checkpoint of the one before) draw from three sets per batch
+#    (--mix): FDDB folds 1-7 (news photos, ellipses mapped
 #    to RetinaFace boxes), faces_mask train.txt (crowds: stations, classrooms; 3,253 faces, median
 #    25 px; VOC boxes mapped by the measured rule) and Caltech Web Faces (2,778 web photos, many of
 #    groups; boxes and landmarks from four points by the measured rule); half of the samples are
