@@ -63,7 +63,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_detection_args(p, threshold=ANONYMIZE_THRESHOLD)
     a = p.add_argument_group("anonymisation")
     a.add_argument("--method", choices=METHODS, default="blur",
-                   help="blur: Gaussian, sigma 1/8 of the region (scales with the face); pixelate: 8 blocks "
+                   help="blur: Gaussian, sigma 1/6 of the region (scales with the face); pixelate: 8 blocks "
                    "across the region; solid: black; none: change nothing, only record the faces (default: blur)")
     a.add_argument("--shape", choices=SHAPES, default="ellipse",
                    help="mask the ellipse inscribed in each region, or the whole box (default: ellipse)")
