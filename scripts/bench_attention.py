@@ -428,7 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(measure_case(block, channels, side, repeats, "cpu")))
         return 0
     threads = args.threads if args.threads and args.threads > 0 else "torch default"
-    print(f"torch {torch.__version__}, device {args.device}, CPU threads {threads}, one process per case: {isolate}")
+    setup = f"torch {torch.__version__}, device {args.device}, CPU threads {threads}, one process per case: {isolate}"
+    print(setup)
     result: dict[str, Any] = {}
     if not args.no_blocks:
         rows = bench_blocks(
@@ -442,8 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line)
         if args.markdown:
             Path(args.markdown).write_text(
-                f"torch {torch.__version__}, device {args.device}, CPU threads {threads}, one process per case: "
-                f"{isolate}; {datetime.date.today().isoformat()}\n\n{table.strip()}\n\n"
+                f"{setup}; {datetime.date.today().isoformat()}\n\n{table.strip()}\n\n"
                 + "\n".join(ratio_lines(rows)) + "\n", encoding="utf-8")
         path = plot(rows, args.out)
         print(f"figure: {path}")

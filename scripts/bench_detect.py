@@ -29,7 +29,6 @@ to its largest picture instead and reports how far the boxes move.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ import torch  # noqa: E402
 from retinaface_polynl.detector import Detector  # noqa: E402
 from retinaface_polynl.media import IMAGE_EXTENSIONS, read_image  # noqa: E402
 from retinaface_polynl.tta import count_forward_passes, resolve_tta  # noqa: E402
+from markdown_report import tee_stdout  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 
@@ -67,20 +67,6 @@ def run_mode(detector: Detector, images, batch_size: int, tta, padding: str = "e
     return results, dict(detector.timings.seconds), detector.timings.forward_passes, wall
 
 
-class _Tee:
-    """stdout, also kept for --markdown."""
-
-    def __init__(self, stream):
-        self.stream, self.parts = stream, []
-
-    def write(self, text):
-        self.parts.append(text)
-        return self.stream.write(text)
-
-    def flush(self):
-        self.stream.flush()
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--folders", nargs="*", type=Path,
@@ -102,14 +88,8 @@ def main(argv=None) -> int:
     p.add_argument("--markdown", type=Path, help="also write the report (header line, table, notes) here, for "
                    "the pages that quote it (scripts/sync_docs.py)")
     args = p.parse_args(argv)
-    if args.markdown is None:
+    with tee_stdout(args.markdown, lstrip="# "):
         return run(args)
-    tee = _Tee(sys.stdout)
-    with contextlib.redirect_stdout(tee):
-        code = run(args)
-    text = "".join(tee.parts).lstrip("# ").strip() + "\n"
-    args.markdown.write_text(text, encoding="utf-8")
-    return code
 
 
 def run(args) -> int:

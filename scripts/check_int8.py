@@ -39,8 +39,9 @@ def calibrations() -> dict[str, tuple[list[Path], bool]]:
     mask = SHARED / "faces_mask" / "train.txt"
     fddb = SHARED / "faces_fddb" / "originalPics"
     if mask.is_file() and fddb.is_dir():
-        names = [n.strip() for n in mask.read_text().split() if n.strip()][:24]
-        mask_photos = [SHARED / "faces_mask" / "images" / (n if n.endswith(".jpg") else n + ".jpg") for n in names]
+        from retinaface_polynl.data.voc import read_voc
+
+        mask_photos = [r.path for r in read_voc(mask)[:24]]
         fddb_photos = sorted(fddb.rglob("*.jpg"))[:24]
         out["wide"] = (demo + dlib + mask_photos + fddb_photos, False)
     return out
@@ -74,14 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     reference = Detector(weights=default_weights_path(), backend="torch", threads=args.threads)
     size, cap = reference.recommended_size, reference.recommended_max_size
     photos = check_photos(crowd_val=True)
-    check_set, crowd_set = photos[:13], photos[13:]
+    n_check = len(check_photos(crowd_val=False))  # the demo photo and dlib's, before the crowd photos
+    check_set, crowd_set = photos[:n_check], photos[n_check:]
+    fp32 = shipped_onnx(default_weights_path())
     tol = TOLERANCES["int8"]
     lines = [f"| INT8 file (calibration) | check photos ({len(check_set)}) agree | crowd val ({len(crowd_set)}) agree "
              "| disagreements |", "|---|---:|---:|---|"]
     with tempfile.TemporaryDirectory(prefix="check-int8-") as tmp:
         for name, (sources, reduce_range) in calibrations().items():
             images = calibration_images(sources, limit=64)
-            path = quantize_int8(shipped_onnx(default_weights_path()), Path(tmp) / f"{name}.onnx",
+            path = quantize_int8(fp32, Path(tmp) / f"{name}.onnx",
                                  calibration_batches(images, size, cap), reduce_range=reduce_range)
             int8 = Detector(weights=path, threads=args.threads)
             checks = []
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 checks += verify_export(reference, int8, [photo], tol)
             ok = [c.ok for c in checks]
             label = f"`{name}` ({len(images)} photo{'s' if len(images) != 1 else ''}{', reduce_range' if reduce_range else ', full 8-bit'})"
-            lines.append(f"| {label} | {sum(ok[:13])} | {sum(ok[13:])} | {worst(checks)} |")
+            lines.append(f"| {label} | {sum(ok[:n_check])} | {sum(ok[n_check:])} | {worst(checks)} |")
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     print("\n" + text)

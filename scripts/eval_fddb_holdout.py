@@ -47,6 +47,7 @@ from retinaface_polynl.data.dlib_xml import read_dlib_xml
 from retinaface_polynl.data.fddb import ellipse_to_face_box
 from widerface_eval import average_precision, box_iou, evaluate_fddb, load_fddb_annotations
 from widerface_eval.fddb import fddb_image_tables, merge_fddb_tables
+from markdown_report import tee_stdout  # noqa: E402
 
 LOW_THRESHOLD = 0.02
 
@@ -243,43 +244,36 @@ def main(argv=None) -> int:
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
 
-    report: list[str] = []
-
-    def emit(text: str) -> None:  # the tables, printed and kept for --markdown
-        print(text)
-        report.append(text)
-
-    n_img, n_faces = len(annotations), sum(len(a.ellipses) for a in annotations.values())
-    at = {"original": ", original size", "default": ", each detector's default input size"}.get(
-        args.size, f", short side resized to {args.size} px")
-    emit(f"\nFDDB fold {args.fold} ({n_img} images, {n_faces} faces) and dlib testing.xml (25 faces){at}\n")
-    emit(f"| detector | FDDB AP50 (ellipse boxes) | FDDB AP50 (face boxes) | FDDB TPR @ {args.fp} FP | "
-          f"dlib found (thr {args.threshold}) | dlib false pos. | ms / FDDB image |")
-    emit("|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        emit(f"| {r['detector']} | {r['fddb_ap50_ellipse_boxes']:.3f} | {r['fddb_ap50_face_boxes']:.3f} | "
-              f"{r[f'fddb_tpr_at_{args.fp}fp']:.3f} | {r['dlib_found']}/{r['dlib_faces']} | "
-              f"{r['dlib_false_positives']} | {r['ms_per_fddb_image']:.1f} |")
-    keys = [k for k in rows[0] if k.startswith("recall_w")] if rows else []
-    emit(f"\nFDDB fold {args.fold}: recall at threshold {args.threshold}, IoU 0.5, by face-box width (px)\n")
-    emit("| detector | " + " | ".join(k.removeprefix("recall_w") for k in keys) + " |")
-    emit("|---|" + "---:|" * len(keys))
-    for r in rows:
-        emit(f"| {r['detector']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
-    if args.bootstrap:
-        first = rows[0]["detector"]
-        emit(f"\nFDDB fold {args.fold}: 95 % intervals from {args.bootstrap} paired resamples of its images "
-              f"(differences: detector minus {first})\n")
-        emit(f"| detector | AP50 (face boxes) | TPR @ {args.fp} FP | AP50 difference | TPR difference |")
-        emit("|---|---:|---:|---:|---:|")
-        fmt = lambda ci: f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"  # noqa: E731
+    with tee_stdout(args.markdown):  # the tables, printed and kept for --markdown
+        n_img, n_faces = len(annotations), sum(len(a.ellipses) for a in annotations.values())
+        at = {"original": ", original size", "default": ", each detector's default input size"}.get(
+            args.size, f", short side resized to {args.size} px")
+        print(f"\nFDDB fold {args.fold} ({n_img} images, {n_faces} faces) and dlib testing.xml (25 faces){at}\n")
+        print(f"| detector | FDDB AP50 (ellipse boxes) | FDDB AP50 (face boxes) | FDDB TPR @ {args.fp} FP | "
+              f"dlib found (thr {args.threshold}) | dlib false pos. | ms / FDDB image |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            ap, tpr = r["bootstrap_ap50_face_boxes_ci95"], r[f"bootstrap_tpr_at_{args.fp}fp_ci95"]
-            d_ap, d_tpr = r.get("bootstrap_ap50_diff_vs_first_ci95"), r.get("bootstrap_tpr_diff_vs_first_ci95")
-            emit(f"| {r['detector']} | {ap[0]:.3f}–{ap[1]:.3f} | {tpr[0]:.3f}–{tpr[1]:.3f} | "
-                  f"{fmt(d_ap) if d_ap else '—'} | {fmt(d_tpr) if d_tpr else '—'} |")
-    if args.markdown:
-        Path(args.markdown).write_text("\n".join(report).strip("\n") + "\n", encoding="utf-8")
+            print(f"| {r['detector']} | {r['fddb_ap50_ellipse_boxes']:.3f} | {r['fddb_ap50_face_boxes']:.3f} | "
+                  f"{r[f'fddb_tpr_at_{args.fp}fp']:.3f} | {r['dlib_found']}/{r['dlib_faces']} | "
+                  f"{r['dlib_false_positives']} | {r['ms_per_fddb_image']:.1f} |")
+        keys = [k for k in rows[0] if k.startswith("recall_w")] if rows else []
+        print(f"\nFDDB fold {args.fold}: recall at threshold {args.threshold}, IoU 0.5, by face-box width (px)\n")
+        print("| detector | " + " | ".join(k.removeprefix("recall_w") for k in keys) + " |")
+        print("|---|" + "---:|" * len(keys))
+        for r in rows:
+            print(f"| {r['detector']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+        if args.bootstrap:
+            first = rows[0]["detector"]
+            print(f"\nFDDB fold {args.fold}: 95 % intervals from {args.bootstrap} paired resamples of its images "
+                  f"(differences: detector minus {first})\n")
+            print(f"| detector | AP50 (face boxes) | TPR @ {args.fp} FP | AP50 difference | TPR difference |")
+            print("|---|---:|---:|---:|---:|")
+            fmt = lambda ci: f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"  # noqa: E731
+            for r in rows:
+                ap, tpr = r["bootstrap_ap50_face_boxes_ci95"], r[f"bootstrap_tpr_at_{args.fp}fp_ci95"]
+                d_ap, d_tpr = r.get("bootstrap_ap50_diff_vs_first_ci95"), r.get("bootstrap_tpr_diff_vs_first_ci95")
+                print(f"| {r['detector']} | {ap[0]:.3f}–{ap[1]:.3f} | {tpr[0]:.3f}–{tpr[1]:.3f} | "
+                      f"{fmt(d_ap) if d_ap else '—'} | {fmt(d_tpr) if d_tpr else '—'} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"fold": args.fold, "size": args.size, "rows": rows}, indent=1))
     return 0

@@ -52,8 +52,9 @@ def check_photos(crowd_val: bool) -> list[Path]:
         listing = SHARED / "faces_mask" / "val.txt"
         if not listing.is_file():
             raise SystemExit(f"--crowd-val: {listing} is absent")
-        names = [n.strip() for n in listing.read_text().split() if n.strip()]
-        photos += [SHARED / "faces_mask" / "images" / (n if n.endswith(".jpg") else n + ".jpg") for n in names]
+        from retinaface_polynl.data.voc import read_voc
+
+        photos += [r.path for r in read_voc(listing)]
     return photos
 
 

@@ -125,3 +125,17 @@ def test_fddb_sizes_layout_puts_each_size_in_its_column(tmp_path):
     lines = out.read_text().splitlines()
     assert lines[2] == "| model | 0.925 / 0.915 | 0.936 / 0.926 | 0.953 / 0.943 |"
     assert lines[3] == "| absent | – | – | – |"
+
+
+def test_tee_stdout_keeps_what_was_printed_as_the_quoted_file(tmp_path, capsys):
+    from markdown_report import tee_stdout
+
+    out = tmp_path / "report.md"
+    with tee_stdout(out, lstrip="# "):
+        print("# bench: 12 photos\n")
+        print("| a |\n|---|\n| 1 |")
+    assert capsys.readouterr().out == "# bench: 12 photos\n\n| a |\n|---|\n| 1 |\n"
+    assert out.read_text() == "bench: 12 photos\n\n| a |\n|---|\n| 1 |\n"
+    with tee_stdout(None):
+        print("only printed")
+    assert capsys.readouterr().out == "only printed\n" and out.read_text().startswith("bench")
