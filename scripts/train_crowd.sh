@@ -43,6 +43,8 @@ mkdir -p "$RUNS"
     2> "$RUNS/labels.log"
 
 train() {  # output [extra flags]; a finished phase is skipped
+    # every phase: 480 px crops (the throughput a 2-core CPU allows) of 0.3-1 of the short side,
+    # 2,000 draws an epoch, zoom-out 0.3 up to 3x, small faces of 6-40 px, degraded up to 3x
     local out="$1"
     shift
     [ -f "$out/done" ] && return 0
@@ -50,13 +52,14 @@ train() {  # output [extra flags]; a finished phase is skipped
         --labels "$LABELS/fddb.json" --labels "$LABELS/mask.json" --labels "$LABELS/webfaces.json" \
         --val-labels "$DATA/faces_mask/val.txt" --val-every 1 \
         --output "$out" --batch-size 16 --grad-clip 10 --schedule cosine --workers 1 --resume auto \
-        --no-progress --log-every 20 --distill "$TEACHER" "$@"
+        --no-progress --log-every 20 --distill "$TEACHER" --image-size 480 --epoch-size 2000 \
+        --crop-scales 0.3,0.45,0.6,0.8,1.0 --expand-prob 0.3 --expand-ratio 3 --small-face-range 6,40 \
+        --degrade-max 3 "$@"
     touch "$out/done"
 }
-# phase 1: 480 px crops (the throughput a 2-core CPU allows), small-face sampling half the time
-train "$RUNS/phase1" --weights "$START" --image-size 480 --epochs "$EPOCHS" --epoch-size 2000 --lr 0.002 \
-    --warmup-iters 50 --seed 11 --small-face-prob 0.5 --small-face-range 6,40 --expand-prob 0.3 --expand-ratio 3 \
-    --crop-scales 0.3,0.45,0.6,0.8,1.0 --mix 0.3,0.35,0.35
+# phase 1: small-face sampling half the time, no degraded crops
+train "$RUNS/phase1" --weights "$START" --epochs "$EPOCHS" --lr 0.002 --warmup-iters 50 --seed 11 \
+    --small-face-prob 0.5 --mix 0.3,0.35,0.35
 
 # phase 2: the probe above gained 17 crowd AP points but lost FDDB fold 8 (0.953 -> 0.934) and
 # WIDER Easy (69.5 -> 67.3): three times as long from phase 1, with more FDDB and large faces
@@ -64,27 +67,21 @@ train "$RUNS/phase1" --weights "$START" --image-size 480 --epochs "$EPOCHS" --ep
 # twice (what it knows of WIDER's variety reaches the student only through them), and 40 % of
 # the crops degraded (shrunk by up to 3x and enlarged back, maybe JPEG): the probe lost 8.5 AP
 # on crowd photos degraded so (shrunk 0.42 x 0.55 and back), the teacher 0.6
-train "$RUNS/phase2" --weights "$RUNS/phase1/last.pth" --image-size 480 --epochs "${EPOCHS2:-12}" --epoch-size 2000 \
-    --lr 0.002 --warmup-iters 50 --seed 12 --small-face-prob 0.35 --small-face-range 6,40 --expand-prob 0.3 \
-    --expand-ratio 3 --crop-scales 0.3,0.45,0.6,0.8,1.0 --mix 0.4,0.3,0.3 --distill-weight 2.0 \
-    --degrade-prob 0.4 --degrade-max 3
+train "$RUNS/phase2" --weights "$RUNS/phase1/last.pth" --epochs "${EPOCHS2:-12}" --lr 0.002 --warmup-iters 50 \
+    --seed 12 --small-face-prob 0.35 --mix 0.4,0.3,0.3 --distill-weight 2.0 --degrade-prob 0.4
 
 # phase 3: phase 2 reached 80.7 crowd AP and WIDER Hard 34.0 (from 61.4 and 25.9) but FDDB fold 8
 # fell to 0.942 / 0.928 (from 0.953 / 0.941): two epochs at a quarter of the learning rate with
 # FDDB drawn 60 % of the time (chosen after seeing fold 8, which is therefore not a clean test)
-train "$RUNS/phase3" --weights "$RUNS/phase2/last.pth" --image-size 480 --epochs "${EPOCHS3:-2}" --epoch-size 2000 \
-    --lr 0.0005 --warmup-iters 20 --seed 13 --small-face-prob 0.25 --small-face-range 6,40 --expand-prob 0.3 \
-    --expand-ratio 3 --crop-scales 0.3,0.45,0.6,0.8,1.0 --mix 0.6,0.2,0.2 --distill-weight 2.0 \
-    --degrade-prob 0.3 --degrade-max 3
+train "$RUNS/phase3" --weights "$RUNS/phase2/last.pth" --epochs "${EPOCHS3:-2}" --lr 0.0005 --warmup-iters 20 \
+    --seed 13 --small-face-prob 0.25 --mix 0.6,0.2,0.2 --distill-weight 2.0 --degrade-prob 0.3
 
 # phase 4: four more epochs from phase 3 at half phase 2's learning rate and the teacher's scores
 # weighted three times (it paid: crowd 80.5 -> 82.0, WIDER dev 68.6 / 61.5 / 33.9 -> 69.2 / 62.5 /
 # 34.8, FDDB fold 8 unchanged); PHASE4=0 stops after phase 3
 if [ "${PHASE4:-1}" = 1 ]; then
-    train "$RUNS/phase4" --weights "$RUNS/phase3/last.pth" --image-size 480 --epochs "${EPOCHS4:-4}" \
-        --epoch-size 2000 --lr 0.001 --warmup-iters 20 --seed 14 --small-face-prob 0.35 --small-face-range 6,40 \
-        --expand-prob 0.3 --expand-ratio 3 --crop-scales 0.3,0.45,0.6,0.8,1.0 --mix 0.45,0.275,0.275 \
-        --distill-weight 3.0 --degrade-prob 0.4 --degrade-max 3
+    train "$RUNS/phase4" --weights "$RUNS/phase3/last.pth" --epochs "${EPOCHS4:-4}" --lr 0.001 --warmup-iters 20 \
+        --seed 14 --small-face-prob 0.35 --mix 0.45,0.275,0.275 --distill-weight 3.0 --degrade-prob 0.4
 fi
 
 FINAL_PHASE="${FINAL_PHASE:-phase4}"  # FINAL_PHASE=phase3 evaluates (and ships) phase 3 instead
