@@ -8,14 +8,19 @@ true boxes than for false ones.  The detections are written in the official
 layout, read back and evaluated under both protocols (``matlab``, the
 default, and ``python-port``); the time of each stage and the APs are
 printed.  FDDB (folds of ``faces_fddb``) is evaluated the same way in memory
-when present.  Prints only, asserts nothing.
+when present.  Prints only, asserts nothing.  ``--repeat N`` runs everything N times
+and reports each stage's fastest and slowest run; ``--markdown FILE`` also keeps that
+table (with the date and machine) for docs/evaluation.md.
 
     OMP_NUM_THREADS=1 python scripts/bench_eval.py [--gt ../shared/data/widerface_val_gt] [--fp-per-image 50]
+    OMP_NUM_THREADS=1 python scripts/bench_eval.py --repeat 3 --markdown docs/tables/bench_eval.md
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import platform
 import sys
 import tempfile
 import time
@@ -28,6 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import widerface_eval as we  # noqa: E402
+
+sys.path.insert(0, str(REPO / "scripts"))
+from markdown_report import tee_stdout  # noqa: E402
 
 SHARED = Path(os.environ.get("RETINAFACE_POLYNL_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -64,28 +72,17 @@ def synth_fddb(ann, fp_per_image: int, rng) -> dict:
     return dets
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gt", type=Path, default=SHARED / "widerface_val_gt")
-    ap.add_argument("--fddb", type=Path, default=SHARED / "faces_fddb")
-    ap.add_argument("--fp-per-image", type=int, default=50, help="mean number of random false positives per image")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep", type=Path, help="write the prediction folder here (default: a temporary folder)")
-    args = ap.parse_args()
-    rng = np.random.default_rng(args.seed)
-    rows: list[tuple[str, float]] = []
+def run_once(args, rng: np.random.Generator, rows: dict[str, list[float]]) -> dict:
+    """Every stage once, its seconds appended to ``rows[label]``; returns what the summary prints."""
 
     def stage(label, fn):
         t = time.perf_counter()
         out = fn()
-        rows.append((label, time.perf_counter() - t))
+        rows.setdefault(label, []).append(time.perf_counter() - t)
         return out
 
-    if not args.gt.exists():
-        print(f"WIDER FACE ground truth not found at {args.gt}; nothing to benchmark")
-        return
-    gt = stage("load ground truth (.mat x4)", lambda: we.load_ground_truth(args.gt))
-    preds = stage("synthesise detections", lambda: synth_wider(gt, args.fp_per_image, rng))
+    gt = stage("load ground truth (4 `.mat` files)", lambda: we.load_ground_truth(args.gt))
+    preds = synth_wider(gt, args.fp_per_image, rng)
     n_pred = sum(len(p) for p in preds.values())
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp) / "preds"
@@ -95,35 +92,62 @@ def main() -> None:
             for name, p in preds.items():
                 we.write_prediction_file(folder / event_of[name] / f"{name}.txt", name, p[:, :4], p[:, 4])
 
-        stage("write prediction files", write)
+        stage(f"write prediction files ({len(preds):,})", write)
         read = stage("read prediction files", lambda: we.read_predictions(folder, gt, progress=False))
-        res = stage("evaluate E/M/H, protocol matlab", lambda: we.evaluate_predictions(read, gt))
-        port = stage("evaluate E/M/H, protocol python-port",
+        res = stage("Easy + Medium + Hard, `matlab`", lambda: we.evaluate_predictions(read, gt))
+        port = stage("Easy + Medium + Hard, `python-port`",
                      lambda: we.evaluate_predictions(read, gt, protocol="python-port"))
-        timings: dict = {}
-        t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            we.evaluate(folder, gt, progress=False, timings=timings)
-        rows.append(("evaluate(pred_dir, gt) end to end", time.perf_counter() - t))
+            stage("`evaluate(pred_dir, gt)` end to end (`matlab`)",
+                  lambda: we.evaluate(folder, gt, progress=False, timings={}))
         png = Path(tmp) / "pr.png"
-        stage("plot PR curves (4 PNGs)", lambda: we.plot_pr_curves({"synthetic": res}, png))
+        stage("PR curve plots (4 PNGs)", lambda: we.plot_pr_curves({"synthetic": res}, png))
 
-    fddb = None
+    fddb = dets = None
     if args.fddb.exists():
         ann = stage("FDDB: load annotations", lambda: we.load_fddb_annotations(args.fddb))
-        dets = stage("FDDB: synthesise detections", lambda: synth_fddb(ann, max(args.fp_per_image // 10, 1), rng))
-        fddb = stage("FDDB: ROC + AP@0.5", lambda: we.evaluate_fddb(dets, ann))
+        dets = synth_fddb(ann, max(args.fp_per_image // 10, 1), rng)
+        fddb = stage("FDDB ROC + AP@0.5", lambda: we.evaluate_fddb(dets, ann))
+    return {"gt": gt, "n_pred": n_pred, "res": res, "port": port, "fddb": fddb, "dets": dets}
 
-    print(f"\nWIDER FACE val: {len(gt.images)} images, {gt.num_faces()} faces, {n_pred} synthetic detections "
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gt", type=Path, default=SHARED / "widerface_val_gt")
+    ap.add_argument("--fddb", type=Path, default=SHARED / "faces_fddb")
+    ap.add_argument("--fp-per-image", type=int, default=50, help="mean number of random false positives per image")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", type=Path, help="write the prediction folder here (default: a temporary folder)")
+    ap.add_argument("--repeat", type=int, default=1, help="run every stage this many times (default: %(default)s)")
+    ap.add_argument("--markdown", type=Path, help="also write the stage table (fastest / slowest) to this file")
+    args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    if not args.gt.exists():
+        print(f"WIDER FACE ground truth not found at {args.gt}; nothing to benchmark")
+        return
+    rows: dict[str, list[float]] = {}
+    for _ in range(args.repeat):
+        out = run_once(args, np.random.default_rng(args.seed), rows)
+    gt, res, port, fddb, dets = out["gt"], out["res"], out["port"], out["fddb"], out["dets"]
+
+    print(f"\nWIDER FACE val: {len(gt.images)} images, {gt.num_faces()} faces, {out['n_pred']} synthetic detections "
           f"({args.fp_per_image} false positives per image on average)")
     if fddb is not None:
         print(f"FDDB: {fddb.num_images} images, {fddb.num_faces} faces, "
               f"{sum(len(d[1]) for d in dets.values())} synthetic detections")
-    print(f"\n{'stage':<38} {'seconds':>8}")
-    print("-" * 47)
-    for label, sec in rows:
-        print(f"{label:<38} {sec:8.3f}")
+    print()
+    with tee_stdout(args.markdown):
+        threads = os.environ.get("OMP_NUM_THREADS", "unset")
+        print(f"Measured {datetime.date.today().isoformat()} on {platform.machine()} "
+              f"({os.cpu_count()} cores, OMP_NUM_THREADS={threads}), numpy {np.__version__}, "
+              f"{args.repeat} run{'s' if args.repeat != 1 else ''}:")
+        print()
+        print(f"| stage ({args.repeat} run{'s' if args.repeat != 1 else ''}, fastest / slowest) | seconds |")
+        print("|---|---|")
+        for label, secs in rows.items():
+            print(f"| {label} | {min(secs):.2f} / {max(secs):.2f} |")
     print(f"\n{'setting':<10} {'AP matlab':>10} {'AP port':>10} {'faces':>7}")
     print("-" * 40)
     for s in gt.settings:
