@@ -11,10 +11,12 @@ backends (:mod:`retinaface_polynl.export`: PyTorch, onnxruntime, TensorRT) and
 test-time augmentation (:mod:`retinaface_polynl.tta`, handed the Detector as its
 runner).  Those names are re-exported here, where they used to be defined.
 
-Input size is explicit: by default the network sees the image at its original
-size; ``size`` resizes the short side to that many pixels and ``max_size`` caps
-the long side (both may be given; the smaller scale wins).  Colour order is BGR
-unless ``rgb=True``.
+Input size is explicit: by default the network sees the image at the size its
+checkpoint records (the shipped weights: short side at least 480 px, never shrunk,
+long side at most 1365 px), else at its original size; ``size`` resizes the short
+side to that many pixels, ``min_size`` only enlarges pictures whose short side is
+smaller, and ``max_size`` caps the long side (the smaller scale wins).  Colour order
+is BGR unless ``rgb=True``.
 
 Single-scale detection has a safety limit: when neither ``max_size`` (call) nor
 ``max_size`` (Detector) is given, an image whose long side would exceed
@@ -57,6 +59,7 @@ from .pipeline import (
     pad_batch,
     postprocess,
     preprocess,
+    hint_rule,
     resize_scale,
     scale_back,
 )
@@ -125,8 +128,11 @@ class Detector:
         size, max_size: default input size (short side, long-side cap) for
             single-scale detection; ``None`` keeps the original size, unless the
             checkpoint recommends an input size (``recommended_size`` short side,
-            ``recommended_max_size`` long-side cap: the scale range it was trained for,
-            recorded as ``inference`` in the checkpoint or the exported file's metadata).
+            ``recommended_max_size`` long-side cap, ``recommended_upscale_only``: the
+            short side is a floor: the scale range it was trained for, recorded as
+            ``inference`` in the checkpoint or the exported file's metadata).
+        min_size: instead of ``size``, a floor on the short side: smaller pictures are
+            enlarged to it, larger ones keep their size (up to ``max_size``).
         size_limit: when no ``max_size`` is given, images whose long side exceeds
             this are downscaled to it with a warning (``None``: no limit).
         backend: ``"auto"``: the fastest engine that finds the same faces on this
@@ -155,11 +161,13 @@ class Detector:
     :class:`TorchBackend` does) can replace it.
     """
 
-    # The checkpoint's own advice on input size (``inference: {"size": S, "max_size": N}``:
-    # short side, long-side cap), used only when neither the Detector nor the call chooses
-    # a size (see ``input_scale``).
+    # The checkpoint's own advice on input size (``inference: {"min_size": S, "max_size": N}``:
+    # short side at least S, never shrunk, long side at most N; or ``{"size": S, ...}``: short
+    # side S exactly), used only when neither the Detector nor the call chooses a size (see
+    # ``input_scale``).
     recommended_size: int | None = None
     recommended_max_size: int | None = None
+    recommended_upscale_only: bool = False
 
     def __init__(
         self,
@@ -173,6 +181,7 @@ class Detector:
         size: int | None = None,
         max_size: int | None = None,
         size_limit: int | None = SIZE_LIMIT,
+        min_size: int | None = None,
         backend: str = "auto",
         providers: list | None = None,
         intra_op_threads: int | None = None,
@@ -185,6 +194,9 @@ class Detector:
         if precision not in ("auto", "fp32", "fp16"):
             raise ValueError(f"unknown precision {precision!r}; choose auto, fp32 or fp16")
         _check_options(threshold, size, max_size)
+        _check_options(size=min_size)
+        if size is not None and min_size is not None:
+            raise ValueError("give size= (the short side exactly) or min_size= (a floor on it), not both")
         if not 0.0 <= nms_threshold <= 1.0:
             raise ValueError(f"nms_threshold must be between 0 and 1 (an IoU), got {nms_threshold}")
         config = get_preset(preset) if isinstance(preset, str) else preset
@@ -246,6 +258,7 @@ class Detector:
         self.top_k = top_k
         self.max_detections = max_detections
         self.size = size
+        self.min_size = min_size
         self.max_size = max_size
         self.size_limit = size_limit
         self.timings = StageTimes()
@@ -288,8 +301,32 @@ class Detector:
         )
 
     def _take_inference_hint(self, inference: dict | None) -> None:
-        hint = inference or {}
-        self.recommended_size, self.recommended_max_size = hint.get("size"), hint.get("max_size")
+        self.recommended_size, self.recommended_max_size, self.recommended_upscale_only = hint_rule(inference)
+
+    def input_rule(self, size: int | None = None, max_size: int | None = None) -> tuple[int | None, int | None, bool]:
+        """``(short side, long-side cap, upscale_only)`` of a call: each of its ``size`` /
+        ``max_size`` or else the Detector's (``size`` exactly, or ``min_size`` as a floor that
+        a call's ``size`` replaces); when none of them is set, the checkpoint's recommendation.
+        ``None`` for both sides means the original size."""
+        short = self.size if size is None else size
+        cap = self.max_size if max_size is None else max_size
+        if size is None and self.min_size is not None:
+            return self.min_size, cap, True
+        if short is not None or cap is not None:
+            return short, cap, False
+        return self.recommended_size, self.recommended_max_size, self.recommended_upscale_only
+
+    def describe_input(self, size: int | None = None, max_size: int | None = None) -> str:
+        """The input-size rule in words, for summaries: ``short side at least 480, long side <= 1365``."""
+        size, max_size, upscale_only = self.input_rule(size, max_size)
+        if size is None and max_size is None:
+            return "original size"
+        parts = []
+        if size is not None:
+            parts.append(f"short side {'at least ' if upscale_only else ''}{size}")
+        if max_size is not None:
+            parts.append(f"long side <= {max_size}")
+        return ", ".join(parts)
 
     # -- helpers shared with TTA -------------------------------------------------------
     def prepare(self, image: ImageLike, rgb: bool = False) -> np.ndarray:
@@ -305,17 +342,14 @@ class Detector:
         """The (short side, long-side cap) a call uses: its arguments, else the Detector's,
         else the checkpoint's ``recommended_size`` / ``recommended_max_size``; ``None`` for both
         means the original size."""
-        size = self.size if size is None else size
-        max_size = self.max_size if max_size is None else max_size
-        if size is None and max_size is None:
-            size, max_size = self.recommended_size, self.recommended_max_size
+        size, max_size, _ = self.input_rule(size, max_size)
         return size, max_size
 
     def input_scale(self, height: int, width: int, size: int | None = None, max_size: int | None = None) -> float:
         """Single-scale resize factor for an image at :meth:`input_size` (limited by
         ``size_limit`` when no ``max_size`` is set)."""
-        size, max_size = self.input_size(size, max_size)
-        scale = resize_scale(height, width, size, max_size)
+        size, max_size, upscale_only = self.input_rule(size, max_size)
+        scale = resize_scale(height, width, size, max_size, upscale_only)
         if max_size is None and self.size_limit is not None and max(height, width) * scale > self.size_limit:
             limited = self.size_limit / max(height, width)
             log.warning(

@@ -27,6 +27,7 @@ __all__ = [
     "STRIDE",
     "Detections",
     "Face",
+    "hint_rule",
     "pad_batch",
     "postprocess",
     "preprocess",
@@ -108,11 +109,28 @@ class Detections:
         return align_faces(image, self.landmarks, size)
 
 
-def resize_scale(height: int, width: int, size: int | None, max_size: int | None) -> float:
-    """Scale factor that brings the short side to ``size`` and keeps the long side <= ``max_size``."""
+def hint_rule(inference: dict | None) -> tuple[int | None, int | None, bool]:
+    """A checkpoint's ``inference`` hint as ``(short side, long-side cap, upscale_only)``:
+    ``{"min_size": S, "max_size": N}`` is a floor (smaller pictures enlarged to a short side
+    of S, larger ones kept), ``{"size": S, "max_size": N}`` the short side exactly; no hint,
+    the original size."""
+    hint = inference or {}
+    if hint.get("min_size") is not None:
+        return hint["min_size"], hint.get("max_size"), True
+    return hint.get("size"), hint.get("max_size"), False
+
+
+def resize_scale(height: int, width: int, size: int | None, max_size: int | None,
+                 upscale_only: bool = False) -> float:
+    """Scale factor that brings the short side to ``size`` and keeps the long side <= ``max_size``.
+
+    ``upscale_only``: ``size`` is a floor, not a target: a picture whose short side is
+    already ``size`` or more keeps its own size (still capped by ``max_size``)."""
     scale = 1.0
     if size is not None:
         scale = size / min(height, width)
+        if upscale_only:
+            scale = max(scale, 1.0)
     if max_size is not None and max(height, width) * scale > max_size:
         scale = max_size / max(height, width)
     return scale

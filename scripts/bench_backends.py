@@ -13,9 +13,11 @@ threshold 0.5, NMS, boxes in the photo's pixels).
 
 Ours (the shipped weights, ``weights/default.pth``), at two network inputs:
 
-* ``default size``: the input size the weights record (``inference`` hint: short side 640
-  for the current weights, so a VGA photo enters the network at 853x640);
-* ``VGA``: the photo's own 640x480 (``size=480``);
+* ``default size``: the input size the weights record (``inference`` hint: for the current
+  weights a short side of at least 480, never shrunk, so a VGA photo enters as it is, 640x480);
+* ``VGA``: the photo's own 640x480 (``size=480``), when the default differs from it;
+* ``640 px short side``: ``size=640`` (853x640; ``--min-size 640`` does this to a VGA photo),
+  the most accurate setting on small crowd photos;
 
 through each engine: ``Detector()`` as installed (the default path: what ``Detector()`` picks),
 PyTorch fp32, onnxruntime fp32 (the shipped ``weights/default.onnx``), onnxruntime INT8 (made
@@ -111,16 +113,22 @@ def our_contenders(args, image, tmp: Path) -> list[Contender]:
     out.append(Contender("ours: Detector() as installed", default.backend_name, default.precision, default_input,
                          lambda: default.detect(image)))
     torch_det = Detector(backend="torch", threads=args.threads, threshold=THRESHOLD)
-    sizes = [("default size", None, default_input), ("VGA", 480, f"{w}x{h}")]
+    # the default (what Detector() does to this photo), the photo's own size when that differs,
+    # and a 640 px short side (--min-size 640: the most accurate setting on small crowd photos)
+    sizes = [("default size", None, default_input)]
+    if default_input != f"{w}x{h}":
+        sizes.append(("VGA", min(h, w), f"{w}x{h}"))
+    s640 = 640 / min(h, w)
+    sizes.append(("640 px short side", 640, f"{round(w * s640)}x{round(h * s640)}"))
     engines = [("PyTorch", torch_det)]
     if default.backend_name == "onnxruntime":
         from retinaface_polynl.export.runtime import OnnxRuntimeBackend
 
         fp32 = Detector(weights=default.backend.path, threads=args.threads, threshold=THRESHOLD)
         engines.append(("onnxruntime fp32", fp32))
-        size, cap = default.recommended_size, default.recommended_max_size
+        size, cap, upscale_only = default.input_rule()
         calibration = calibration_batches(calibration_images([REPO / "demo"] + ([DLIB] if DLIB.is_dir() else [])),
-                                          size, cap)
+                                          size, cap, upscale_only=upscale_only)
         int8_path = quantize_int8(default.backend.path, tmp / "default.int8.onnx", calibration)
         engines.append(("onnxruntime INT8", Detector(weights=int8_path, threads=args.threads, threshold=THRESHOLD)))
         if args.spinning:

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from retinaface_polynl.export.verify import TOLERANCES, verify_export
 
     reference = Detector(weights=default_weights_path(), backend="torch", threads=args.threads)
-    size, cap = reference.recommended_size, reference.recommended_max_size
+    size, cap, upscale_only = reference.input_rule()
     photos = check_photos(crowd_val=True)
     n_check = len(check_photos(crowd_val=False))  # the demo photo and dlib's, before the crowd photos
     check_set, crowd_set = photos[:n_check], photos[n_check:]
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (sources, reduce_range) in calibrations().items():
             images = calibration_images(sources, limit=64)
             path = quantize_int8(fp32, Path(tmp) / f"{name}.onnx",
-                                 calibration_batches(images, size, cap), reduce_range=reduce_range)
+                                 calibration_batches(images, size, cap, upscale_only=upscale_only), reduce_range=reduce_range)
             int8 = Detector(weights=path, threads=args.threads)
             checks = []
             for photo in tqdm(photos, desc=name, unit="photo", file=sys.stderr):

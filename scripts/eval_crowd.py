@@ -146,6 +146,9 @@ def load_sets(data: Path, shanghai_labels: Path | None) -> dict:
 
 
 def markdown(results: dict, size) -> str:
+    if str(size).startswith("min"):
+        floor, _, cap = str(size)[3:].partition("-cap")
+        size = f"ours: short side at least {floor} (never shrunk)" + (f", long side <= {cap}" if cap else "")
     lines = [f"Input size: {size}. faces_mask val.txt: 171 photos, 819 faces; AP50 at score >= {LOW_THRESHOLD}; "
              f"recall at score >= {DEFAULT_THRESHOLD} by the box's longer side. WIDER dev: official protocol on "
              "the 103 photos of widerface_val_dev. ShanghaiTech: AP50 against the teachers' agreed faces.", "",
@@ -174,12 +177,23 @@ def main(argv=None) -> int:
     p.add_argument("--yunet", type=Path, help="the YuNet ONNX file (a peer, through cv2.FaceDetectorYN)")
     p.add_argument("--size", type=input_size, default="default",
                    help="default, original, or a short side in px for every detector (default: default)")
+    p.add_argument("--min-size", type=int, metavar="PX", help="our checkpoints with a floor on the short side "
+                   "instead (Detector(min_size=PX): smaller photos enlarged, none shrunk; the peers at original "
+                   "size); recorded as size 'minPX' (with --max-size, 'minPX-capN')")
+    p.add_argument("--max-size", type=int, metavar="PX", help="with --min-size: the long-side cap")
     p.add_argument("--shanghai-labels", type=Path, default=HERE / "runs" / "crowd" / "labels" / "shanghai.json",
                    help="the teachers' faces on the ShanghaiTech photos, from scripts/make_crowd_labels.py "
                    "(default: runs/crowd/labels/shanghai.json; skipped when absent)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--markdown", type=Path, help="write the table as Markdown")
     args = p.parse_args(argv)
+    if args.max_size is not None and args.min_size is None:
+        p.error("--max-size goes with --min-size")
+    if args.min_size is not None:
+        if isinstance(args.size, int):
+            p.error("--min-size replaces a short side in --size: give one of them")
+        args.size = f"min{args.min_size}" + (f"-cap{args.max_size}" if args.max_size else "")
+    floor = dict(min_size=args.min_size, max_size=args.max_size) if args.min_size is not None else {}
     sets = load_sets(args.data, args.shanghai_labels)
     fixed = args.size if isinstance(args.size, int) else None
     detectors = {}
@@ -187,7 +201,7 @@ def main(argv=None) -> int:
         name, _, ckpt = spec.partition("=")
         if not ckpt:
             p.error(f"--model takes NAME=CKPT, got {spec!r}")
-        det = Detector(weights=ckpt, threshold=LOW_THRESHOLD, size=fixed)
+        det = Detector(weights=ckpt, threshold=LOW_THRESHOLD, size=fixed, **floor)
         if args.size == "original":
             det.recommended_size = det.recommended_max_size = None
         detectors[name] = det

@@ -175,6 +175,10 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=input_size, default="original",
                    help="short side every detector sees: N pixels, 'original' (the default), or 'default' "
                         "(our checkpoints at the input size they record, the others at original size)")
+    p.add_argument("--min-size", type=int, metavar="PX", help="our checkpoints with a floor on the short side "
+                   "instead (Detector(min_size=PX): smaller photos enlarged, none shrunk; the peers at original "
+                   "size); recorded as size 'minPX' (with --max-size, 'minPX-capN')")
+    p.add_argument("--max-size", type=int, metavar="PX", help="with --min-size: the long-side cap")
     p.add_argument("--fp", type=int, default=100, help="false positives at which the ROC's TPR is reported")
     p.add_argument("--threshold", type=float, default=0.5, help="score threshold for the dlib count")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
@@ -183,6 +187,13 @@ def main(argv=None) -> int:
     p.add_argument("--markdown", help="also write the printed tables here (for the pages that quote them: "
                    "scripts/sync_docs.py)")
     args = p.parse_args(argv)
+    if args.max_size is not None and args.min_size is None:
+        p.error("--max-size goes with --min-size")
+    if args.min_size is not None:
+        if isinstance(args.size, int):
+            p.error("--min-size replaces a short side in --size: give one of them")
+        args.size = f"min{args.min_size}" + (f"-cap{args.max_size}" if args.max_size else "")
+    floor = dict(min_size=args.min_size, max_size=args.max_size) if args.min_size is not None else {}
     torch.set_num_threads(max(1, torch.get_num_threads()))
     warnings.simplefilter("ignore")
 
@@ -199,7 +210,7 @@ def main(argv=None) -> int:
     detectors = []  # (row name, detect(image) -> (boxes, scores))
     for spec in args.model:
         name, _, ckpt = spec.partition("=")
-        det = Detector(weights=ckpt, threshold=LOW_THRESHOLD, size=fixed)
+        det = Detector(weights=ckpt, threshold=LOW_THRESHOLD, size=fixed, **floor)
         if args.size == "original":  # ignore the checkpoint's recommended input size
             det.recommended_size = det.recommended_max_size = None
         for tta in [None, *args.tta]:
@@ -248,6 +259,9 @@ def main(argv=None) -> int:
         n_img, n_faces = len(annotations), sum(len(a.ellipses) for a in annotations.values())
         at = {"original": ", original size", "default": ", each detector's default input size"}.get(
             args.size, f", short side resized to {args.size} px")
+        if args.min_size is not None:
+            at = (f", ours with a short side of at least {args.min_size} px (never shrunk)"
+                  + (f", long side <= {args.max_size}" if args.max_size else "") + ", the others at original size")
         print(f"\nFDDB fold {args.fold} ({n_img} images, {n_faces} faces) and dlib testing.xml (25 faces){at}\n")
         print(f"| detector | FDDB AP50 (ellipse boxes) | FDDB AP50 (face boxes) | FDDB TPR @ {args.fp} FP | "
               f"dlib found (thr {args.threshold}) | dlib false pos. | ms / FDDB image |")

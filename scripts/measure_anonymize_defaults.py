@@ -18,6 +18,11 @@ With the shipped weights (``Detector()``, single scale), on
   inside the region, per scale and shape.
 
     OMP_NUM_THREADS=1 python scripts/measure_anonymize_defaults.py [--data ../shared/data] [--json out.json]
+    OMP_NUM_THREADS=1 python scripts/measure_anonymize_defaults.py --markdown docs/tables   # the tables docs/anonymize.md quotes
+
+``--markdown DIR`` writes ``anonymize_threshold.md``, ``anonymize_scale.md`` and
+``anonymize_strength.md`` there (the defaults in bold); ``--from-json FILE`` writes them from
+an earlier ``--json`` without measuring again.
 """
 from __future__ import annotations
 
@@ -42,8 +47,60 @@ import torch  # noqa: E402
 
 THRESHOLDS = (0.5, 0.4, 0.3, 0.2, 0.1)
 SCALES = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)
-STRENGTHS = [("blur", 1 / 16), ("blur", 1 / 12), ("blur", 1 / 8), ("pixelate", 16), ("pixelate", 12),
-             ("pixelate", 8), ("solid", None)]
+STRENGTHS = [("blur", 1 / 16), ("blur", 1 / 12), ("blur", 1 / 8), ("blur", 1 / 6), ("pixelate", 16),
+             ("pixelate", 12), ("pixelate", 8), ("solid", None)]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _bold(cells: list[str], on: bool) -> list[str]:
+    return [f"**{c}**" for c in cells] if on else cells
+
+
+def markdown_tables(results: dict) -> dict[str, str]:
+    """The three tables of docs/anonymize.md from :func:`main`'s results (defaults in bold)."""
+    from retinaface_polynl.anonymize import ANONYMIZE_THRESHOLD, BLUR_SIGMA, DEFAULT_SCALE, PIXELATE_BLOCKS
+
+    tables = {}
+    if "threshold" in results and "threshold_fddb" in results:
+        lines = ["| threshold | FDDB fold 8: faces found | stray regions / photo | faces_mask val: faces masked "
+                 "| of them < 20 px | ≥ 20 px | stray regions / photo |", "|---|---|---|---|---|---|---|"]
+        fddb = {r["threshold"]: r for r in results["threshold_fddb"]}
+        for r in results["threshold"]:
+            f = fddb[r["threshold"]]
+            cells = [f"{r['threshold']:g}", _pct(f["detected (IoU >= 0.3)"]), f"{f['regions on no face per image']:.2f}",
+                     _pct(r["masked all"]), _pct(r["masked <20px"]), _pct(r["masked >=20px"]),
+                     f"{r['regions on no face per image']:.2f}"]
+            lines.append("| " + " | ".join(_bold(cells, r["threshold"] == ANONYMIZE_THRESHOLD)) + " |")
+        tables["anonymize_threshold.md"] = "\n".join(lines) + "\n"
+    if "scale_fddb" in results and "scale_faces_mask" in results:
+        def share(rows, key):
+            return {(r["shape"], r["scale"]): r[key] for r in rows}
+
+        fddb, mask = share(results["scale_fddb"], "ellipse covered"), share(results["scale_faces_mask"], "head box covered")
+        lines = ["| scale | ellipse: FDDB ellipse | box: FDDB ellipse | ellipse: faces_mask head box "
+                 "| box: faces_mask head box |", "|---|---|---|---|---|"]
+        for s in sorted({k[1] for k in fddb}):
+            cells = [f"{s:g}", _pct(fddb[("ellipse", s)]), _pct(fddb[("box", s)]), _pct(mask[("ellipse", s)]),
+                     _pct(mask[("box", s)])]
+            lines.append("| " + " | ".join(_bold(cells, abs(s - DEFAULT_SCALE) < 1e-9)) + " |")
+        tables["anonymize_scale.md"] = "\n".join(lines) + "\n"
+    if results.get("strength"):
+        faces = results["strength"][0]["faces"]
+        lines = [f"| method ({faces} faces of 24 px and more found before) | still found |", "|---|---|"]
+        for r in results["strength"]:
+            if r["method"] == "blur":
+                label, default = f"blur, sigma 1/{round(1 / r['value'])} of the region", abs(r["value"] - BLUR_SIGMA) < 1e-9
+            elif r["method"] == "pixelate":
+                label, default = f"pixelate, {r['value']} blocks", r["value"] == PIXELATE_BLOCKS
+            else:
+                label, default = r["method"], False
+            label += " (default)" if default else ""
+            lines.append("| " + " | ".join(_bold([label, _pct(r["still found"])], default)) + " |")
+        tables["anonymize_strength.md"] = "\n".join(lines) + "\n"
+    return tables
 
 
 def voc_boxes(xml: Path) -> np.ndarray:
@@ -88,7 +145,14 @@ def main() -> None:
     p.add_argument("--only", nargs="+", choices=("threshold", "scale", "strength"),
                    help="measure only these (default: all)")
     p.add_argument("--fddb-images", type=int, default=271, help="photos of FDDB fold 8 (default: all 271)")
+    p.add_argument("--markdown", type=Path, metavar="DIR", help="write the docs' three tables into this folder")
+    p.add_argument("--from-json", type=Path, metavar="FILE", help="make the --markdown tables from an earlier --json")
     args = p.parse_args()
+    if args.from_json:
+        if not args.markdown:
+            p.error("--from-json needs --markdown DIR")
+        write_tables(json.loads(args.from_json.read_text()), args.markdown)
+        return
     parts = set(args.only or ("threshold", "scale", "strength"))
     data = Path(args.data)
     detector = Detector(threshold=min(THRESHOLDS))
@@ -216,8 +280,18 @@ def main() -> None:
         print(row)
     if strength:
         results["strength"] = strength
+    results["setup"] = {"detector": detector.describe(), "input": detector.describe_input()}
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    if args.markdown:
+        write_tables(results, args.markdown)
+
+
+def write_tables(results: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in markdown_tables(results).items():
+        (folder / name).write_text(text, encoding="utf-8")
+        print(f"wrote {folder / name}")
 
 
 if __name__ == "__main__":

@@ -66,10 +66,9 @@ def check(checkpoint: Path, onnx_path: Path, photos: list[Path], threads: int | 
 
     reference = Detector(weights=checkpoint, backend="torch", threads=threads)
     exported = Detector(weights=onnx_path, threads=threads)
-    if (exported.recommended_size, exported.recommended_max_size) != (reference.recommended_size,
-                                                                       reference.recommended_max_size):
-        print(f"{onnx_path}: records input size {exported.input_size()}, the checkpoint "
-              f"{reference.input_size()}", file=sys.stderr)
+    if exported.input_rule() != reference.input_rule():
+        print(f"{onnx_path}: records input size {exported.describe_input()}, the checkpoint "
+              f"{reference.describe_input()}", file=sys.stderr)
         return False
     tolerance = TOLERANCES["fp32"]
     checks = []

@@ -80,7 +80,7 @@ def compose(rows, crowd: dict, fddb: dict, bench: dict, layout: str = "summary")
     head = ["detector", "FDDB fold 8 AP50", "crowd AP50", "WIDER dev Easy / Medium / Hard", "ms per VGA photo (× YuNet)"]
     align = ["---", "---:", "---:", "---", "---:"]
     if layout == "sizes":
-        head[0] = "short side"
+        head[0] = "input size (short side)"
         head[1:1] = ["VGA photo enters as"]
         align[1:1] = ["---"]
         head[3:3] = ["TPR @ 100 FP", "FDDB recall < 40 px"]

@@ -6,7 +6,7 @@
 #   START=path/to/ckpt.pth scripts/train_crowd.sh runs/crowd_baseline
 #                                                     (the same recipe from another starting point,
 #                                                      e.g. the r18x025 baseline without Poly-NL)
-#   SHIP=1 [SIZE=640] scripts/train_crowd.sh runs/crowd  (then write weights/default.pth and .onnx)
+#   SHIP=1 [SIZE=480] scripts/train_crowd.sh runs/crowd  (then write weights/default.pth and .onnx)
 #
 # Every phase resumes (--resume auto) and finished phases are skipped, so a stopped run is
 # continued by starting the script again with the same RUNS_DIR.
@@ -106,17 +106,18 @@ done
     --yunet "$YUNET" --json "$RUNS/fddb_peers.json" --markdown "$RUNS/fddb_peers.md" 2> /dev/null
 
 # 4. ship (only with SHIP=1, after reading the tables above): FINAL without optimiser state as
-#    weights/default.pth, recording the input size chosen on the validation sets (SIZE, default
-#    640), then its ONNX export, checked against PyTorch on the check photos and the crowd photos
+#    weights/default.pth, recording the input size chosen on the validation sets (a short side
+#    of at least SIZE, default 480: smaller pictures enlarged, larger never shrunk; long side at
+#    most 1024: measured in weights/results/crowd_dec2026/sizes.md), then its ONNX export, checked against PyTorch on the check photos and the crowd photos
 [ "${SHIP:-0}" = 1 ] || exit 0
-"$PY" - "$FINAL" "$HERE/weights/default.pth" "${SIZE:-640}" <<'PY'
+"$PY" - "$FINAL" "$HERE/weights/default.pth" "${SIZE:-480}" <<'PY'
 import sys
 from retinaface_polynl.checkpoints import load_model, save_checkpoint
 size = int(sys.argv[3])
 loaded = load_model(sys.argv[1])
-# long side at most 2.13x the short side, as in every release so far (1365 / 640)
+# a floor on the short side (small photos enlarged, larger ones kept), long side at most 1024
 save_checkpoint(sys.argv[2], loaded.model, loaded.config, recipe="scripts/train_crowd.sh",
-                inference={"size": size, "max_size": round(size * 1365 / 640)})
-print(f"{sys.argv[2]}: {sys.argv[1]} at a {size} px short side")
+                inference={"min_size": size, "max_size": 1024})
+print(f"{sys.argv[2]}: {sys.argv[1]} at a short side of at least {size} px")
 PY
 "$PY" "$HERE/scripts/ship_default_onnx.py" --update-readme --crowd-val

@@ -79,6 +79,27 @@ def test_detect_folder_of_photos(photo_folder, tmp_path, mnet_checkpoint, dlib_t
     summary = capsys.readouterr().out
     assert "5 image(s)" in summary and "images/s" in summary and "0 failed" in summary
     assert re.search(r"images/s; \S+ on (onnxruntime|torch) fp(32|16)", summary), summary  # which engine ran
+    assert "input original size" in summary  # Pytorch_Retinaface's checkpoint records no input size
+
+
+def test_min_size_enlarges_small_photos_only_and_the_summary_says_so(photo_folder, tmp_path, mnet_checkpoint, capsys):
+    """``--min-size PX`` is a floor on the short side: dlib's 500x375 photo is enlarged to 640 px
+    (more and smaller faces found than at its own size), and the summary states the rule."""
+    photo = photo_folder / NAMES[0]
+    own, floor = tmp_path / "own.jsonl", tmp_path / "floor.jsonl"
+    w = ["--weights", str(mnet_checkpoint)]
+    assert main(["detect", str(photo), *w, "--json", str(own), "--min-size", "300"]) == 0  # already larger: as is
+    assert "input short side at least 300" in capsys.readouterr().out
+    assert main(["detect", str(photo), *w, "--json", str(floor), "--min-size", "640", "--max-size", "2000"]) == 0
+    assert "input short side at least 640, long side <= 2000" in capsys.readouterr().out
+    plain = tmp_path / "plain.jsonl"
+    assert main(["detect", str(photo), *w, "--json", str(plain)]) == 0
+    assert read_jsonl(own)[0]["boxes"] == read_jsonl(plain)[0]["boxes"]
+    assert read_jsonl(floor)[0]["boxes"] != read_jsonl(plain)[0]["boxes"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["detect", str(photo), *w, "--size", "480", "--min-size", "480"])
+    assert exit_.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_batch_sizes_and_tta_give_consistent_json(photo_folder, tmp_path, mnet_checkpoint):

@@ -72,7 +72,7 @@ def test_fine_tuning_starts_from_the_shipped_checkpoint(default_detector, dlib_f
     tuned = Detector(weights=tmp_path / "ft" / "last.pth")
     assert tuned.config == default_detector.config
     # it keeps the input size the shipped weights record, so detection does not silently change scale
-    assert (tuned.recommended_size, tuned.recommended_max_size) == (640, 1365)
+    assert tuned.input_rule() == default_detector.input_rule() == (480, 1024, True)
     assert "keep the input size" in out.stderr
     shipped = torch.load(default_weights_path(), map_location="cpu", weights_only=True)["model"]
     changed = torch.load(tmp_path / "ft" / "last.pth", map_location="cpu", weights_only=True)["model"]
@@ -85,13 +85,17 @@ def test_fine_tuning_starts_from_the_shipped_checkpoint(default_detector, dlib_f
 
 
 def test_photos_enter_at_the_size_the_shipped_model_was_trained_for(default_detector):
-    """The shipped checkpoint records inference = {size: 640, max_size: 1365}: its last phase
-    saw whole pictures at 640 px (the training crop), and at full size a large photo makes it
-    fire on textures (a 4x-upscaled demo photo gave 57 detections before the cap existed)."""
-    assert (default_detector.recommended_size, default_detector.recommended_max_size) == (640, 1365)
-    assert default_detector.input_scale(2048, 2048) == 640 / 2048
-    assert default_detector.input_scale(300, 400) == 640 / 300  # small photos are enlarged
-    assert default_detector.input_scale(640, 2730) == 1365 / 2730  # panoramas: long side capped
+    """The shipped checkpoint records inference = {min_size: 480, max_size: 1024}: small photos
+    are enlarged to a 480 px short side (the crowd photos' faces are tiny), larger ones keep
+    their size (a VGA frame enters as it is), and the long side is capped at 1024 px (at full
+    size a large photo made an earlier release fire on textures: a 4x-upscaled demo photo gave
+    57 detections; at a 1365 px cap this one drew three false positives there)."""
+    assert default_detector.input_rule() == (480, 1024, True)
+    assert default_detector.input_scale(2048, 2048) == 1024 / 2048
+    assert default_detector.input_scale(300, 400) == 480 / 300  # small photos are enlarged
+    assert default_detector.input_scale(480, 640) == 1.0  # VGA as it is
+    assert default_detector.input_scale(768, 1024) == 1.0  # and nothing shrunk under the cap
+    assert default_detector.input_scale(640, 2730) == 1024 / 2730  # panoramas: long side capped
     assert default_detector.input_scale(2048, 2048, size=1000) == 1000 / 2048  # the caller decides
     assert default_detector.input_scale(2048, 2048, max_size=1600) == 1600 / 2048  # replaces both recorded values
     assert default_detector.input_scale(300, 400, max_size=1600) == 1.0
@@ -117,7 +121,7 @@ def test_exported_default_model_keeps_the_recorded_input_size(default_detector, 
     want = default_detector.detect(big)
     for path in (onnx_path, int8_path):
         exported = Detector(weights=path, intra_op_threads=1)
-        assert (exported.recommended_size, exported.recommended_max_size) == (640, 1365)
+        assert exported.input_rule() == (480, 1024, True)
         got = exported.detect(big)  # at full size: dozens of detections (see the test above)
         iou = float(box_iou(torch.from_numpy(got.boxes[:1]), torch.from_numpy(want.boxes[:1]))[0, 0])
         assert 1 <= len(got) <= 3 and iou >= 0.75, (path.name, iou, got.to_dict())
@@ -138,8 +142,8 @@ def test_shipped_checksum_matches_the_weights_readme(default_detector):
 
 def test_export_check_compares_at_the_recorded_input_size(tmp_path, capsys):
     """``export --check`` builds its PyTorch reference from the in-memory model, which records
-    no input size: it must still see the picture at the exported file's size (640 px here),
-    or a large photo compares 640 px against full-size detections and always fails."""
+    no input size: it must still see the picture at the exported file's size (capped at 1024
+    px here), or a large photo compares 1024 px against full-size detections and always fails."""
     pytest.importorskip("onnxruntime")
     from retinaface_polynl.cli import main
 
@@ -174,7 +178,7 @@ def test_shipped_onnx_is_the_shipped_checkpoint_exported_again(shipped_onnx, tmp
     from retinaface_polynl.export.runtime import OnnxRuntimeBackend
 
     meta = read_metadata(shipped_onnx)
-    assert meta.precision == "fp32" and meta.inference == {"size": 640, "max_size": 1365}
+    assert meta.precision == "fp32" and meta.inference == {"min_size": 480, "max_size": 1024}
     assert meta.raw["retinaface_polynl.source_sha256"] == hashlib.sha256(default_weights_path().read_bytes()).hexdigest()
     fresh = OnnxRuntimeBackend(export_checkpoint(default_weights_path(), tmp_path / "again.onnx"), intra_op_threads=1)
     shipped = OnnxRuntimeBackend(shipped_onnx, intra_op_threads=1)

@@ -212,3 +212,46 @@ def test_checkpoint_input_size_hint_applies_only_when_the_caller_chooses_none(tm
     plain = Detector(weights=tmp_path / "plain.pth")
     assert (plain.recommended_size, plain.recommended_max_size) == (None, None)
     assert plain.input_scale(338, 450) == 1.0
+
+
+def test_a_recorded_floor_enlarges_small_pictures_and_never_shrinks_large_ones(tmp_path):
+    """``inference = {"min_size": S, "max_size": N}`` (the shipped weights: 480 / 1365): a
+    picture whose short side is under S is enlarged to S, a larger one keeps its size, and the
+    long side stays under N; ``min_size=`` / ``--min-size`` gives the same rule by hand, and a
+    ``size`` the caller gives is the short side exactly."""
+    from retinaface_polynl.checkpoints import save_checkpoint
+    from retinaface_polynl.models.retinaface import RetinaFace
+    from retinaface_polynl.pipeline import hint_rule, resize_scale
+    from retinaface_polynl.presets import get_preset
+
+    assert resize_scale(267, 400, 480, 1365, upscale_only=True) == 480 / 267
+    assert resize_scale(480, 640, 480, 1365, upscale_only=True) == 1.0  # VGA enters as it is
+    assert resize_scale(1080, 1920, 480, 1365, upscale_only=True) == 1365 / 1920  # the cap still holds
+    assert resize_scale(1080, 1920, 480, None, upscale_only=False) == 480 / 1080
+    assert hint_rule({"min_size": 480, "max_size": 1365}) == (480, 1365, True)
+    assert hint_rule({"size": 640, "max_size": 1365}) == (640, 1365, False)
+    assert hint_rule(None) == (None, None, False)
+
+    model = RetinaFace(get_preset("r18x025"))
+    save_checkpoint(tmp_path / "floor.pth", model, model.config, inference={"min_size": 480, "max_size": 1365})
+    det = Detector(weights=tmp_path / "floor.pth", backend="torch")
+    assert det.input_rule() == (480, 1365, True)
+    assert det.describe_input() == "short side at least 480, long side <= 1365"
+    assert det.input_scale(267, 400) == 480 / 267
+    assert det.input_scale(480, 640) == 1.0 and det.input_scale(768, 1024) == 1.0
+    assert det.input_scale(480, 640, size=640) == 640 / 480  # the caller's size: exactly
+    assert det.input_scale(768, 1024, max_size=512) == 0.5  # the caller's cap replaces the rule
+    # a VGA photo is not enlarged: the network sees 640 x 480 (here by the padded shape)
+    vga = np.zeros((480, 640, 3), np.uint8)
+    seen = []
+    det.backend = (lambda run: (lambda batch: seen.append(batch.shape) or run(batch)))(det.backend)
+    det.detect(vga)
+    assert seen[-1][2:] == (480, 640)
+
+    by_hand = Detector(weights=tmp_path / "floor.pth", backend="torch", min_size=640, max_size=2000)
+    assert by_hand.input_rule() == (640, 2000, True) and by_hand.input_scale(480, 640) == 640 / 480
+    assert by_hand.input_scale(1080, 1920) == 1.0 and by_hand.input_scale(480, 640, size=320) == 320 / 480
+    with pytest.raises(ValueError, match="not both"):
+        Detector(weights=tmp_path / "floor.pth", size=480, min_size=480)
+    with pytest.raises(ValueError, match="positive"):
+        Detector(weights=tmp_path / "floor.pth", min_size=0)

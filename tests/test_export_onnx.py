@@ -356,12 +356,12 @@ def test_plain_onnxruntime_follows_the_readme(dlib_faces_dir, tmp_path):
     meta = session.get_modelmeta().custom_metadata_map
     pre = json.loads(meta["retinaface_polynl.preprocessing"])
     size = json.loads(meta["retinaface_polynl.inference"])
-    assert pre["color"] == "BGR" and pre["layout"] == "NCHW" and size == {"size": 640, "max_size": 1365}
+    assert pre["color"] == "BGR" and pre["layout"] == "NCHW" and size == {"min_size": 480, "max_size": 1024}
     mean, stride = np.array(pre["mean"], np.float32), pre["stride"]
 
     def prepare(bgr):
         h, w = bgr.shape[:2]
-        scale = size["size"] / min(h, w)
+        scale = max(size["min_size"] / min(h, w), 1.0)  # a floor: small photos enlarged, none shrunk
         if max(h, w) * scale > size["max_size"]:
             scale = size["max_size"] / max(h, w)
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR

@@ -182,12 +182,17 @@ def test_cli_qdq_with_default_calibration(tmp_path, capsys, mnet_checkpoint):
 
 
 def test_calibration_runs_at_the_input_size_the_model_records():
-    """The shipped weights run at a 640 px short side (long side <= 1365): INT8 ranges are
-    calibrated on activations at that scale, not at the photo's own size."""
+    """A checkpoint that records a 640 px short side (long side <= 1365) runs every picture at
+    that scale, so INT8 ranges are calibrated on activations there, not at the photo's own
+    size; one that records a floor (the shipped weights: at least 480) shrinks nothing."""
     photo = REPO / "demo" / "astronaut.jpg"  # 512 x 512
     recorded = calibration_batches([photo], 640, 1365, mirror=False)
     assert [b.shape for b in recorded] == [(1, 3, 640, 640)]
     wide = np.zeros((100, 400, 3), np.uint8)  # 640 px short side would make it 2560 wide: capped at 1365
     assert calibration_batches([wide], 640, 1365, mirror=False)[0].shape == (1, 3, 352, 1376)
+    big = np.zeros((600, 800, 3), np.uint8)
+    floor = calibration_batches([photo, wide, big], 480, 1365, mirror=False, upscale_only=True)
+    # 512 -> 480 would shrink: kept; 100 x 400 enlarged, then capped at 1365; 600 x 800 kept
+    assert [b.shape for b in floor] == [(1, 3, 512, 512), (1, 3, 352, 1376), (1, 3, 608, 800)]
     # without a recorded size: the original size, long side capped at 640 (then padded to 32)
     assert [b.shape for b in calibration_batches([photo, wide])] == [(1, 3, 512, 512)] * 2 + [(1, 3, 128, 416)] * 2

@@ -165,12 +165,14 @@ def run(args: argparse.Namespace) -> int:
 
     def calibration(extra_metadata):  # at the input size the checkpoint records, as the file will run
         from ..export.quantize import DEFAULT_CALIBRATION, calibration_batches, calibration_images
+        from ..pipeline import hint_rule
 
         images = calibration_images(args.calibration)
         print(f"calibrating on {len(images)} image(s) from {', '.join(args.calibration) if args.calibration else DEFAULT_CALIBRATION}")
         inference = (extra_metadata or {}).get("inference")
         if inference:
-            return calibration_batches(images, inference.get("size"), inference.get("max_size"))
+            size, max_size, upscale_only = hint_rule(inference)
+            return calibration_batches(images, size, max_size, upscale_only=upscale_only)
         return calibration_batches(images)
 
     model = None

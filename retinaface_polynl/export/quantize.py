@@ -101,11 +101,13 @@ def calibration_batches(
     size: int | None = None,
     max_size: int | None = CALIBRATION_LONG_SIDE,
     mirror: bool = True,
+    upscale_only: bool = False,
 ) -> list[np.ndarray]:
     """Preprocessed (1, 3, H, W) arrays, exactly as ``Detector`` feeds the network (BGR minus
     the mean, padded to 32) at the input size it uses: give the checkpoint's recorded
-    ``size`` / ``max_size`` (the shipped weights: 640 / 1365); without them, the original
-    size with the long side capped at 640 px.  INT8 ranges calibrated at one scale fit
+    ``size`` / ``max_size`` / ``upscale_only`` (:func:`~retinaface_polynl.pipeline.hint_rule`;
+    the shipped weights: a short side of at least 480, long side at most 1365); without them,
+    the original size with the long side capped at 640 px.  INT8 ranges calibrated at one scale fit
     activations at another less well."""
     from ..pipeline import pad_batch, preprocess, resize_scale
     from ..media import read_image
@@ -114,7 +116,7 @@ def calibration_batches(
     for image in images:
         bgr = read_image(image) if isinstance(image, (str, Path)) else image
         h, w = bgr.shape[:2]
-        x = preprocess(bgr, resize_scale(h, w, size, max_size))
+        x = preprocess(bgr, resize_scale(h, w, size, max_size, upscale_only))
         batches.append(pad_batch([x]))
         if mirror:
             batches.append(pad_batch([np.ascontiguousarray(x[:, :, ::-1])]))

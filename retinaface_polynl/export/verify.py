@@ -172,11 +172,18 @@ def verify_export(
     for path in images:
         image = reference.prepare(path)
         for size in max_sizes:
-            given, cap = exported.input_size() if size is None else (None, size)
+            # the exported file's own rule (a floor on the short side, a cap on the long one)
+            # as the short side it gives this picture, handed to both detectors
+            given, cap = (_short_side(exported, image), None) if size is None else (None, size)
             want = reference.detect(image, threshold=low, size=given, max_size=cap)
             got = exported.detect(image, threshold=low, size=given, max_size=cap)
             checks.append(compare_faces(want, got, threshold, tolerance, image=str(path), size=size))
     return checks
+
+
+def _short_side(detector: Any, image) -> int:
+    h, w = image.shape[:2]
+    return max(1, round(min(h, w) * detector.input_scale(h, w)))
 
 
 def format_checks(checks: Sequence[ImageCheck], tolerance: Tolerance) -> str:
