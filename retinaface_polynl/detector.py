@@ -168,6 +168,8 @@ class Detector:
     recommended_size: int | None = None
     recommended_max_size: int | None = None
     recommended_upscale_only: bool = False
+    # ``Detector(min_size=...)``: a floor on the short side chosen by the caller (None: none)
+    min_size: int | None = None
 
     def __init__(
         self,

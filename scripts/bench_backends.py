@@ -42,7 +42,6 @@ import datetime
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -59,6 +58,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from retinaface_polynl.detector import Detector  # noqa: E402
+
+sys.path.insert(0, str(REPO / "scripts"))
+from markdown_report import cpu_description  # noqa: E402
 
 SHARED = Path(os.environ.get("RETINAFACE_POLYNL_SHARED_DATA", REPO.parent / "shared" / "data"))
 MNET = SHARED / "weights_thirdparty" / "pytorch_retinaface" / "mobilenet0.25_Final.pth"
@@ -263,13 +265,8 @@ def table(contenders: list[Contender], which: str) -> str:
 
 
 def machine() -> str:
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{model}, {cores} cores available, {gpu}"
+    return f"{cpu_description()}, {gpu}"
 
 
 def versions() -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, str(REPO))
 import widerface_eval as we  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
-from markdown_report import tee_stdout  # noqa: E402
+from markdown_report import cpu_description, tee_stdout  # noqa: E402
 
 SHARED = Path(os.environ.get("RETINAFACE_POLYNL_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -140,8 +139,8 @@ def main() -> None:
     print()
     with tee_stdout(args.markdown):
         threads = os.environ.get("OMP_NUM_THREADS", "unset")
-        print(f"Measured {datetime.date.today().isoformat()} on {platform.machine()} "
-              f"({os.cpu_count()} cores, OMP_NUM_THREADS={threads}), numpy {np.__version__}, "
+        print(f"Measured {datetime.date.today().isoformat()} on {cpu_description()} "
+              f"(OMP_NUM_THREADS={threads}), numpy {np.__version__}, "
               f"{args.repeat} run{'s' if args.repeat != 1 else ''}:")
         print()
         print(f"| stage ({args.repeat} run{'s' if args.repeat != 1 else ''}, fastest / slowest) | seconds |")

@@ -10,6 +10,8 @@ into the pages that quote it.
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -25,6 +27,17 @@ class _Tee:
 
     def flush(self) -> None:
         self.stream.flush()
+
+
+def cpu_description() -> str:
+    """``Intel(R) Xeon(R) Processor, 2 cores available``: the machine line of a measurement."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} cores available"
 
 
 @contextlib.contextmanager

@@ -98,7 +98,7 @@ def test_default_detector_runs_the_shipped_onnx_file_and_torch_is_one_flag_away(
     assert "onnxruntime" in repr(default) and "fp32" in repr(default) and "'torch'" in repr(torch_det)
     assert default.describe().startswith("r18x025_polynl on onnxruntime fp32, 1 thread")
     # the same resize rule (the checkpoint's recorded input size travels in the file's metadata)
-    assert default.input_size() == torch_det.input_size() == (640, 1365)
+    assert default.input_rule() == torch_det.input_rule() == (480, 1024, True)
     total = 0
     for name in ("2008_002506.jpg", "2008_004176.jpg", "bald_guys.jpg"):
         image = cv2.imread(str(dlib_faces_dir / name))

@@ -139,3 +139,36 @@ def test_tee_stdout_keeps_what_was_printed_as_the_quoted_file(tmp_path, capsys):
     with tee_stdout(None):
         print("only printed")
     assert capsys.readouterr().out == "only printed\n" and out.read_text().startswith("bench")
+
+
+def test_anonymize_tables_take_each_number_from_the_measurement_and_bold_the_defaults():
+    """measure_anonymize_defaults.py --markdown: the three tables docs/anonymize.md quotes, from
+    its results (here a small made-up set), with the package's defaults in bold."""
+    import measure_anonymize_defaults as m
+
+    results = {
+        "threshold": [{"threshold": t, "masked all": 0.5 + t, "masked <20px": 0.25, "masked >=20px": 0.75,
+                       "regions on no face per image": 2 * t} for t in (0.5, 0.2)],
+        "threshold_fddb": [{"threshold": t, "detected (IoU >= 0.3)": 0.9, "regions on no face per image": t}
+                           for t in (0.5, 0.2)],
+        "scale_fddb": [{"shape": sh, "scale": s, "ellipse covered": s / 2} for sh in ("ellipse", "box")
+                       for s in (1.4, 1.5)],
+        "scale_faces_mask": [{"shape": sh, "scale": s, "head box covered": s / 4} for sh in ("ellipse", "box")
+                             for s in (1.4, 1.5)],
+        "strength": [{"method": "blur", "value": 1 / 6, "still found": 0.153, "faces": 516},
+                     {"method": "blur", "value": 1 / 8, "still found": 0.24, "faces": 516},
+                     {"method": "pixelate", "value": 8, "still found": 0.331, "faces": 516},
+                     {"method": "solid", "value": None, "still found": 0.0, "faces": 516}],
+    }
+    tables = m.markdown_tables(results)
+    assert sorted(tables) == ["anonymize_scale.md", "anonymize_strength.md", "anonymize_threshold.md"]
+    threshold = tables["anonymize_threshold.md"].splitlines()
+    assert threshold[2] == "| 0.5 | 90.0 % | 0.50 | 100.0 % | 25.0 % | 75.0 % | 1.00 |"
+    assert threshold[3] == "| **0.2** | **90.0 %** | **0.20** | **70.0 %** | **25.0 %** | **75.0 %** | **0.40** |"
+    scale = tables["anonymize_scale.md"].splitlines()
+    assert scale[2] == "| 1.4 | 70.0 % | 70.0 % | 35.0 % | 35.0 % |" and scale[3].startswith("| **1.5** | **75.0 %**")
+    strength = tables["anonymize_strength.md"].splitlines()
+    assert strength[0].startswith("| method (516 faces")
+    assert strength[2] == "| **blur, sigma 1/6 of the region (default)** | **15.3 %** |"
+    assert strength[3] == "| blur, sigma 1/8 of the region | 24.0 % |"
+    assert strength[4] == "| **pixelate, 8 blocks (default)** | **33.1 %** |" and strength[5] == "| solid | 0.0 % |"
