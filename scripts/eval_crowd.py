@@ -41,7 +41,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "scripts"))
 
-from eval_fddb_holdout import YuNet, run_detector  # noqa: E402
+from eval_fddb_holdout import YuNet, add_floor_args, floor_options, run_detector  # noqa: E402
 
 from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.data.voc import read_voc  # noqa: E402
@@ -177,23 +177,14 @@ def main(argv=None) -> int:
     p.add_argument("--yunet", type=Path, help="the YuNet ONNX file (a peer, through cv2.FaceDetectorYN)")
     p.add_argument("--size", type=input_size, default="default",
                    help="default, original, or a short side in px for every detector (default: default)")
-    p.add_argument("--min-size", type=int, metavar="PX", help="our checkpoints with a floor on the short side "
-                   "instead (Detector(min_size=PX): smaller photos enlarged, none shrunk; the peers at original "
-                   "size); recorded as size 'minPX' (with --max-size, 'minPX-capN')")
-    p.add_argument("--max-size", type=int, metavar="PX", help="with --min-size: the long-side cap")
+    add_floor_args(p)
     p.add_argument("--shanghai-labels", type=Path, default=HERE / "runs" / "crowd" / "labels" / "shanghai.json",
                    help="the teachers' faces on the ShanghaiTech photos, from scripts/make_crowd_labels.py "
                    "(default: runs/crowd/labels/shanghai.json; skipped when absent)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--markdown", type=Path, help="write the table as Markdown")
     args = p.parse_args(argv)
-    if args.max_size is not None and args.min_size is None:
-        p.error("--max-size goes with --min-size")
-    if args.min_size is not None:
-        if isinstance(args.size, int):
-            p.error("--min-size replaces a short side in --size: give one of them")
-        args.size = f"min{args.min_size}" + (f"-cap{args.max_size}" if args.max_size else "")
-    floor = dict(min_size=args.min_size, max_size=args.max_size) if args.min_size is not None else {}
+    floor = floor_options(p, args)
     sets = load_sets(args.data, args.shanghai_labels)
     fixed = args.size if isinstance(args.size, int) else None
     detectors = {}

@@ -52,6 +52,26 @@ from markdown_report import tee_stdout  # noqa: E402
 LOW_THRESHOLD = 0.02
 
 
+def add_floor_args(p: argparse.ArgumentParser) -> None:
+    """``--min-size`` / ``--max-size``: our checkpoints under a short-side floor (shared with eval_crowd.py)."""
+    p.add_argument("--min-size", type=int, metavar="PX", help="our checkpoints with a floor on the short side "
+                   "instead (Detector(min_size=PX): smaller photos enlarged, none shrunk; the peers at original "
+                   "size); recorded as size 'minPX' (with --max-size, 'minPX-capN')")
+    p.add_argument("--max-size", type=int, metavar="PX", help="with --min-size: the long-side cap")
+
+
+def floor_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """Check ``--min-size`` / ``--max-size`` against ``--size``, record the rule as ``args.size``
+    (``min480-cap1024``) and return the ``Detector`` keywords for our checkpoints."""
+    if args.max_size is not None and args.min_size is None:
+        p.error("--max-size goes with --min-size")
+    if args.min_size is not None:
+        if isinstance(args.size, int):
+            p.error("--min-size replaces a short side in --size: give one of them")
+        args.size = f"min{args.min_size}" + (f"-cap{args.max_size}" if args.max_size else "")
+    return dict(min_size=args.min_size, max_size=args.max_size) if args.min_size is not None else {}
+
+
 class YuNet:
     """OpenCV's YuNet through cv2.FaceDetectorYN, returning (boxes xyxy, scores); ``size``
     resizes the short side first (boxes mapped back), as ``Detector(size=...)`` does."""
@@ -175,10 +195,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=input_size, default="original",
                    help="short side every detector sees: N pixels, 'original' (the default), or 'default' "
                         "(our checkpoints at the input size they record, the others at original size)")
-    p.add_argument("--min-size", type=int, metavar="PX", help="our checkpoints with a floor on the short side "
-                   "instead (Detector(min_size=PX): smaller photos enlarged, none shrunk; the peers at original "
-                   "size); recorded as size 'minPX' (with --max-size, 'minPX-capN')")
-    p.add_argument("--max-size", type=int, metavar="PX", help="with --min-size: the long-side cap")
+    add_floor_args(p)
     p.add_argument("--fp", type=int, default=100, help="false positives at which the ROC's TPR is reported")
     p.add_argument("--threshold", type=float, default=0.5, help="score threshold for the dlib count")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
@@ -187,13 +204,7 @@ def main(argv=None) -> int:
     p.add_argument("--markdown", help="also write the printed tables here (for the pages that quote them: "
                    "scripts/sync_docs.py)")
     args = p.parse_args(argv)
-    if args.max_size is not None and args.min_size is None:
-        p.error("--max-size goes with --min-size")
-    if args.min_size is not None:
-        if isinstance(args.size, int):
-            p.error("--min-size replaces a short side in --size: give one of them")
-        args.size = f"min{args.min_size}" + (f"-cap{args.max_size}" if args.max_size else "")
-    floor = dict(min_size=args.min_size, max_size=args.max_size) if args.min_size is not None else {}
+    floor = floor_options(p, args)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     warnings.simplefilter("ignore")
 
