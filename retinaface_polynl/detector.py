@@ -13,7 +13,7 @@ runner).  Those names are re-exported here, where they used to be defined.
 
 Input size is explicit: by default the network sees the image at the size its
 checkpoint records (the shipped weights: short side at least 480 px, never shrunk,
-long side at most 1365 px), else at its original size; ``size`` resizes the short
+long side at most 1024 px), else at its original size; ``size`` resizes the short
 side to that many pixels, ``min_size`` only enlarges pictures whose short side is
 smaller, and ``max_size`` caps the long side (the smaller scale wins).  Colour order
 is BGR unless ``rgb=True``.
@@ -56,10 +56,10 @@ from .pipeline import (
     STRIDE,
     Detections,
     Face,
+    hint_rule,
     pad_batch,
     postprocess,
     preprocess,
-    hint_rule,
     resize_scale,
     scale_back,
 )
@@ -195,8 +195,7 @@ class Detector:
         threads = _resolve_threads(threads, intra_op_threads)
         if precision not in ("auto", "fp32", "fp16"):
             raise ValueError(f"unknown precision {precision!r}; choose auto, fp32 or fp16")
-        _check_options(threshold, size, max_size)
-        _check_options(size=min_size)
+        _check_options(threshold, size, max_size, min_size)
         if size is not None and min_size is not None:
             raise ValueError("give size= (the short side exactly) or min_size= (a floor on it), not both")
         if not 0.0 <= nms_threshold <= 1.0:
@@ -319,7 +318,7 @@ class Detector:
         return self.recommended_size, self.recommended_max_size, self.recommended_upscale_only
 
     def describe_input(self, size: int | None = None, max_size: int | None = None) -> str:
-        """The input-size rule in words, for summaries: ``short side at least 480, long side <= 1365``."""
+        """The input-size rule in words, for summaries: ``short side at least 480, long side <= 1024``."""
         size, max_size, upscale_only = self.input_rule(size, max_size)
         if size is None and max_size is None:
             return "original size"
@@ -524,11 +523,12 @@ def _resolve_threads(threads: int | None, intra_op_threads: int | None) -> int |
     return None if threads is None else int(threads)
 
 
-def _check_options(threshold: float | None = None, size: int | None = None, max_size: int | None = None) -> None:
+def _check_options(threshold: float | None = None, size: int | None = None, max_size: int | None = None,
+                   min_size: int | None = None) -> None:
     """Refuse a threshold outside [0, 1] or a size below 1 px: either would silently find no face."""
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be between 0 and 1 (a face probability), got {threshold}")
-    for name, value in (("size", size), ("max_size", max_size)):
+    for name, value in (("size", size), ("max_size", max_size), ("min_size", min_size)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be a positive number of pixels, got {value}")
 

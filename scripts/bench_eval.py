@@ -139,11 +139,11 @@ def main() -> None:
     print()
     with tee_stdout(args.markdown):
         threads = os.environ.get("OMP_NUM_THREADS", "unset")
+        runs = f"{args.repeat} run{'s' if args.repeat != 1 else ''}"
         print(f"Measured {datetime.date.today().isoformat()} on {cpu_description()} "
-              f"(OMP_NUM_THREADS={threads}), numpy {np.__version__}, "
-              f"{args.repeat} run{'s' if args.repeat != 1 else ''}:")
+              f"(OMP_NUM_THREADS={threads}), numpy {np.__version__}, {runs}:")
         print()
-        print(f"| stage ({args.repeat} run{'s' if args.repeat != 1 else ''}, fastest / slowest) | seconds |")
+        print(f"| stage ({runs}, fastest / slowest) | seconds |")
         print("|---|---|")
         for label, secs in rows.items():
             print(f"| {label} | {min(secs):.2f} / {max(secs):.2f} |")

@@ -145,10 +145,11 @@ def load_sets(data: Path, shanghai_labels: Path | None) -> dict:
     return sets
 
 
-def markdown(results: dict, size) -> str:
-    if str(size).startswith("min"):
-        floor, _, cap = str(size)[3:].partition("-cap")
-        size = f"ours: short side at least {floor} (never shrunk)" + (f", long side <= {cap}" if cap else "")
+def markdown(results: dict, size, floor: dict | None = None) -> str:
+    """The table; ``floor``: the ``Detector`` keywords of ``--min-size`` / ``--max-size``, if given."""
+    if floor:
+        size = f"ours: short side at least {floor['min_size']} (never shrunk)" + (
+            f", long side <= {floor['max_size']}" if floor["max_size"] else "")
     lines = [f"Input size: {size}. faces_mask val.txt: 171 photos, 819 faces; AP50 at score >= {LOW_THRESHOLD}; "
              f"recall at score >= {DEFAULT_THRESHOLD} by the box's longer side. WIDER dev: official protocol on "
              "the 103 photos of widerface_val_dev. ShanghaiTech: AP50 against the teachers' agreed faces.", "",
@@ -209,7 +210,7 @@ def main(argv=None) -> int:
         yunet = YuNet(str(args.yunet), LOW_THRESHOLD, fixed)
         results["yunet"] = evaluate_detector(yunet.detect, args.data, sets)
         print("yunet", json.dumps(results["yunet"]), flush=True)
-    table = markdown(results, args.size)
+    table = markdown(results, args.size, floor)
     print(table)
     if args.markdown:
         args.markdown.write_text(table)

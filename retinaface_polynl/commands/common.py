@@ -56,9 +56,8 @@ def build_detector(args: argparse.Namespace, **overrides):
         # commands without --backend (attention) need the PyTorch model itself
         backend=getattr(args, "backend", "torch"),
         threads=getattr(args, "threads", None),
+        min_size=getattr(args, "min_size", None),
     )
-    if getattr(args, "min_size", None) is not None:
-        kwargs["min_size"] = args.min_size
     kwargs.update(overrides)
     return Detector(**kwargs)
 
@@ -66,7 +65,7 @@ def build_detector(args: argparse.Namespace, **overrides):
 SIZE_HELP = (
     "Input size: by default the network sees each picture at the input size its checkpoint records "
     "as the scale it was trained for (the shipped weights: short side at least 480 px: smaller "
-    "pictures are enlarged to it, larger ones never shrunk; long side at most 1365 px), or at its "
+    "pictures are enlarged to it, larger ones never shrunk; long side at most 1024 px), or at its "
     "original size when the checkpoint records none (pictures whose long side exceeds 4096 px are "
     "then downscaled to it, with a warning); --size resizes the short side to exactly PX, --min-size "
     "only enlarges pictures whose short side is smaller, --max-size caps the long side, and any of "
@@ -85,7 +84,7 @@ def add_size_args(parser: argparse.ArgumentParser) -> None:
                       "to PX; keep larger ones at their own size (e.g. --min-size 640: the most accurate setting on "
                       "small crowd photos, about twice the time on VGA)")
     g.add_argument("--max-size", type=int, metavar="PX", help="cap the long side at PX pixels (default: the checkpoint's "
-                   "recorded cap, 1365 for the shipped weights, else none)")
+                   "recorded cap, 1024 for the shipped weights, else none)")
 
 
 def add_tta_args(parser: argparse.ArgumentParser, default: str = "none") -> None:

@@ -138,7 +138,7 @@ def auto_backend(
     if dev.type == "cuda" and tensorrt_available():
         from .tensorrt import ShapeProfile, TensorRTBackend
 
-        # portrait and landscape pictures up to 1920 px on either side (the shipped size cap is 1365)
+        # portrait and landscape pictures up to 1920 px on either side (the shipped size cap is 1024)
         profile = ShapeProfile(max_batch=8, opt_hw=(480, 640), max_hw=(1920, 1920))
         try:
             return TensorRTBackend.from_onnx(cached_onnx(weights, half=True), device=dev, profile=profile)

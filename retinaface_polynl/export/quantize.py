@@ -106,7 +106,7 @@ def calibration_batches(
     """Preprocessed (1, 3, H, W) arrays, exactly as ``Detector`` feeds the network (BGR minus
     the mean, padded to 32) at the input size it uses: give the checkpoint's recorded
     ``size`` / ``max_size`` / ``upscale_only`` (:func:`~retinaface_polynl.pipeline.hint_rule`;
-    the shipped weights: a short side of at least 480, long side at most 1365); without them,
+    the shipped weights: a short side of at least 480, long side at most 1024); without them,
     the original size with the long side capped at 640 px.  INT8 ranges calibrated at one scale fit
     activations at another less well."""
     from ..pipeline import pad_batch, preprocess, resize_scale
