@@ -18,6 +18,12 @@ side to that many pixels, ``min_size`` only enlarges pictures whose short side i
 smaller, and ``max_size`` caps the long side (the smaller scale wins).  Colour order
 is BGR unless ``rgb=True``.
 
+Small-face zoom (:mod:`retinaface_polynl.zoom`): when the first pass finds a face
+smaller than the model is reliable for, the picture is run again enlarged and the two
+passes merged; the shipped weights record the rule (``inference["zoom"]``: x2 when a
+face is under 48 input pixels), ``zoom=False`` turns it off.  It applies to single-scale
+detection (TTA has its own scales).
+
 Single-scale detection has a safety limit: when neither ``max_size`` (call) nor
 ``max_size`` (Detector) is given, an image whose long side would exceed
 ``size_limit`` (default 4096 px) is downscaled to it, with a warning, so that a
@@ -66,6 +72,7 @@ from .pipeline import (
 from .presets import ModelConfig, get_preset
 from .shipped import default_weights_path, demo_dir
 from .tta import detect_tta, resolve_tta
+from .zoom import ZoomRule, merge_zoom, needs_zoom, resolve_zoom, zoom_scale
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,7 @@ class StageTimes:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {k: 0.0 for k in self.STAGES}
         self.forward_passes = 0
+        self.zoomed = 0  # pictures that took the small-face zoom's second pass
 
     def reset(self) -> None:
         self.__init__()
@@ -103,7 +111,7 @@ class StageTimes:
                 self.forward_passes += 1
 
     def as_dict(self) -> dict[str, float]:
-        return dict(self.seconds, forward_passes=self.forward_passes)
+        return dict(self.seconds, forward_passes=self.forward_passes, zoomed=self.zoomed)
 
 
 ImageLike = np.ndarray | str | Path | bytes
@@ -133,6 +141,12 @@ class Detector:
             ``inference`` in the checkpoint or the exported file's metadata).
         min_size: instead of ``size``, a floor on the short side: smaller pictures are
             enlarged to it, larger ones keep their size (up to ``max_size``).
+        zoom: small-face zoom (:mod:`retinaface_polynl.zoom`): ``None``/``"auto"`` as the
+            checkpoint records (``recommended_zoom``; the shipped weights: a second pass at
+            2x when a face is under 48 input pixels), ``False``/``"off"`` never,
+            ``True``/``"on"`` the recorded rule or else the default :class:`ZoomRule`, or a
+            :class:`ZoomRule`.  The input size (``size``/``min_size``/``max_size``) is the
+            first pass's either way.
         size_limit: when no ``max_size`` is given, images whose long side exceeds
             this are downscaled to it with a warning (``None``: no limit).
         backend: ``"auto"``: the fastest engine that finds the same faces on this
@@ -170,6 +184,9 @@ class Detector:
     recommended_upscale_only: bool = False
     # ``Detector(min_size=...)``: a floor on the short side chosen by the caller (None: none)
     min_size: int | None = None
+    # the checkpoint's small-face zoom (``inference["zoom"]``) and the caller's choice (see ``zoom_rule``)
+    recommended_zoom: ZoomRule | None = None
+    zoom_setting: Any = None
 
     def __init__(
         self,
@@ -190,8 +207,10 @@ class Detector:
         model: torch.nn.Module | None = None,
         threads: int | None = None,
         precision: str = "auto",
+        zoom: "bool | str | ZoomRule | None" = None,
     ) -> None:
         self.device = _device(device)
+        resolve_zoom(zoom, None)  # refuse a malformed choice before loading anything
         threads = _resolve_threads(threads, intra_op_threads)
         if precision not in ("auto", "fp32", "fp16"):
             raise ValueError(f"unknown precision {precision!r}; choose auto, fp32 or fp16")
@@ -262,6 +281,7 @@ class Detector:
         self.min_size = min_size
         self.max_size = max_size
         self.size_limit = size_limit
+        self.zoom_setting = zoom
         self.timings = StageTimes()
 
     @property
@@ -303,6 +323,18 @@ class Detector:
 
     def _take_inference_hint(self, inference: dict | None) -> None:
         self.recommended_size, self.recommended_max_size, self.recommended_upscale_only = hint_rule(inference)
+        zoom = (inference or {}).get("zoom")
+        self.recommended_zoom = ZoomRule.from_dict(zoom) if zoom else None
+
+    @property
+    def zoom_rule(self) -> ZoomRule | None:
+        """The small-face zoom single-scale detection applies (``None``: one pass only)."""
+        return resolve_zoom(self.zoom_setting, self.recommended_zoom)
+
+    def describe_zoom(self) -> str:
+        """The zoom rule in words, for summaries: ``zoom x2 when a face is under 48 px`` or ``no zoom``."""
+        rule = self.zoom_rule
+        return rule.describe() if rule is not None else "no zoom"
 
     def input_rule(self, size: int | None = None, max_size: int | None = None) -> tuple[int | None, int | None, bool]:
         """``(short side, long-side cap, upscale_only)`` of a call: each of its ``size`` /
@@ -483,11 +515,37 @@ class Detector:
         config = resolve_tta(tta)
         if config is not None:
             return [detect_tta(self, im, config, threshold, size, max_size) for im in images]
+        scales = [self.input_scale(im.shape[0], im.shape[1], size, max_size) for im in images]
+        threshold = self.threshold if threshold is None else threshold
+        rule = self.zoom_rule
+        if rule is None:
+            return self._run_scaled(images, scales, threshold, batch_size, padding)
+        # small-face zoom: the first pass also keeps faces down to the rule's own score, so that
+        # whether a picture is enlarged does not depend on the caller's threshold
+        first = self._run_scaled(images, scales, min(threshold, rule.score), batch_size, padding)
+        again = [i for i, (det, scale) in enumerate(zip(first, scales)) if needs_zoom(det, scale, rule)]
+        zoomed = {i: zoom_scale(images[i].shape[0], images[i].shape[1], scales[i], rule) for i in again}
+        zoomed = {i: z for i, z in zoomed.items() if z is not None}
+        results = [det.select(det.scores > threshold) for det in first]
+        if zoomed:
+            order = list(zoomed)
+            second = self._run_scaled([images[i] for i in order], [zoomed[i] for i in order], threshold,
+                                      batch_size, padding)
+            with self.timings.measure("postprocess"):
+                for i, det in zip(order, second):
+                    results[i] = merge_zoom(results[i], det, scales[i], rule, self.nms_threshold,
+                                            self.max_detections)
+            self.timings.zoomed += len(order)
+        return results
+
+    def _run_scaled(self, images: Sequence[np.ndarray], scales: Sequence[float], threshold: float,
+                    batch_size: int, padding: str) -> list[Detections]:
+        """One single-scale pass: each image at its own scale, batched by padded input size
+        (``padding="exact"``) or in order (``"largest"``); detections in original pixels."""
         prepared = []
         with self.timings.measure("preprocess"):
-            for bgr in images:
+            for bgr, scale in zip(images, scales):
                 h, w = bgr.shape[:2]
-                scale = self.input_scale(h, w, size, max_size)
                 prepared.append((preprocess(bgr, scale, multiple=STRIDE), scale, h, w))
         results: list[Detections | None] = [None] * len(prepared)
         if padding == "exact":

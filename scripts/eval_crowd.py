@@ -41,7 +41,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "scripts"))
 
-from eval_fddb_holdout import YuNet, add_floor_args, floor_options, run_detector  # noqa: E402
+from eval_fddb_holdout import YuNet, add_floor_args, describe_zoom, floor_options, run_detector  # noqa: E402
 
 from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.data.voc import read_voc  # noqa: E402
@@ -147,9 +147,11 @@ def load_sets(data: Path, shanghai_labels: Path | None) -> dict:
 
 def markdown(results: dict, size, floor: dict | None = None) -> str:
     """The table; ``floor``: the ``Detector`` keywords of ``--min-size`` / ``--max-size``, if given."""
-    if floor:
+    floor = floor or {}
+    if floor.get("min_size") is not None:
         size = f"ours: short side at least {floor['min_size']} (never shrunk)" + (
             f", long side <= {floor['max_size']}" if floor["max_size"] else "")
+    size = f"{str(size).split('+')[0]}{describe_zoom(floor)}"
     lines = [f"Input size: {size}. faces_mask val.txt: 171 photos, 819 faces; AP50 at score >= {LOW_THRESHOLD}; "
              f"recall at score >= {DEFAULT_THRESHOLD} by the box's longer side. WIDER dev: official protocol on "
              "the 103 photos of widerface_val_dev. ShanghaiTech: AP50 against the teachers' agreed faces.", "",

@@ -58,18 +58,34 @@ def add_floor_args(p: argparse.ArgumentParser) -> None:
                    "instead (Detector(min_size=PX): smaller photos enlarged, none shrunk; the peers at original "
                    "size); recorded as size 'minPX' (with --max-size, 'minPX-capN')")
     p.add_argument("--max-size", type=int, metavar="PX", help="with --min-size: the long-side cap")
+    p.add_argument("--zoom", choices=("auto", "on", "off"), default="auto",
+                   help="our checkpoints' small-face zoom (retinaface_polynl.zoom): auto as each records, on "
+                   "(the recorded rule, else the default ZoomRule; recorded as '+zoom' in the size), off "
+                   "(one pass; '+nozoom') (default: auto)")
 
 
 def floor_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     """Check ``--min-size`` / ``--max-size`` against ``--size``, record the rule as ``args.size``
-    (``min480-cap1024``) and return the ``Detector`` keywords for our checkpoints."""
+    (``min480-cap1024``, ``+zoom`` / ``+nozoom`` for ``--zoom on/off``) and return the ``Detector``
+    keywords for our checkpoints."""
     if args.max_size is not None and args.min_size is None:
         p.error("--max-size goes with --min-size")
     if args.min_size is not None:
         if isinstance(args.size, int):
             p.error("--min-size replaces a short side in --size: give one of them")
         args.size = f"min{args.min_size}" + (f"-cap{args.max_size}" if args.max_size else "")
-    return dict(min_size=args.min_size, max_size=args.max_size) if args.min_size is not None else {}
+    options = dict(min_size=args.min_size, max_size=args.max_size) if args.min_size is not None else {}
+    zoom = getattr(args, "zoom", "auto")
+    if zoom != "auto":
+        args.size = f"{args.size}+{'zoom' if zoom == 'on' else 'nozoom'}"
+        options["zoom"] = zoom
+    return options
+
+
+def describe_zoom(floor: dict) -> str:
+    """Words for the tables' headers: what ``--zoom`` chose."""
+    zoom = floor.get("zoom")
+    return {"on": ", small-face zoom on", "off": ", no small-face zoom"}.get(zoom, "")
 
 
 class YuNet:
@@ -268,11 +284,13 @@ def main(argv=None) -> int:
 
     with tee_stdout(args.markdown):  # the tables, printed and kept for --markdown
         n_img, n_faces = len(annotations), sum(len(a.ellipses) for a in annotations.values())
+        base = str(args.size).split("+")[0]  # without floor_options' zoom suffix
         at = {"original": ", original size", "default": ", each detector's default input size"}.get(
-            args.size, f", short side resized to {args.size} px")
+            base, f", short side resized to {base} px")
         if args.min_size is not None:
             at = (f", ours with a short side of at least {args.min_size} px (never shrunk)"
                   + (f", long side <= {args.max_size}" if args.max_size else "") + ", the others at original size")
+        at += describe_zoom(floor)
         print(f"\nFDDB fold {args.fold} ({n_img} images, {n_faces} faces) and dlib testing.xml (25 faces){at}\n")
         print(f"| detector | FDDB AP50 (ellipse boxes) | FDDB AP50 (face boxes) | FDDB TPR @ {args.fp} FP | "
               f"dlib found (thr {args.threshold}) | dlib false pos. | ms / FDDB image |")

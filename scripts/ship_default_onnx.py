@@ -70,6 +70,10 @@ def check(checkpoint: Path, onnx_path: Path, photos: list[Path], threads: int | 
         print(f"{onnx_path}: records input size {exported.describe_input()}, the checkpoint "
               f"{reference.describe_input()}", file=sys.stderr)
         return False
+    if exported.zoom_rule != reference.zoom_rule:
+        print(f"{onnx_path}: records {exported.describe_zoom()}, the checkpoint {reference.describe_zoom()}",
+              file=sys.stderr)
+        return False
     tolerance = TOLERANCES["fp32"]
     checks = []
     for photo in tqdm(photos, desc="check", unit="photo", file=sys.stderr):
