@@ -82,6 +82,9 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, help="single-scale short side (default: the weights' recorded size)")
     p.add_argument("--batch-sizes", default="1,4,16")
     p.add_argument("--max-size", type=int, help="single-scale long-side cap (default: original size)")
+    p.add_argument("--zoom", choices=("auto", "on", "off"), default="auto",
+                   help="small-face zoom (default: auto, as the weights record; 'fwd passes / photo' counts "
+                   "the second passes)")
     p.add_argument("--tta", default="flip,paper", help="TTA presets to time (default: flip,paper)")
     p.add_argument("--tta-limit", type=int, default=3, help="photos in the TTA runs (default: 3)")
     p.add_argument("--tta-max-size", type=int, help="override the TTA long-side cap (default: the preset's, 2000)")
@@ -99,7 +102,7 @@ def run(args) -> int:
         print(f"no photos found in {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 2
     detector = Detector(weights=args.weights, preset=args.preset, device=args.device, size=args.size,
-                        max_size=args.max_size, backend=args.backend, threads=args.threads)
+                        max_size=args.max_size, backend=args.backend, threads=args.threads, zoom=args.zoom)
     t = time.perf_counter()
     images = [read_image(q) for q in paths]
     decode = (time.perf_counter() - t) / len(images)

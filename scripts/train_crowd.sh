@@ -116,16 +116,17 @@ for size in original 480 640; do
         --dlib "$DATA/faces_dlib" --size $size --model "crowd=$FINAL" --json "$RESULTS/fddb_$size.json" \
         --markdown "$RESULTS/fddb_$size.md" 2> /dev/null
 done
-# and under a floor on the short side (smaller photos enlarged, none shrunk): min480-cap1024 is
-# what SHIP records
-for rule in 480:1024 480:1365 640:1365; do
-    floor="${rule%%:*}" cap="${rule##*:}"
-    tag="min$floor-cap$cap"
+# and under a floor on the short side (smaller photos enlarged, none shrunk), one pass and with
+# the small-face zoom (retinaface_polynl.zoom, the default ZoomRule: a second pass at 2x when a
+# face is under 48 px): min480-cap1024 with zoom is what SHIP records
+for rule in 480:1024:off 480:1365:off 640:1365:off 480:1024:on 640:1365:on; do
+    IFS=: read -r floor cap zoom <<< "$rule"
+    tag="min$floor-cap$cap" && [ "$zoom" = on ] && tag="$tag-zoom"
     [ -f "$RESULTS/crowd_$tag.json" ] || "$PY" "$HERE/scripts/eval_crowd.py" --data "$DATA" --min-size "$floor" \
-        --max-size "$cap" --model "crowd=$FINAL" --shanghai-labels "$LABELS/shanghai.json" \
+        --max-size "$cap" --zoom "$zoom" --model "crowd=$FINAL" --shanghai-labels "$LABELS/shanghai.json" \
         --json "$RESULTS/crowd_$tag.json" --markdown "$RESULTS/crowd_$tag.md" 2> /dev/null
     [ -f "$RESULTS/fddb_$tag.json" ] || "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" \
-        --dlib "$DATA/faces_dlib" --min-size "$floor" --max-size "$cap" --model "crowd=$FINAL" \
+        --dlib "$DATA/faces_dlib" --min-size "$floor" --max-size "$cap" --zoom "$zoom" --model "crowd=$FINAL" \
         --json "$RESULTS/fddb_$tag.json" --markdown "$RESULTS/fddb_$tag.md" 2> /dev/null
 done
 [ -f "$RUNS/crowd_peers.json" ] || "$PY" "$HERE/scripts/eval_crowd.py" --data "$DATA" --size default \
@@ -138,16 +139,20 @@ done
 # 4. ship (only with SHIP=1, after reading the tables above): FINAL without optimiser state as
 #    weights/default.pth, recording the input size chosen on the validation sets (a short side
 #    of at least SIZE, default 480: smaller pictures enlarged, larger never shrunk; long side at
-#    most 1024: measured in weights/results/crowd_dec2026/sizes.md), then its ONNX export, checked against PyTorch on the check photos and the crowd photos
+#    most 1024: measured in weights/results/crowd_dec2026/sizes.md) and the small-face zoom (the
+#    default ZoomRule, chosen by scripts/zoom_sweep.py on the same sets), then its ONNX export,
+#    checked against PyTorch on the check photos and the crowd photos
 [ "${SHIP:-0}" = 1 ] || exit 0
 "$PY" - "$FINAL" "$HERE/weights/default.pth" "${SIZE:-480}" <<'PY'
 import sys
 from retinaface_polynl.checkpoints import load_model, save_checkpoint
+from retinaface_polynl.zoom import ZoomRule
 size = int(sys.argv[3])
 loaded = load_model(sys.argv[1])
-# a floor on the short side (small photos enlarged, larger ones kept), long side at most 1024
+# a floor on the short side (small photos enlarged, larger ones kept), long side at most 1024,
+# and a second pass at 2x for pictures whose first pass finds a face under 48 px
 save_checkpoint(sys.argv[2], loaded.model, loaded.config, recipe="scripts/train_crowd.sh",
-                inference={"min_size": size, "max_size": 1024})
-print(f"{sys.argv[2]}: {sys.argv[1]} at a short side of at least {size} px")
+                inference={"min_size": size, "max_size": 1024, "zoom": ZoomRule().to_dict()})
+print(f"{sys.argv[2]}: {sys.argv[1]} at a short side of at least {size} px, {ZoomRule().describe()}")
 PY
 "$PY" "$HERE/scripts/ship_default_onnx.py" --update-readme --crowd-val

@@ -178,7 +178,10 @@ def test_shipped_onnx_is_the_shipped_checkpoint_exported_again(shipped_onnx, tmp
     from retinaface_polynl.export.runtime import OnnxRuntimeBackend
 
     meta = read_metadata(shipped_onnx)
-    assert meta.precision == "fp32" and meta.inference == {"min_size": 480, "max_size": 1024}
+    from retinaface_polynl.zoom import ZoomRule
+
+    assert meta.precision == "fp32"
+    assert meta.inference == {"min_size": 480, "max_size": 1024, "zoom": ZoomRule().to_dict()}
     assert meta.raw["retinaface_polynl.source_sha256"] == hashlib.sha256(default_weights_path().read_bytes()).hexdigest()
     fresh = OnnxRuntimeBackend(export_checkpoint(default_weights_path(), tmp_path / "again.onnx"), intra_op_threads=1)
     shipped = OnnxRuntimeBackend(shipped_onnx, intra_op_threads=1)

@@ -356,20 +356,31 @@ def test_plain_onnxruntime_follows_the_readme(dlib_faces_dir, tmp_path):
     meta = session.get_modelmeta().custom_metadata_map
     pre = json.loads(meta["retinaface_polynl.preprocessing"])
     size = json.loads(meta["retinaface_polynl.inference"])
-    assert pre["color"] == "BGR" and pre["layout"] == "NCHW" and size == {"min_size": 480, "max_size": 1024}
+    assert pre["color"] == "BGR" and pre["layout"] == "NCHW"
+    assert size["min_size"] == 480 and size["max_size"] == 1024
+    assert size["zoom"] == {"below": 48.0, "score": 0.5, "factor": 2.0, "max_size": 2048, "keep_above": 128.0}
     mean, stride = np.array(pre["mean"], np.float32), pre["stride"]
 
-    def prepare(bgr):
+    def first_scale(bgr):
         h, w = bgr.shape[:2]
         scale = max(size["min_size"] / min(h, w), 1.0)  # a floor: small photos enlarged, none shrunk
         if max(h, w) * scale > size["max_size"]:
             scale = size["max_size"] / max(h, w)
+        return scale
+
+    def prepare(bgr, scale):
+        h, w = bgr.shape[:2]
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=interp)
-        return ((resized.astype(np.float32) - mean) * pre["scale"]).transpose(2, 0, 1), scale
+        return ((resized.astype(np.float32) - mean) * pre["scale"]).transpose(2, 0, 1)
 
-    def detect(images):
-        xs, scales = zip(*(prepare(im) for im in images))
+    def nms_faces(boxes, scores, landmarks):
+        top = np.argsort(-scores, kind="stable")[:5000]
+        keep = top[_numpy_nms(boxes[top], scores[top], 0.4)][:750]
+        return boxes[keep], scores[keep], landmarks[keep]
+
+    def one_pass(images, scales, threshold):
+        xs = [prepare(im, s) for im, s in zip(images, scales)]
         h = -(-max(x.shape[1] for x in xs) // stride) * stride
         w = -(-max(x.shape[2] for x in xs) // stride) * stride
         batch = np.zeros((len(xs), 3, h, w), np.float32)  # zeros: the mean colour, bottom and right
@@ -378,13 +389,29 @@ def test_plain_onnxruntime_follows_the_readme(dlib_faces_dir, tmp_path):
         out = session.run(["boxes", "scores", "landmarks"], {"input": batch})
         found = []
         for boxes, scores, landmarks, scale, im in zip(*out, scales, images):
-            keep = scores > 0.5
-            boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
-            top = np.argsort(-scores, kind="stable")[:5000]
-            keep = top[_numpy_nms(boxes[top], scores[top], 0.4)][:750]
-            boxes, scores, landmarks = boxes[keep] / scale, scores[keep], landmarks[keep] / scale
+            keep = scores > threshold
+            boxes, scores, landmarks = nms_faces(boxes[keep], scores[keep], landmarks[keep])
+            boxes, landmarks = boxes / scale, landmarks / scale
             boxes[:, 0::2] = boxes[:, 0::2].clip(0, im.shape[1])
             boxes[:, 1::2] = boxes[:, 1::2].clip(0, im.shape[0])
+            found.append((boxes, scores, landmarks))
+        return found
+
+    zoom = size["zoom"]
+
+    def detect(images):
+        scales = [first_scale(im) for im in images]
+        found = []
+        for im, scale, (boxes, scores, landmarks) in zip(images, scales, one_pass(images, scales, 0.5)):
+            # small-face zoom: a face scoring >= zoom["score"] under zoom["below"] input px -> a second pass
+            heights = (boxes[:, 3] - boxes[:, 1]) * scale
+            second = min(scale * zoom["factor"], zoom["max_size"] / max(im.shape[:2]))
+            if ((scores >= zoom["score"]) & (heights < zoom["below"])).any() and second >= 1.1 * scale:
+                b2, s2, l2 = one_pass([im], [second], 0.5)[0]
+                large = heights >= zoom["keep_above"]  # the first pass's large faces stay
+                boxes, scores, landmarks = nms_faces(np.concatenate([b2, boxes[large]]),
+                                                     np.concatenate([s2, scores[large]]),
+                                                     np.concatenate([l2, landmarks[large]]))
             found.append(Detections(boxes, scores, landmarks))
         return found
 
@@ -404,6 +431,7 @@ def test_plain_onnxruntime_follows_the_readme(dlib_faces_dir, tmp_path):
             assert c.ok and c.faces[0] == c.faces[1], c
             total += len(want)
     assert total >= 20  # bald_guys.jpg alone holds a crowd: the comparison is not between empty sets
+    assert detector.timings.zoomed >= 1  # and one of the photos took the small-face zoom
 
 
 def test_exported_file_is_readable_like_any_new_file(r18_polynl, tmp_path):

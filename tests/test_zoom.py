@@ -209,3 +209,30 @@ def test_batches_zoom_exactly_as_single_pictures(shared_data):
     for image, got in zip(images, batched):
         want = det.detect(image)
         assert np.allclose(got.boxes, want.boxes, atol=1e-3) and np.allclose(got.scores, want.scores, atol=1e-5)
+
+
+# -- scripts/zoom_sweep.py: the table the rule was chosen from -------------------------------
+def _sweep():
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    return importlib.import_module("zoom_sweep")
+
+
+def test_sweep_candidates_hold_the_recorded_rule_and_apply_it_as_the_detector_does():
+    sweep = _sweep()
+    rules = sweep.candidates()
+    assert rules[0][1] is None  # one pass first
+    assert any(rule == ZoomRule() and not always for _, rule, always in rules)
+    row = {"scale": 1.0, "hw": (240, 320),
+           1.0: (faces([[0, 0, 300, 300], [10, 10, 40, 40]], [0.9, 0.8]), 0.01),
+           2.0: (faces([[10, 10, 41, 41], [100, 100, 120, 120]], [0.85, 0.7]), 0.04)}
+    det, seconds, zoomed = sweep.apply_rule(row, ZoomRule())
+    assert zoomed and seconds == pytest.approx(0.05)
+    assert sorted(det.scores.tolist()) == pytest.approx([0.7, 0.85, 0.9])  # the large face kept from pass one
+    det, seconds, zoomed = sweep.apply_rule(row, ZoomRule(below=20))  # a 30 px face is not under 20
+    assert not zoomed and len(det) == 2 and seconds == pytest.approx(0.01)
+    det, _, zoomed = sweep.apply_rule(row, None)
+    assert not zoomed and len(det) == 2

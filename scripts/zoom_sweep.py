@@ -1,0 +1,206 @@
+"""Choose the small-face zoom rule on the validation sets: one table, every candidate rule.
+
+Each photo of the validation sets runs once at the checkpoint's input rule and once at each
+zoom factor (``retinaface_polynl.zoom.zoom_scale``: that factor times the first pass's scale,
+long side at most 2,048 px), all with zoom off and detections kept down to score 0.02.  The
+candidate rules are then applied to those passes with the library's own functions
+(``needs_zoom``, ``merge_zoom``), so each row is what ``Detector(zoom=ZoomRule(...))`` returns:
+
+* faces_mask ``val.txt`` (171 crowd photos, never trained on): AP50 and recall by face size,
+  as ``scripts/eval_crowd.py`` measures them;
+* ``widerface_val_dev`` (103 WIDER FACE validation photos): Easy / Medium / Hard AP, official
+  protocol restricted to these photos;
+* ShanghaiTech (38 street crowds): AP50 against the teachers' agreed faces (skipped when the
+  labels file of ``scripts/make_crowd_labels.py`` is absent);
+* FDDB fold 8 (AP50 on face boxes, TPR at 100 false positives) and dlib's ``testing.xml``
+  (faces found and false positives at 0.5), as ``scripts/eval_fddb_holdout.py`` measures them.
+
+"zoomed" is the share of each set's photos that took the second pass; "ms" the mean time per
+photo of a set (both passes where taken), from the same run, sequential, on this machine.
+
+    OMP_NUM_THREADS=2 python scripts/zoom_sweep.py --threads 2 --markdown docs/tables/zoom_rules.md
+
+About 5 minutes on a 2-core CPU; ``--cache FILE`` keeps the passes for a second look.
+"""
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "scripts"))
+
+from eval_crowd import LOW_THRESHOLD, load_sets, recall_by_size  # noqa: E402
+from eval_fddb_holdout import dlib_boxes, found_and_false  # noqa: E402
+
+from retinaface_polynl import Detector  # noqa: E402
+from retinaface_polynl.data.fddb import ellipse_to_face_box  # noqa: E402
+from retinaface_polynl.pipeline import Detections  # noqa: E402
+from retinaface_polynl.zoom import ZoomRule, merge_zoom, needs_zoom, zoom_scale  # noqa: E402
+from widerface_eval import average_precision, evaluate_fddb, evaluate_predictions, load_fddb_annotations  # noqa: E402
+
+DATA = HERE.parent / "shared" / "data"
+FACTORS = (1.5, 2.0)
+BELOW = (32.0, 48.0, 64.0)
+
+
+def collect_photos(data: Path, shanghai_labels: Path) -> tuple[dict, dict[str, list[Path]]]:
+    """The sets' ground truth and, per set, its photo paths."""
+    sets = load_sets(data, shanghai_labels)
+    ann = load_fddb_annotations(data / "faces_fddb", folds="8")
+    sets["fddb"] = ann
+    sets["fddb_paths"] = {n: data / "faces_fddb" / "originalPics" / f"{n}.jpg" for n in ann}
+    sets["fddb_boxes"] = {n: ellipse_to_face_box(a.ellipses) if len(a.ellipses) else np.zeros((0, 4), np.float32)
+                          for n, a in ann.items()}
+    sets["dlib"] = dlib_boxes(data / "faces_dlib" / "testing.xml")
+    photos = {"crowd": list(sets["mask_drawn"]), "wider": list(sets.get("wider_paths", [])),
+              "shanghai": list(sets.get("shanghai", {})), "fddb": list(sets["fddb_paths"].values()),
+              "dlib": [data / "faces_dlib" / n for n in sets["dlib"]]}
+    return sets, photos
+
+
+def run_passes(det: Detector, paths: list[Path]) -> dict[str, dict]:
+    """Per photo: its first pass (``1.0``) and each factor's second pass, as (Detections, seconds)."""
+    out = {}
+    for path in tqdm(paths, desc="passes", unit="photo", file=sys.stderr):
+        image = cv2.imread(str(path))
+        if image is None:
+            raise SystemExit(f"{path}: cannot be read")
+        h, w = image.shape[:2]
+        scale = det.input_scale(h, w)
+        row = {"scale": scale, "hw": (h, w)}
+        for factor in (1.0, *FACTORS):
+            second = scale if factor == 1.0 else zoom_scale(h, w, scale, ZoomRule(factor=factor))
+            if second is None:
+                row[factor] = None
+                continue
+            t = time.perf_counter()
+            # the Detector's own single pass at an exact scale: what its zoom runs
+            d = det._run_scaled([image], [second], det.threshold, 1, "exact")[0]
+            row[factor] = (d, time.perf_counter() - t)
+        out[str(path)] = row
+    return out
+
+
+def apply_rule(row: dict, rule: ZoomRule | None, always: bool = False, nms_threshold: float = 0.4):
+    """(Detections, seconds, zoomed?) of one photo under ``rule`` (``None``: one pass)."""
+    first, seconds = row[1.0]
+    if rule is None:
+        return first, seconds, False
+    second = row.get(rule.factor)
+    if second is None or not (always or needs_zoom(first, row["scale"], rule)):
+        return first, seconds, False
+    return merge_zoom(first, second[0], row["scale"], rule, nms_threshold, 750), seconds + second[1], True
+
+
+def score(passes: dict, sets: dict, photos: dict, rule: ZoomRule | None, always: bool = False) -> dict:
+    picked = {k: apply_rule(r, rule, always) for k, r in passes.items()}
+    boxes = lambda paths: {p: (picked[str(p)][0].boxes, picked[str(p)][0].scores) for p in paths}  # noqa: E731
+    out = {}
+    crowd = boxes(photos["crowd"])
+    out["crowd_ap50"] = average_precision(crowd, sets["mask_drawn"])
+    out["crowd_recall"] = recall_by_size(crowd, sets["mask_drawn"], sets["mask_mapped"])
+    if photos["wider"]:
+        preds = {}
+        for p in photos["wider"]:
+            d = picked[str(p)][0]
+            preds[p.stem] = np.concatenate([d.to_xywh().astype(np.float64), d.scores[:, None].astype(np.float64)], 1)
+        result = evaluate_predictions(preds, sets["wider_gt"])
+        out["wider"] = [float(result[s]) for s in ("easy", "medium", "hard")]
+    if photos["shanghai"]:
+        out["shanghai_ap50"] = average_precision(boxes(photos["shanghai"]), sets["shanghai"])
+    fddb = {n: (picked[str(p)][0].boxes, picked[str(p)][0].scores) for n, p in sets["fddb_paths"].items()}
+    out["fddb"] = (average_precision(fddb, sets["fddb_boxes"], iou=0.5), evaluate_fddb(fddb, sets["fddb"]).tpr_at(100))
+    found = false = 0
+    for p in photos["dlib"]:
+        d = picked[str(p)][0]
+        f, fp = found_and_false(sets["dlib"][p.name], d.boxes[d.scores >= 0.5])
+        found, false = found + f, false + fp
+    out["dlib"] = (found, sum(len(v) for v in sets["dlib"].values()), false)
+    out["zoomed"] = {s: float(np.mean([picked[str(p)][2] for p in ps])) if ps else float("nan")
+                     for s, ps in photos.items()}
+    out["ms"] = {s: 1000 * float(np.mean([picked[str(p)][1] for p in ps])) if ps else float("nan")
+                 for s, ps in photos.items()}
+    return out
+
+
+def candidates() -> list[tuple[str, ZoomRule | None, bool]]:
+    rows: list[tuple[str, ZoomRule | None, bool]] = [("one pass (zoom off)", None, False)]
+    for factor in FACTORS:
+        rows.append((f"always x{factor:g}", ZoomRule(factor=factor), True))
+        for below in BELOW:
+            rows.append((f"x{factor:g} when a face is under {below:g} px", ZoomRule(factor=factor, below=below), False))
+    return rows
+
+
+def markdown(results: list[tuple[str, dict]], chosen: str, caption: str) -> str:
+    lines = [caption, "",
+             "| rule | zoomed: crowd / WIDER / FDDB | crowd AP50 | crowd recall <16 / 16-32 / 32-64 / >64 | "
+             "WIDER dev Easy / Medium / Hard | ShanghaiTech | FDDB AP50 / TPR @ 100 FP | dlib found / FP | "
+             "ms per photo: crowd / WIDER / FDDB |",
+             "|---|---|---:|---|---|---:|---|---|---|"]
+    for name, r in results:
+        label = f"**{name} (recorded)**" if name == chosen else name
+        z, ms = r["zoomed"], r["ms"]
+        wider = " / ".join(f"{100 * v:.1f}" for v in r["wider"]) if "wider" in r else "–"
+        sh = f"{100 * r['shanghai_ap50']:.1f}" if "shanghai_ap50" in r else "–"
+        lines.append(
+            f"| {label} | {z['crowd']:.2f} / {z['wider']:.2f} / {z['fddb']:.2f} | {100 * r['crowd_ap50']:.1f} | "
+            + " / ".join(f"{v:.2f}" for v in r["crowd_recall"].values())
+            + f" | {wider} | {sh} | {r['fddb'][0]:.3f} / {r['fddb'][1]:.3f} | {r['dlib'][0]}/{r['dlib'][1]}, "
+            f"{r['dlib'][2]} | {ms['crowd']:.0f} / {ms['wider']:.0f} / {ms['fddb']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--weights", type=Path, help="checkpoint or exported file (default: the shipped weights)")
+    p.add_argument("--data", type=Path, default=DATA, help=f"the shared data folder (default: {DATA})")
+    p.add_argument("--shanghai-labels", type=Path, default=HERE / "runs" / "crowd" / "labels" / "shanghai.json",
+                   help="the teachers' faces on the ShanghaiTech photos (scripts/make_crowd_labels.py; "
+                   "skipped when absent)")
+    p.add_argument("--threads", type=int, help="engine threads (default: torch's count)")
+    p.add_argument("--cache", type=Path, help="keep the passes in this file, and reuse it when it exists")
+    p.add_argument("--markdown", type=Path, help="write the table here (for docs/benchmarks.md: scripts/sync_docs.py)")
+    args = p.parse_args(argv)
+    if not (args.data / "faces_mask" / "val.txt").is_file():
+        p.error(f"{args.data}: no faces_mask/val.txt (pass --data, the shared data folder)")
+    sets, photos = collect_photos(args.data, args.shanghai_labels)
+    det = Detector(weights=args.weights, threads=args.threads, threshold=LOW_THRESHOLD, zoom=False)
+    if args.cache and args.cache.is_file():
+        passes = pickle.loads(args.cache.read_bytes())
+    else:
+        passes = run_passes(det, [q for ps in photos.values() for q in ps])
+        if args.cache:
+            args.cache.write_bytes(pickle.dumps(passes))
+    missing = [str(q) for ps in photos.values() for q in ps if str(q) not in passes]
+    if missing:
+        p.error(f"{args.cache} holds no passes for {len(missing)} photos, e.g. {missing[0]}: delete it to re-run")
+    chosen = ZoomRule()
+    chosen_name = next(name for name, rule, always in candidates() if rule == chosen and not always)
+    results = []
+    for name, rule, always in candidates():
+        results.append((name, score(passes, sets, photos, rule, always)))
+        print(name, flush=True, file=sys.stderr)
+    caption = (f"{det.describe()}; first pass: input {det.describe_input()}; second pass at the factor times "
+               f"the first's scale, long side <= {chosen.max_size}; the first pass's faces of "
+               f"{chosen.keep_above:g} px and more kept; 'under N px': a face scoring >= {chosen.score} shorter "
+               f"than N network-input pixels in the first pass.")
+    table = markdown(results, chosen_name, caption)
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
