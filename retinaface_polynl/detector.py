@@ -524,7 +524,8 @@ class Detector:
         # whether a picture is enlarged does not depend on the caller's threshold
         first = self._run_scaled(images, scales, min(threshold, rule.score), batch_size, padding)
         again = [i for i, (det, scale) in enumerate(zip(first, scales)) if needs_zoom(det, scale, rule)]
-        zoomed = {i: zoom_scale(images[i].shape[0], images[i].shape[1], scales[i], rule) for i in again}
+        limit = getattr(self.backend, "max_input_hw", None)  # an engine with a fixed largest input
+        zoomed = {i: zoom_scale(images[i].shape[0], images[i].shape[1], scales[i], rule, limit) for i in again}
         zoomed = {i: z for i, z in zoomed.items() if z is not None}
         results = [det.select(det.scores > threshold) for det in first]
         if zoomed:

@@ -112,11 +112,15 @@ def needs_zoom(det: Detections, scale: float, rule: ZoomRule) -> bool:
     return bool((heights < rule.below).any())
 
 
-def zoom_scale(height: int, width: int, scale: float, rule: ZoomRule) -> float | None:
+def zoom_scale(height: int, width: int, scale: float, rule: ZoomRule,
+               max_hw: tuple[int, int] | None = None) -> float | None:
     """The second pass's scale for a picture of ``height`` x ``width`` first run at ``scale``:
-    ``rule.factor`` times it, capped so the long side stays within ``rule.max_size``;
-    ``None`` when the cap leaves no enlargement worth a pass (under 1.1x the first)."""
+    ``rule.factor`` times it, capped so the long side stays within ``rule.max_size`` (and,
+    with ``max_hw``, the network input within (H, W): a TensorRT engine's profile);
+    ``None`` when the caps leave no enlargement worth a pass (under 1.1x the first)."""
     second = min(scale * rule.factor, rule.max_size / max(height, width))
+    if max_hw is not None:
+        second = min(second, max_hw[0] / height, max_hw[1] / width)
     return second if second >= 1.1 * scale else None
 
 

@@ -64,6 +64,18 @@ def test_zoom_scale_doubles_within_the_cap_and_skips_a_useless_pass():
     assert zoom_scale(768, 1024, 1.0, rule) == pytest.approx(2.0)
     assert zoom_scale(1536, 2048, 0.5, rule) == pytest.approx(1.0)  # first pass at 0.5: 2x fits the cap
     assert zoom_scale(600, 1900, 1.0, rule) is None  # the cap leaves 1.08x: not worth a pass
+    # a TensorRT engine's profile (at most 1088x1920 by default) caps it too
+    assert zoom_scale(768, 1024, 1.0, rule, max_hw=(1088, 1920)) == pytest.approx(1088 / 768)
+    assert zoom_scale(1000, 1000, 1.0, rule, max_hw=(1088, 1920)) is None
+
+
+def test_the_second_pass_stays_inside_an_engines_largest_input():
+    image = np.zeros((240, 320, 3), np.uint8)
+    backend = RecordingBackend(face_px=30)
+    backend.max_input_hw = (352, 480)  # as TensorRTBackend reports its profile's max_hw
+    det = stand_in(backend, zoom=True)
+    det.detect(image)
+    assert backend.shapes == [(256, 320), (352, 480)]  # 1.47x, not 2x: 352x470 padded to 480
 
 
 def test_merge_keeps_the_second_pass_and_the_first_pass_large_faces_once():
