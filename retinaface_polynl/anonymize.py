@@ -42,11 +42,11 @@ METHODS = ("blur", "pixelate", "solid", "none")
 SHAPES = ("ellipse", "box")
 # Measured by scripts/measure_anonymize_defaults.py with the shipped weights (docs/anonymize.md has
 # the tables): a 1.5x ellipse holds the whole forehead-to-chin ellipse of 92 % of the detected faces
-# of FDDB fold 8 (held out of training; 1.4x: 80 %, 1.3x: 57 %).
+# of FDDB fold 8 (held out of training; 1.4x: 80 %, 1.3x: 55 %).
 DEFAULT_SCALE = 1.5
 # A missed face costs more than a blurred shoulder: below detect's 0.5.  On FDDB fold 8, 0.2 finds
-# 95.1 % of the faces (0.5: 91.8 %) for 0.27 more stray regions per photo; on faces_mask/val's crowd
-# photos it masks 87 % of the annotated faces (0.5: 79 %).
+# 94.9 % of the faces (0.5: 91.6 %) for 0.27 more stray regions per photo; on faces_mask/val's crowd
+# photos it masks 87 % of the annotated faces (0.5: 78 %).
 ANONYMIZE_THRESHOLD = 0.2
 BLUR_SIGMA = 1 / 6
 PIXELATE_BLOCKS = 8

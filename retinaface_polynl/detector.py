@@ -72,7 +72,7 @@ from .pipeline import (
 from .presets import ModelConfig, get_preset
 from .shipped import default_weights_path, demo_dir
 from .tta import detect_tta, resolve_tta
-from .zoom import ZoomRule, merge_zoom, needs_zoom, resolve_zoom, zoom_scale
+from .zoom import ZoomRule, cut_by_region, merge_zoom, needs_zoom, resolve_zoom, shift, zoom_region, zoom_scale
 
 log = logging.getLogger(__name__)
 
@@ -523,20 +523,32 @@ class Detector:
         # small-face zoom: the first pass also keeps faces down to the rule's own score, so that
         # whether a picture is enlarged does not depend on the caller's threshold
         first = self._run_scaled(images, scales, min(threshold, rule.score), batch_size, padding)
-        again = [i for i, (det, scale) in enumerate(zip(first, scales)) if needs_zoom(det, scale, rule)]
         limit = getattr(self.backend, "max_input_hw", None)  # an engine with a fixed largest input
-        zoomed = {i: zoom_scale(images[i].shape[0], images[i].shape[1], scales[i], rule, limit) for i in again}
-        zoomed = {i: z for i, z in zoomed.items() if z is not None}
+        crops = []  # (image index, region, crop, second scale)
+        for i, (det, scale) in enumerate(zip(first, scales)):
+            if not needs_zoom(det, scale, rule):
+                continue
+            h, w = images[i].shape[:2]
+            region = zoom_region(det, scale, rule, h, w)
+            x0, y0, x1, y1 = region
+            crop = images[i] if region == (0, 0, w, h) else images[i][y0:y1, x0:x1]
+            second = zoom_scale(crop.shape[0], crop.shape[1], scale, rule, limit)
+            if second is not None:
+                crops.append((i, region, crop, second))
         results = [det.select(det.scores > threshold) for det in first]
-        if zoomed:
-            order = list(zoomed)
-            second = self._run_scaled([images[i] for i in order], [zoomed[i] for i in order], threshold,
+        if crops:
+            second = self._run_scaled([c for _, _, c, _ in crops], [z for *_, z in crops], threshold,
                                       batch_size, padding)
             with self.timings.measure("postprocess"):
-                for i, det in zip(order, second):
+                for (i, region, _, _), det in zip(crops, second):
+                    h, w = images[i].shape[:2]
+                    whole = region == (0, 0, w, h)
+                    if not whole:
+                        det = shift(det, region[0], region[1])
+                        det = det.select(~cut_by_region(det, region, h, w))
                     results[i] = merge_zoom(results[i], det, scales[i], rule, self.nms_threshold,
-                                            self.max_detections)
-            self.timings.zoomed += len(order)
+                                            self.max_detections, None if whole else region)
+            self.timings.zoomed += len(crops)
         return results
 
     def _run_scaled(self, images: Sequence[np.ndarray], scales: Sequence[float], threshold: float,

@@ -1,10 +1,8 @@
 """Choose the small-face zoom rule on the validation sets: one table, every candidate rule.
 
-Each photo of the validation sets runs once at the checkpoint's input rule and once at each
-zoom factor (``retinaface_polynl.zoom.zoom_scale``: that factor times the first pass's scale,
-long side at most 2,048 px), all with zoom off and detections kept down to score 0.02.  The
-candidate rules are then applied to those passes with the library's own functions
-(``needs_zoom``, ``merge_zoom``), so each row is what ``Detector(zoom=ZoomRule(...))`` returns:
+Each candidate rule runs as ``Detector(zoom=ZoomRule(...))`` (the checkpoint's input rule for
+the first pass, detections kept down to score 0.02) over the photos of the validation sets,
+so each row is what that Detector returns:
 
 * faces_mask ``val.txt`` (171 crowd photos, never trained on): AP50 and recall by face size,
   as ``scripts/eval_crowd.py`` measures them;
@@ -16,16 +14,16 @@ candidate rules are then applied to those passes with the library's own function
   (faces found and false positives at 0.5), as ``scripts/eval_fddb_holdout.py`` measures them.
 
 "zoomed" is the share of each set's photos that took the second pass; "ms" the mean time per
-photo of a set (both passes where taken), from the same run, sequential, on this machine.
+photo of a set (both passes where taken), sequential, on this machine, the photos decoded
+beforehand.
 
     OMP_NUM_THREADS=2 python scripts/zoom_sweep.py --threads 2 --markdown docs/tables/zoom_rules.md
 
-About 5 minutes on a 2-core CPU; ``--cache FILE`` keeps the passes for a second look.
+About 8 minutes on a 2-core CPU.
 """
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -44,12 +42,12 @@ from eval_fddb_holdout import dlib_boxes, found_and_false  # noqa: E402
 from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.data.fddb import ellipse_to_face_box  # noqa: E402
 from retinaface_polynl.pipeline import Detections  # noqa: E402
-from retinaface_polynl.zoom import ZoomRule, merge_zoom, needs_zoom, zoom_scale  # noqa: E402
+from retinaface_polynl.zoom import ZoomRule  # noqa: E402
 from widerface_eval import average_precision, evaluate_fddb, evaluate_predictions, load_fddb_annotations  # noqa: E402
 
 DATA = HERE.parent / "shared" / "data"
-FACTORS = (1.5, 2.0)
 BELOW = (32.0, 48.0, 64.0)
+MARGINS = (2.0, 4.0)
 
 
 def collect_photos(data: Path, shanghai_labels: Path) -> tuple[dict, dict[str, list[Path]]]:
@@ -67,42 +65,19 @@ def collect_photos(data: Path, shanghai_labels: Path) -> tuple[dict, dict[str, l
     return sets, photos
 
 
-def run_passes(det: Detector, paths: list[Path]) -> dict[str, dict]:
-    """Per photo: its first pass (``1.0``) and each factor's second pass, as (Detections, seconds)."""
+def run_rule(det: Detector, images: dict[str, np.ndarray]) -> dict[str, tuple[Detections, float, bool]]:
+    """``{photo: (Detections, seconds, zoomed?)}`` of ``det`` on every photo."""
     out = {}
-    for path in tqdm(paths, desc="passes", unit="photo", file=sys.stderr):
-        image = cv2.imread(str(path))
-        if image is None:
-            raise SystemExit(f"{path}: cannot be read")
-        h, w = image.shape[:2]
-        scale = det.input_scale(h, w)
-        row = {"scale": scale, "hw": (h, w)}
-        for factor in (1.0, *FACTORS):
-            second = scale if factor == 1.0 else zoom_scale(h, w, scale, ZoomRule(factor=factor))
-            if second is None:
-                row[factor] = None
-                continue
-            t = time.perf_counter()
-            # the Detector's own single pass at an exact scale: what its zoom runs
-            d = det._run_scaled([image], [second], det.threshold, 1, "exact")[0]
-            row[factor] = (d, time.perf_counter() - t)
-        out[str(path)] = row
+    for key, image in tqdm(images.items(), desc=det.describe_zoom(), unit="photo", file=sys.stderr, leave=False):
+        before = det.timings.zoomed
+        t = time.perf_counter()
+        d = det.detect(image)
+        out[key] = (d, time.perf_counter() - t, det.timings.zoomed > before)
     return out
 
 
-def apply_rule(row: dict, rule: ZoomRule | None, always: bool = False, nms_threshold: float = 0.4):
-    """(Detections, seconds, zoomed?) of one photo under ``rule`` (``None``: one pass)."""
-    first, seconds = row[1.0]
-    if rule is None:
-        return first, seconds, False
-    second = row.get(rule.factor)
-    if second is None or not (always or needs_zoom(first, row["scale"], rule)):
-        return first, seconds, False
-    return merge_zoom(first, second[0], row["scale"], rule, nms_threshold, 750), seconds + second[1], True
-
-
-def score(passes: dict, sets: dict, photos: dict, rule: ZoomRule | None, always: bool = False) -> dict:
-    picked = {k: apply_rule(r, rule, always) for k, r in passes.items()}
+def metrics(picked: dict, sets: dict, photos: dict) -> dict:
+    """The table's numbers from ``{photo path: (Detections, seconds, zoomed?)}``."""
     boxes = lambda paths: {p: (picked[str(p)][0].boxes, picked[str(p)][0].scores) for p in paths}  # noqa: E731
     out = {}
     crowd = boxes(photos["crowd"])
@@ -132,12 +107,15 @@ def score(passes: dict, sets: dict, photos: dict, rule: ZoomRule | None, always:
     return out
 
 
-def candidates() -> list[tuple[str, ZoomRule | None, bool]]:
-    rows: list[tuple[str, ZoomRule | None, bool]] = [("one pass (zoom off)", None, False)]
-    for factor in FACTORS:
-        rows.append((f"always x{factor:g}", ZoomRule(factor=factor), True))
-        for below in BELOW:
-            rows.append((f"x{factor:g} when a face is under {below:g} px", ZoomRule(factor=factor, below=below), False))
+def candidates() -> list[tuple[str, ZoomRule | None]]:
+    """(row name, rule); ``None``: one pass."""
+    rows: list[tuple[str, ZoomRule | None]] = [("one pass (zoom off)", None)]
+    rows.append(("x2, whole picture, whenever a face is found", ZoomRule(below=1e6, margin=None)))
+    for below in BELOW:
+        rows.append((f"x2, whole picture, when a face is under {below:g} px", ZoomRule(below=below, margin=None)))
+    rows.append(("x1.5, whole picture, when a face is under 48 px", ZoomRule(factor=1.5, margin=None)))
+    for margin in MARGINS:
+        rows.append((f"x2, region (margin {margin:g}), when a face is under 48 px", ZoomRule(margin=margin)))
     return rows
 
 
@@ -169,32 +147,31 @@ def main(argv=None) -> int:
                    help="the teachers' faces on the ShanghaiTech photos (scripts/make_crowd_labels.py; "
                    "skipped when absent)")
     p.add_argument("--threads", type=int, help="engine threads (default: torch's count)")
-    p.add_argument("--cache", type=Path, help="keep the passes in this file, and reuse it when it exists")
     p.add_argument("--markdown", type=Path, help="write the table here (for docs/benchmarks.md: scripts/sync_docs.py)")
     args = p.parse_args(argv)
     if not (args.data / "faces_mask" / "val.txt").is_file():
         p.error(f"{args.data}: no faces_mask/val.txt (pass --data, the shared data folder)")
     sets, photos = collect_photos(args.data, args.shanghai_labels)
-    det = Detector(weights=args.weights, threads=args.threads, threshold=LOW_THRESHOLD, zoom=False)
-    if args.cache and args.cache.is_file():
-        passes = pickle.loads(args.cache.read_bytes())
-    else:
-        passes = run_passes(det, [q for ps in photos.values() for q in ps])
-        if args.cache:
-            args.cache.write_bytes(pickle.dumps(passes))
-    missing = [str(q) for ps in photos.values() for q in ps if str(q) not in passes]
-    if missing:
-        p.error(f"{args.cache} holds no passes for {len(missing)} photos, e.g. {missing[0]}: delete it to re-run")
+    images = {}
+    for q in tqdm([q for ps in photos.values() for q in ps], desc="decode", unit="photo", file=sys.stderr):
+        image = cv2.imread(str(q))
+        if image is None:
+            raise SystemExit(f"{q}: cannot be read")
+        images[str(q)] = image
     chosen = ZoomRule()
-    chosen_name = next(name for name, rule, always in candidates() if rule == chosen and not always)
+    chosen_name = next(name for name, rule in candidates() if rule == chosen)
     results = []
-    for name, rule, always in candidates():
-        results.append((name, score(passes, sets, photos, rule, always)))
+    for name, rule in candidates():
+        det = Detector(weights=args.weights, threads=args.threads, threshold=LOW_THRESHOLD,
+                       zoom=False if rule is None else rule)
+        results.append((name, metrics(run_rule(det, images), sets, photos)))
         print(name, flush=True, file=sys.stderr)
     caption = (f"{det.describe()}; first pass: input {det.describe_input()}; second pass at the factor times "
-               f"the first's scale, long side <= {chosen.max_size}; the first pass's faces of "
-               f"{chosen.keep_above:g} px and more kept; 'under N px': a face scoring >= {chosen.score} shorter "
-               f"than N network-input pixels in the first pass.")
+               f"the first's scale, long side <= {chosen.max_size}, on the whole picture or on the region around "
+               f"the small faces (their union grown on each side by the margin times the tallest of them; the "
+               f"whole picture when that covers over {chosen.region_max:.0%} of it); the first pass's faces of "
+               f"{chosen.keep_above:g} px and more, and those outside the region, kept; 'under N px': a face "
+               f"scoring >= {chosen.score} shorter than N network-input pixels in the first pass.")
     table = markdown(results, chosen_name, caption)
     print(table)
     if args.markdown:

@@ -358,7 +358,8 @@ def test_plain_onnxruntime_follows_the_readme(dlib_faces_dir, tmp_path):
     size = json.loads(meta["retinaface_polynl.inference"])
     assert pre["color"] == "BGR" and pre["layout"] == "NCHW"
     assert size["min_size"] == 480 and size["max_size"] == 1024
-    assert size["zoom"] == {"below": 48.0, "score": 0.5, "factor": 2.0, "max_size": 2048, "keep_above": 128.0}
+    assert size["zoom"] == {"below": 48.0, "score": 0.5, "factor": 2.0, "max_size": 2048, "keep_above": 128.0,
+                            "margin": 4.0, "region_max": 0.5}
     mean, stride = np.array(pre["mean"], np.float32), pre["stride"]
 
     def first_scale(bgr):
@@ -399,19 +400,43 @@ def test_plain_onnxruntime_follows_the_readme(dlib_faces_dir, tmp_path):
 
     zoom = size["zoom"]
 
+    def zoom_region(im, boxes, small):
+        h, w = im.shape[:2]
+        if zoom["margin"] is None:
+            return 0, 0, w, h
+        grow = zoom["margin"] * (boxes[small, 3] - boxes[small, 1]).max()
+        x0, y0 = max(0, int(np.floor(boxes[small, 0].min() - grow))), max(0, int(np.floor(boxes[small, 1].min() - grow)))
+        x1, y1 = min(w, int(np.ceil(boxes[small, 2].max() + grow))), min(h, int(np.ceil(boxes[small, 3].max() + grow)))
+        if (x1 - x0) * (y1 - y0) > zoom["region_max"] * h * w:
+            return 0, 0, w, h
+        return x0, y0, x1, y1
+
     def detect(images):
         scales = [first_scale(im) for im in images]
         found = []
         for im, scale, (boxes, scores, landmarks) in zip(images, scales, one_pass(images, scales, 0.5)):
-            # small-face zoom: a face scoring >= zoom["score"] under zoom["below"] input px -> a second pass
+            # small-face zoom: a face scoring >= zoom["score"] under zoom["below"] input px -> a second
+            # pass on the region around the small faces (or the whole picture)
+            h, w = im.shape[:2]
             heights = (boxes[:, 3] - boxes[:, 1]) * scale
-            second = min(scale * zoom["factor"], zoom["max_size"] / max(im.shape[:2]))
-            if ((scores >= zoom["score"]) & (heights < zoom["below"])).any() and second >= 1.1 * scale:
-                b2, s2, l2 = one_pass([im], [second], 0.5)[0]
-                large = heights >= zoom["keep_above"]  # the first pass's large faces stay
-                boxes, scores, landmarks = nms_faces(np.concatenate([b2, boxes[large]]),
-                                                     np.concatenate([s2, scores[large]]),
-                                                     np.concatenate([l2, landmarks[large]]))
+            small = (scores >= zoom["score"]) & (heights < zoom["below"])
+            if small.any():
+                x0, y0, x1, y1 = zoom_region(im, boxes, small)
+                crop = im[y0:y1, x0:x1]
+                second = min(scale * zoom["factor"], zoom["max_size"] / max(crop.shape[:2]))
+                if second >= 1.1 * scale:
+                    b2, s2, l2 = one_pass([crop], [second], 0.5)[0]
+                    b2, l2 = b2 + np.array([x0, y0, x0, y0], np.float32), l2 + np.array([x0, y0], np.float32)
+                    whole = (x0, y0, x1, y1) == (0, 0, w, h)
+                    keep1 = heights >= zoom["keep_above"]  # the first pass's large faces stay
+                    if not whole:  # faces the crop cut at an inner edge come from the first pass
+                        cut = (((b2[:, 0] <= x0 + 2) & (x0 > 0)) | ((b2[:, 1] <= y0 + 2) & (y0 > 0))
+                               | ((b2[:, 2] >= x1 - 2) & (x1 < w)) | ((b2[:, 3] >= y1 - 2) & (y1 < h)))
+                        b2, s2, l2 = b2[~cut], s2[~cut], l2[~cut]
+                        keep1 |= ~((boxes[:, 0] >= x0) & (boxes[:, 1] >= y0) & (boxes[:, 2] <= x1) & (boxes[:, 3] <= y1))
+                    boxes, scores, landmarks = nms_faces(np.concatenate([b2, boxes[keep1]]),
+                                                         np.concatenate([s2, scores[keep1]]),
+                                                         np.concatenate([l2, landmarks[keep1]]))
             found.append(Detections(boxes, scores, landmarks))
         return found
 

@@ -15,7 +15,16 @@ from retinaface_polynl.commands.common import add_model_args, add_size_args, bui
 from retinaface_polynl.detector import default_weights_path
 from retinaface_polynl.pipeline import Detections
 from retinaface_polynl.shipped import demo_dir
-from retinaface_polynl.zoom import ZoomRule, merge_zoom, needs_zoom, resolve_zoom, zoom_scale
+from retinaface_polynl.zoom import (
+    ZoomRule,
+    cut_by_region,
+    merge_zoom,
+    needs_zoom,
+    resolve_zoom,
+    shift,
+    zoom_region,
+    zoom_scale,
+)
 from widerface_eval import box_iou
 
 
@@ -73,7 +82,7 @@ def test_the_second_pass_stays_inside_an_engines_largest_input():
     image = np.zeros((240, 320, 3), np.uint8)
     backend = RecordingBackend(face_px=30)
     backend.max_input_hw = (352, 480)  # as TensorRTBackend reports its profile's max_hw
-    det = stand_in(backend, zoom=True)
+    det = stand_in(backend, zoom=ZoomRule(margin=None))
     det.detect(image)
     assert backend.shapes == [(256, 320), (352, 480)]  # 1.47x, not 2x: 352x470 padded to 480
 
@@ -116,7 +125,7 @@ def stand_in(backend, **kwargs) -> Detector:
 def test_detector_runs_the_second_pass_at_twice_the_scale_only_when_told():
     image = np.zeros((240, 320, 3), np.uint8)
     backend = RecordingBackend(face_px=30)
-    det = stand_in(backend, zoom=ZoomRule(factor=2.0))
+    det = stand_in(backend, zoom=ZoomRule(factor=2.0, margin=None))  # the whole picture
     out = det.detect(image)
     assert backend.shapes == [(256, 320), (480, 640)]  # padded to 32: 240x320, then 480x640
     assert det.timings.zoomed == 1 and det.timings.forward_passes == 2
@@ -129,6 +138,40 @@ def test_detector_runs_the_second_pass_at_twice_the_scale_only_when_told():
     det = stand_in(big, zoom=True)
     det.detect(image)
     assert big.shapes == [(256, 320)]  # no small face: one pass
+
+
+def test_detector_zooms_only_the_region_around_a_small_face():
+    image = np.zeros((480, 640, 3), np.uint8)
+    backend = RecordingBackend(face_px=30)  # a face at 20-50 px of every input
+    det = stand_in(backend, zoom=ZoomRule(factor=2.0, margin=4.0))
+    out = det.detect(image)
+    # the face (20-50) grown by 4 x 30 px on each side, within the picture: 0-170 square at 2x
+    assert backend.shapes == [(480, 640), (352, 352)]
+    assert np.allclose(out.boxes[0], [10, 10, 25, 25])  # the crop's face at 20-50 of 340 px: 10-25 here
+
+
+def test_zoom_region_grows_the_small_faces_union_and_falls_back_to_the_whole_picture():
+    rule = ZoomRule(margin=2.0, region_max=0.5)
+    det = faces([[100, 100, 120, 124], [200, 110, 220, 130], [0, 0, 300, 300]], [0.9, 0.8, 0.99])
+    # the two small faces (24 and 20 px tall) grown by 2 x 24 px; the large face does not count
+    assert zoom_region(det, 1.0, rule, 1000, 1000) == (52, 52, 268, 178)
+    assert zoom_region(det, 1.0, ZoomRule(margin=None), 1000, 1000) == (0, 0, 1000, 1000)
+    assert zoom_region(det, 1.0, rule, 300, 300) == (52, 52, 268, 178)  # 30 % of a 300 px picture
+    assert zoom_region(det, 1.0, ZoomRule(margin=2.0, region_max=0.3), 300, 300) == (0, 0, 300, 300)
+    assert zoom_region(det, 3.0, rule, 1000, 1000) == (0, 0, 1000, 1000)  # nothing small at 3x
+
+
+def test_faces_cut_by_the_regions_inner_edges_are_dropped_and_the_first_pass_fills_in():
+    region = (100, 100, 300, 300)
+    second = faces([[150, 150, 170, 170], [290, 200, 320, 230], [100, 250, 130, 280]], [0.9, 0.8, 0.7])
+    cut = cut_by_region(second, region, 1000, 1000)
+    assert cut.tolist() == [False, True, True]
+    assert not cut_by_region(faces([[0, 0, 20, 20]], [0.9]), (0, 0, 300, 300), 1000, 1000).any()  # the picture's edge
+    first = faces([[290, 200, 322, 232], [400, 400, 420, 420], [150, 150, 171, 171]], [0.6, 0.7, 0.5])
+    merged = merge_zoom(first, second.select(~cut), 1.0, ZoomRule(), 0.4, 750, region)
+    # the second pass's inner face, the first pass's faces across the edge and outside the region
+    assert sorted(merged.scores.tolist()) == pytest.approx([0.6, 0.7, 0.9])
+    assert np.allclose(shift(faces([[1, 2, 3, 4]], [0.5]), 10, 20).boxes, [[11, 22, 13, 24]])
 
 
 def test_the_decision_does_not_depend_on_the_callers_threshold():
@@ -233,18 +276,14 @@ def _sweep():
     return importlib.import_module("zoom_sweep")
 
 
-def test_sweep_candidates_hold_the_recorded_rule_and_apply_it_as_the_detector_does():
+def test_sweep_candidates_hold_the_recorded_rule_and_report_which_photos_zoomed():
     sweep = _sweep()
     rules = sweep.candidates()
     assert rules[0][1] is None  # one pass first
-    assert any(rule == ZoomRule() and not always for _, rule, always in rules)
-    row = {"scale": 1.0, "hw": (240, 320),
-           1.0: (faces([[0, 0, 300, 300], [10, 10, 40, 40]], [0.9, 0.8]), 0.01),
-           2.0: (faces([[10, 10, 41, 41], [100, 100, 120, 120]], [0.85, 0.7]), 0.04)}
-    det, seconds, zoomed = sweep.apply_rule(row, ZoomRule())
-    assert zoomed and seconds == pytest.approx(0.05)
-    assert sorted(det.scores.tolist()) == pytest.approx([0.7, 0.85, 0.9])  # the large face kept from pass one
-    det, seconds, zoomed = sweep.apply_rule(row, ZoomRule(below=20))  # a 30 px face is not under 20
-    assert not zoomed and len(det) == 2 and seconds == pytest.approx(0.01)
-    det, _, zoomed = sweep.apply_rule(row, None)
-    assert not zoomed and len(det) == 2
+    assert sum(rule == ZoomRule() for _, rule in rules) == 1
+    images = {"small": np.zeros((240, 320, 3), np.uint8), "also small": np.zeros((120, 160, 3), np.uint8)}
+    det = stand_in(RecordingBackend(face_px=30), zoom=ZoomRule())
+    out = sweep.run_rule(det, images)
+    assert [out[k][2] for k in images] == [True, True] and all(out[k][1] > 0 for k in images)
+    det = stand_in(RecordingBackend(face_px=100), zoom=ZoomRule())
+    assert not any(zoomed for _, _, zoomed in sweep.run_rule(det, images).values())
