@@ -532,15 +532,15 @@ class Detector:
             region = zoom_region(det, scale, rule, h, w)
             x0, y0, x1, y1 = region
             crop = images[i] if region == (0, 0, w, h) else images[i][y0:y1, x0:x1]
-            second = zoom_scale(crop.shape[0], crop.shape[1], scale, rule, limit)
-            if second is not None:
-                crops.append((i, region, crop, second))
+            enlarged = zoom_scale(crop.shape[0], crop.shape[1], scale, rule, limit)
+            if enlarged is not None:
+                crops.append((i, region, crop, enlarged))
         results = [det.select(det.scores > threshold) for det in first]
         if crops:
-            second = self._run_scaled([c for _, _, c, _ in crops], [z for *_, z in crops], threshold,
-                                      batch_size, padding)
+            second_pass = self._run_scaled([c for _, _, c, _ in crops], [z for *_, z in crops], threshold,
+                                           batch_size, padding)
             with self.timings.measure("postprocess"):
-                for (i, region, _, _), det in zip(crops, second):
+                for (i, region, _, _), det in zip(crops, second_pass):
                     h, w = images[i].shape[:2]
                     whole = region == (0, 0, w, h)
                     if not whole:
