@@ -62,7 +62,7 @@ class ZoomRule:
     """
 
     below: float = 48.0
-    score: float = 0.5
+    score: float = 0.4
     factor: float = 2.0
     max_size: int = 2048
     keep_above: float = 128.0

@@ -58,7 +58,7 @@ def test_resolve_zoom_follows_the_recorded_rule_unless_told_otherwise():
 
 
 def test_needs_zoom_measures_faces_in_input_pixels_and_ignores_weak_ones():
-    rule = ZoomRule()  # under 48 input px, scoring >= 0.5
+    rule = ZoomRule()  # under 48 input px, scoring >= 0.4
     small = faces([[10, 10, 40, 50]], [0.9])  # 40 px tall in the original
     assert needs_zoom(small, 1.0, rule)
     assert not needs_zoom(small, 1.25, rule)  # 50 px at the network's input
