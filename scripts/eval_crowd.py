@@ -145,6 +145,13 @@ def load_sets(data: Path, shanghai_labels: Path | None) -> dict:
     return sets
 
 
+def add_shanghai_labels_arg(p: argparse.ArgumentParser) -> None:
+    """``--shanghai-labels`` (shared with zoom_sweep.py)."""
+    p.add_argument("--shanghai-labels", type=Path, default=HERE / "runs" / "crowd" / "labels" / "shanghai.json",
+                   help="the teachers' faces on the ShanghaiTech photos, from scripts/make_crowd_labels.py "
+                   "(default: runs/crowd/labels/shanghai.json; skipped when absent)")
+
+
 def markdown(results: dict, size, floor: dict | None = None) -> str:
     """The table; ``floor``: the ``Detector`` keywords of ``--min-size`` / ``--max-size``, if given."""
     floor = floor or {}
@@ -181,9 +188,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=input_size, default="default",
                    help="default, original, or a short side in px for every detector (default: default)")
     add_floor_args(p)
-    p.add_argument("--shanghai-labels", type=Path, default=HERE / "runs" / "crowd" / "labels" / "shanghai.json",
-                   help="the teachers' faces on the ShanghaiTech photos, from scripts/make_crowd_labels.py "
-                   "(default: runs/crowd/labels/shanghai.json; skipped when absent)")
+    add_shanghai_labels_arg(p)
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--markdown", type=Path, help="write the table as Markdown")
     args = p.parse_args(argv)

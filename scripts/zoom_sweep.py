@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "scripts"))
 
-from eval_crowd import LOW_THRESHOLD, load_sets, recall_by_size  # noqa: E402
+from eval_crowd import LOW_THRESHOLD, add_shanghai_labels_arg, load_sets, recall_by_size  # noqa: E402
 from eval_fddb_holdout import dlib_boxes, found_and_false  # noqa: E402
 
 from retinaface_polynl import Detector  # noqa: E402
@@ -146,9 +146,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--weights", type=Path, help="checkpoint or exported file (default: the shipped weights)")
     p.add_argument("--data", type=Path, default=DATA, help=f"the shared data folder (default: {DATA})")
-    p.add_argument("--shanghai-labels", type=Path, default=HERE / "runs" / "crowd" / "labels" / "shanghai.json",
-                   help="the teachers' faces on the ShanghaiTech photos (scripts/make_crowd_labels.py; "
-                   "skipped when absent)")
+    add_shanghai_labels_arg(p)
     p.add_argument("--threads", type=int, help="engine threads (default: torch's count)")
     p.add_argument("--markdown", type=Path, help="write the table here (for docs/benchmarks.md: scripts/sync_docs.py)")
     args = p.parse_args(argv)
