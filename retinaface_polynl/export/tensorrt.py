@@ -328,18 +328,18 @@ class TensorRTBackend:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-
-    @property
-    def max_input_hw(self) -> tuple[int, int] | None:
-        """The largest (H, W) the engine's profile accepts (``Detector`` keeps the small-face
-        zoom's second pass within it); ``None`` when the engine records no profile."""
-        return tuple(self.profile.max_hw) if self.profile is not None else None
         if self.inputs != [INPUT_NAME] or any(n not in self.outputs for n in OUTPUT_NAMES):
             raise ExportError(f"unexpected engine I/O: inputs {self.inputs}, outputs {self.outputs}")
         self.has_nms = NMS_OUTPUT in self.outputs
         self._allocator = _output_allocator_class(trt)(self.device) if self.has_nms else None
         if self._allocator is not None:
             self.context.set_output_allocator(NMS_OUTPUT, self._allocator)
+
+    @property
+    def max_input_hw(self) -> tuple[int, int] | None:
+        """The largest (H, W) the engine's profile accepts (``Detector`` keeps the small-face
+        zoom's second pass within it); ``None`` when the engine records no profile."""
+        return tuple(self.profile.max_hw) if self.profile is not None else None
 
     @classmethod
     def from_engine_file(cls, path: str | Path, device: torch.device | str = "cuda") -> "TensorRTBackend":
