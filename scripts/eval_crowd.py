@@ -41,7 +41,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "scripts"))
 
-from eval_fddb_holdout import YuNet, add_floor_args, describe_zoom, floor_options, run_detector  # noqa: E402
+from eval_fddb_holdout import YuNet, add_floor_args, describe_zoom, floor_options, run_detector, size_tag  # noqa: E402
 
 from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.data.voc import read_voc  # noqa: E402
@@ -158,7 +158,7 @@ def markdown(results: dict, size, floor: dict | None = None) -> str:
     if floor.get("min_size") is not None:
         size = f"ours: short side at least {floor['min_size']} (never shrunk)" + (
             f", long side <= {floor['max_size']}" if floor["max_size"] else "")
-    size = f"{str(size).split('+')[0]}{describe_zoom(floor)}"
+    size = f"{size}{describe_zoom(floor)}"
     lines = [f"Input size: {size}. faces_mask val.txt: 171 photos, 819 faces; AP50 at score >= {LOW_THRESHOLD}; "
              f"recall at score >= {DEFAULT_THRESHOLD} by the box's longer side. WIDER dev: official protocol on "
              "the 103 photos of widerface_val_dev. ShanghaiTech: AP50 against the teachers' agreed faces.", "",
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
     if args.markdown:
         args.markdown.write_text(table)
     if args.json:
-        args.json.write_text(json.dumps({"size": args.size, "results": results}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"size": size_tag(args.size, floor), "results": results}, indent=2) + "\n")
     return 0
 
 

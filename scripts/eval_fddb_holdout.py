@@ -66,8 +66,8 @@ def add_floor_args(p: argparse.ArgumentParser) -> None:
 
 def floor_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     """Check ``--min-size`` / ``--max-size`` against ``--size``, record the rule as ``args.size``
-    (``min480-cap1024``, ``+zoom`` / ``+nozoom`` for ``--zoom on/off``) and return the ``Detector``
-    keywords for our checkpoints."""
+    (``min480-cap1024``) and return the ``Detector`` keywords for our checkpoints (with ``zoom``
+    for ``--zoom on/off``)."""
     if args.max_size is not None and args.min_size is None:
         p.error("--max-size goes with --min-size")
     if args.min_size is not None:
@@ -77,9 +77,15 @@ def floor_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     options = dict(min_size=args.min_size, max_size=args.max_size) if args.min_size is not None else {}
     zoom = getattr(args, "zoom", "auto")
     if zoom != "auto":
-        args.size = f"{args.size}+{'zoom' if zoom == 'on' else 'nozoom'}"
         options["zoom"] = zoom
     return options
+
+
+def size_tag(size, floor: dict) -> str | int:
+    """The size a JSON file records: ``--size`` / the floor rule, plus ``+zoom`` / ``+nozoom`` for
+    ``--zoom on/off`` (``summary_table.py`` looks rows up by it: ``crowd@min480-cap1024+zoom``)."""
+    zoom = floor.get("zoom")
+    return size if zoom is None else f"{size}+{'zoom' if zoom == 'on' else 'nozoom'}"
 
 
 def describe_zoom(floor: dict) -> str:
@@ -284,9 +290,8 @@ def main(argv=None) -> int:
 
     with tee_stdout(args.markdown):  # the tables, printed and kept for --markdown
         n_img, n_faces = len(annotations), sum(len(a.ellipses) for a in annotations.values())
-        base = str(args.size).split("+")[0]  # without floor_options' zoom suffix
         at = {"original": ", original size", "default": ", each detector's default input size"}.get(
-            base, f", short side resized to {base} px")
+            args.size, f", short side resized to {args.size} px")
         if args.min_size is not None:
             at = (f", ours with a short side of at least {args.min_size} px (never shrunk)"
                   + (f", long side <= {args.max_size}" if args.max_size else "") + ", the others at original size")
@@ -318,7 +323,8 @@ def main(argv=None) -> int:
                 print(f"| {r['detector']} | {ap[0]:.3f}–{ap[1]:.3f} | {tpr[0]:.3f}–{tpr[1]:.3f} | "
                       f"{fmt(d_ap) if d_ap else '—'} | {fmt(d_tpr) if d_tpr else '—'} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"fold": args.fold, "size": args.size, "rows": rows}, indent=1))
+        record = {"fold": args.fold, "size": size_tag(args.size, floor), "rows": rows}
+        Path(args.json).write_text(json.dumps(record, indent=1))
     return 0
 
 
