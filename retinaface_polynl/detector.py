@@ -524,14 +524,17 @@ class Detector:
         # whether a picture is enlarged does not depend on the caller's threshold
         first = self._run_scaled(images, scales, min(threshold, rule.score), batch_size, padding)
         limit = getattr(self.backend, "max_input_hw", None)  # an engine with a fixed largest input
-        crops = []  # (image index, region, crop, second scale)
+        crops = []  # (image index, region or None for the whole picture, crop, second scale)
         for i, (det, scale) in enumerate(zip(first, scales)):
             if not needs_zoom(det, scale, rule):
                 continue
             h, w = images[i].shape[:2]
             region = zoom_region(det, scale, rule, h, w)
-            x0, y0, x1, y1 = region
-            crop = images[i] if region == (0, 0, w, h) else images[i][y0:y1, x0:x1]
+            if region == (0, 0, w, h):
+                region, crop = None, images[i]
+            else:
+                x0, y0, x1, y1 = region
+                crop = images[i][y0:y1, x0:x1]
             enlarged = zoom_scale(crop.shape[0], crop.shape[1], scale, rule, limit)
             if enlarged is not None:
                 crops.append((i, region, crop, enlarged))
@@ -541,13 +544,12 @@ class Detector:
                                            batch_size, padding)
             with self.timings.measure("postprocess"):
                 for (i, region, _, _), det in zip(crops, second_pass):
-                    h, w = images[i].shape[:2]
-                    whole = region == (0, 0, w, h)
-                    if not whole:
+                    if region is not None:
+                        h, w = images[i].shape[:2]
                         det = shift(det, region[0], region[1])
                         det = det.select(~cut_by_region(det, region, h, w))
                     results[i] = merge_zoom(results[i], det, scales[i], rule, self.nms_threshold,
-                                            self.max_detections, None if whole else region)
+                                            self.max_detections, region)
             self.timings.zoomed += len(crops)
         return results
 

@@ -28,6 +28,7 @@ __all__ = [
     "Detections",
     "Face",
     "hint_rule",
+    "merge_nms",
     "pad_batch",
     "postprocess",
     "preprocess",
@@ -193,6 +194,23 @@ def postprocess(
         boxes, landmarks = boxes[order], landmarks[order]
     keep = nms(boxes, scores, nms_threshold)[:max_detections]  # one class: what batched_nms would do
     return Detections(boxes[keep].numpy(), scores[keep].numpy(), landmarks[keep].numpy())
+
+
+def merge_nms(parts: Sequence[Detections], nms_threshold: float, max_detections: int) -> Detections:
+    """Several sets of faces of one picture (the same pixels) -> one, by NMS, scores descending
+    (test-time views merged without voting, the small-face zoom's two passes).  A single
+    non-empty set is returned as it is: it has been through NMS already."""
+    parts = [d for d in parts if len(d)]
+    if not parts:
+        return Detections.empty()
+    if len(parts) == 1:
+        return parts[0]
+    boxes = np.concatenate([d.boxes for d in parts])
+    scores = np.concatenate([d.scores for d in parts])
+    landmarks = np.concatenate([d.landmarks for d in parts])
+    keep = nms(torch.from_numpy(boxes).float(), torch.from_numpy(scores).float(), nms_threshold)[:max_detections]
+    keep = keep.numpy()
+    return Detections(boxes[keep], scores[keep], landmarks[keep])
 
 
 def scale_back(det: Detections, scale: float, height: int, width: int) -> Detections:

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou, nms
 
-from .pipeline import STRIDE, Detections, postprocess, preprocess, resize_scale
+from .pipeline import STRIDE, Detections, merge_nms, postprocess, preprocess, resize_scale
 
 __all__ = [
     "LANDMARK_FLIP_ORDER",
@@ -383,21 +383,18 @@ def merge_views(
     max_detections: int,
 ) -> Detections:
     """All views' detections (original pixels) -> one set, by voting or by NMS."""
+    if not config.vote:
+        return merge_nms(detections, nms_threshold, max_detections)
     dets = [d for d in detections if len(d)]
     if not dets:
         return Detections.empty()
     boxes = np.concatenate([d.boxes for d in dets])
     scores = np.concatenate([d.scores for d in dets])
     marks = np.concatenate([d.landmarks for d in dets])
-    if config.vote:
-        vb, vs, vm, _ = box_vote(
-            boxes, scores, marks, config.vote_iou, config.min_votes, max_detections, score=config.vote_score
-        )
-        return Detections(vb, vs, vm)
-    if len(dets) == 1:
-        return dets[0]
-    keep = nms(torch.from_numpy(boxes), torch.from_numpy(scores), nms_threshold)[:max_detections].numpy()
-    return Detections(boxes[keep], scores[keep], marks[keep])
+    vb, vs, vm, _ = box_vote(
+        boxes, scores, marks, config.vote_iou, config.min_votes, max_detections, score=config.vote_score
+    )
+    return Detections(vb, vs, vm)
 
 
 def _clip(det: Detections, height: int, width: int) -> Detections:

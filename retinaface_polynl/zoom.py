@@ -33,10 +33,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import torch
-from torchvision.ops import nms
 
-from .pipeline import Detections
+from .pipeline import Detections, merge_nms
 
 __all__ = ["ZoomRule", "cut_by_region", "merge_zoom", "needs_zoom", "resolve_zoom", "shift", "zoom_region",
            "zoom_scale"]
@@ -193,10 +191,4 @@ def merge_zoom(first: Detections, second: Detections, first_scale: float, rule: 
         x0, y0, x1, y1 = region
         b = first.boxes
         keep |= ~((b[:, 0] >= x0) & (b[:, 1] >= y0) & (b[:, 2] <= x1) & (b[:, 3] <= y1))
-    boxes = np.concatenate([second.boxes, first.boxes[keep]])
-    scores = np.concatenate([second.scores, first.scores[keep]])
-    landmarks = np.concatenate([second.landmarks, first.landmarks[keep]])
-    if not len(scores):
-        return Detections.empty()
-    keep = nms(torch.from_numpy(boxes).float(), torch.from_numpy(scores).float(), nms_threshold)[:max_detections].numpy()
-    return Detections(boxes[keep], scores[keep], landmarks[keep])
+    return merge_nms([second, first.select(keep)], nms_threshold, max_detections)
