@@ -107,22 +107,32 @@ def recall_by_size(dets: dict, drawn: dict, mapped: dict) -> dict[str, float]:
             for name, (lo, hi) in zip(BUCKET_NAMES, SIZE_BUCKETS)}
 
 
+def mask_scores(dets: dict, sets: dict) -> dict:
+    """faces_mask val AP50 against the boxes as drawn and as mapped, and recall by size (unrounded)."""
+    return {"mask_ap50_drawn": average_precision(dets, sets["mask_drawn"]),
+            "mask_ap50_mapped": average_precision(dets, sets["mask_mapped"]),
+            "mask_recall": recall_by_size(dets, sets["mask_drawn"], sets["mask_mapped"])}
+
+
+def wider_dev_ap(dets: dict, gt) -> dict[str, float]:
+    """Easy / Medium / Hard AP (official protocol) of ``{photo path: (boxes xyxy, scores)}``."""
+    preds = {}
+    for path, (boxes, scores) in dets.items():
+        xywh = boxes.astype(np.float64).copy()
+        xywh[:, 2:] -= xywh[:, :2]
+        preds[Path(path).stem] = np.concatenate([xywh, scores[:, None].astype(np.float64)], 1)
+    result = evaluate_predictions(preds, gt)
+    return {s: float(result[s]) for s in ("easy", "medium", "hard")}
+
+
 def evaluate_detector(detect, data: Path, sets: dict) -> dict:
-    out = {}
     mask_dets, ms = run(detect, list(sets["mask_drawn"]), "faces_mask val")
-    out["mask_ap50_drawn"] = round(average_precision(mask_dets, sets["mask_drawn"]), 4)
-    out["mask_ap50_mapped"] = round(average_precision(mask_dets, sets["mask_mapped"]), 4)
-    out["mask_recall"] = recall_by_size(mask_dets, sets["mask_drawn"], sets["mask_mapped"])
-    out["ms_per_mask_image"] = round(ms * 1000, 1)
+    m = mask_scores(mask_dets, sets)
+    out = {"mask_ap50_drawn": round(m["mask_ap50_drawn"], 4), "mask_ap50_mapped": round(m["mask_ap50_mapped"], 4),
+           "mask_recall": m["mask_recall"], "ms_per_mask_image": round(ms * 1000, 1)}
     if sets.get("wider_paths"):
         dets, ms = run(detect, sets["wider_paths"], "widerface_val_dev")
-        preds = {}
-        for path, (boxes, scores) in dets.items():
-            xywh = boxes.astype(np.float64).copy()
-            xywh[:, 2:] -= xywh[:, :2]
-            preds[path.stem] = np.concatenate([xywh, scores[:, None].astype(np.float64)], 1)
-        result = evaluate_predictions(preds, sets["wider_gt"])
-        out["wider_dev"] = {s: round(float(result[s]), 4) for s in ("easy", "medium", "hard")}
+        out["wider_dev"] = {s: round(v, 4) for s, v in wider_dev_ap(dets, sets["wider_gt"]).items()}
         out["ms_per_wider_image"] = round(ms * 1000, 1)
     if sets.get("shanghai"):
         dets, _ = run(detect, list(sets["shanghai"]), "shanghaitech")

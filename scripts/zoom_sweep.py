@@ -36,14 +36,14 @@ HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "scripts"))
 
-from eval_crowd import LOW_THRESHOLD, add_shanghai_labels_arg, load_sets, recall_by_size  # noqa: E402
+from eval_crowd import LOW_THRESHOLD, add_shanghai_labels_arg, load_sets, mask_scores, wider_dev_ap  # noqa: E402
 from eval_fddb_holdout import dlib_boxes, found_and_false  # noqa: E402
 
 from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.data.fddb import ellipse_to_face_box  # noqa: E402
 from retinaface_polynl.pipeline import Detections  # noqa: E402
 from retinaface_polynl.zoom import ZoomRule  # noqa: E402
-from widerface_eval import average_precision, evaluate_fddb, evaluate_predictions, load_fddb_annotations  # noqa: E402
+from widerface_eval import average_precision, evaluate_fddb, load_fddb_annotations  # noqa: E402
 
 DATA = HERE.parent / "shared" / "data"
 BELOW = (32.0, 48.0, 64.0)
@@ -81,16 +81,10 @@ def metrics(picked: dict, sets: dict, photos: dict) -> dict:
     """The table's numbers from ``{photo path: (Detections, seconds, zoomed?)}``."""
     boxes = lambda paths: {p: (picked[str(p)][0].boxes, picked[str(p)][0].scores) for p in paths}  # noqa: E731
     out = {}
-    crowd = boxes(photos["crowd"])
-    out["crowd_ap50"] = average_precision(crowd, sets["mask_drawn"])
-    out["crowd_recall"] = recall_by_size(crowd, sets["mask_drawn"], sets["mask_mapped"])
+    crowd = mask_scores(boxes(photos["crowd"]), sets)
+    out["crowd_ap50"], out["crowd_recall"] = crowd["mask_ap50_drawn"], crowd["mask_recall"]
     if photos["wider"]:
-        preds = {}
-        for p in photos["wider"]:
-            d = picked[str(p)][0]
-            preds[p.stem] = np.concatenate([d.to_xywh().astype(np.float64), d.scores[:, None].astype(np.float64)], 1)
-        result = evaluate_predictions(preds, sets["wider_gt"])
-        out["wider"] = [float(result[s]) for s in ("easy", "medium", "hard")]
+        out["wider"] = list(wider_dev_ap(boxes(photos["wider"]), sets["wider_gt"]).values())
     if photos["shanghai"]:
         out["shanghai_ap50"] = average_precision(boxes(photos["shanghai"]), sets["shanghai"])
     fddb = {n: (picked[str(p)][0].boxes, picked[str(p)][0].scores) for n, p in sets["fddb_paths"].items()}
