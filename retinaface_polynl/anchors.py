@@ -132,6 +132,14 @@ class LandmarkCoder:
         return d.flatten(-2)
 
     def decode(self, anchors: Tensor, deltas: Tensor) -> Tensor:
-        """``anchors`` (..., 4) and ``deltas`` (..., 2P) -> landmarks (..., P, 2)."""
-        d = deltas.unflatten(-1, (self.num_points, 2))
-        return anchors[..., None, :2] + d * self.v0 * anchors[..., None, 2:]
+        """``anchors`` (..., 4) and ``deltas`` (..., 2P) -> landmarks (..., P, 2).
+
+        The anchor centres and scales are laid out as ``(..., 2P)`` rows (x, y, x, y, ...)
+        by a product with a 0/1 matrix, which is exact, so that the arithmetic is element by
+        element on the deltas' own layout: broadcasting ``(A, 1, 2)`` against ``(N, A, P, 2)``
+        costs onnxruntime 2 ms per VGA picture, more than the rest of the decoding.
+        """
+        repeat = torch.eye(2, dtype=anchors.dtype, device=anchors.device).repeat(1, self.num_points)  # (2, 2P)
+        centres = anchors[..., :2] @ repeat
+        scales = anchors[..., 2:] @ (repeat * self.v0)
+        return (centres + deltas * scales).unflatten(-1, (self.num_points, 2))

@@ -32,8 +32,12 @@ PyTorch (original size, as its project runs it) and through our ONNX export.
 ``sequential``: each detector alone, ``--warmup`` untimed calls then ``--runs`` timed ones;
 ``interleaved``: one call of each detector per round, ``--runs`` rounds, so that load from
 other processes (and caches, turbo) hits all of them alike: on a shared machine trust the
-ratios of the interleaved table over the sequential numbers.  Medians, with the 90th
-percentile.  Every engine gets ``--threads`` intra-op threads (default: the cores available).
+ratios of the interleaved table over the sequential numbers.  Both tables are measured
+``--repeats`` times in turn (sequential pass, interleaved pass, sequential pass, ...): a row's
+milliseconds are the median of its pass medians, its ratio to YuNet the median of the ratios
+measured in each pass, with their range, so that a claim such as "at most 1.3x YuNet" is read
+off several minutes of the machine and not one.  The 90th percentile is over every timed
+call.  Every engine gets ``--threads`` intra-op threads (default: the cores available).
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -85,11 +89,24 @@ class Contender:
     int_ms: float | None = None
     int_p90: float | None = None
     int_runs: int = 0
+    # one median per pass (--repeats): the ratios to YuNet are taken pass by pass
+    seq_passes: list[float] = field(default_factory=list)
+    int_passes: list[float] = field(default_factory=list)
+    seq_times: list[float] = field(default_factory=list, repr=False)
+    int_times: list[float] = field(default_factory=list, repr=False)
 
     def row(self) -> dict:
         d = asdict(self)
-        d.pop("fn")
+        for key in ("fn", "seq_times", "int_times"):
+            d.pop(key)
         return d
+
+    def finish(self, which: str) -> None:
+        """Median of the pass medians, 90th percentile and count over every timed call."""
+        times, passes = getattr(self, f"{which}_times"), getattr(self, f"{which}_passes")
+        setattr(self, f"{which}_ms", statistics.median(passes))
+        setattr(self, f"{which}_p90", percentile(times, 90))
+        setattr(self, f"{which}_runs", len(times))
 
 
 def vga_photo() -> np.ndarray:
@@ -213,10 +230,10 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def sequential(contenders: list[Contender], warmup: int, runs: int, budget_s: float) -> None:
-    """Each alone; one that takes more than ``budget_s`` stops early (after at least 5 runs)."""
+def sequential(contenders: list[Contender], warmup: int, runs: int, budget_s: float, label: str = "") -> None:
+    """One pass: each alone; one that takes more than ``budget_s`` stops early (after at least 5 runs)."""
     for c in contenders:
-        print(f"# sequential: {c.name}", file=sys.stderr)
+        print(f"# sequential{label}: {c.name}", file=sys.stderr)
         for _ in range(warmup):
             c.faces = count(c.fn())
         times = []
@@ -227,12 +244,13 @@ def sequential(contenders: list[Contender], warmup: int, runs: int, budget_s: fl
             times.append(1e3 * (time.perf_counter() - t))
             if time.perf_counter() - start > budget_s and len(times) >= 5:
                 break
-        c.seq_ms, c.seq_p90, c.seq_runs = statistics.median(times), percentile(times, 90), len(times)
+        c.seq_passes.append(statistics.median(times))
+        c.seq_times += times
 
 
-def interleaved(contenders: list[Contender], warmup: int, runs: int, budget_s: float) -> None:
-    """Round robin; stops after ``runs`` rounds or ``budget_s`` seconds (at least 5 rounds)."""
-    print(f"# interleaved: {len(contenders)} detectors, up to {runs} rounds", file=sys.stderr)
+def interleaved(contenders: list[Contender], warmup: int, runs: int, budget_s: float, label: str = "") -> None:
+    """One pass, round robin; stops after ``runs`` rounds or ``budget_s`` seconds (at least 5 rounds)."""
+    print(f"# interleaved{label}: {len(contenders)} detectors, up to {runs} rounds", file=sys.stderr)
     times: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
     for _ in range(warmup):
         for c in contenders:
@@ -246,21 +264,35 @@ def interleaved(contenders: list[Contender], warmup: int, runs: int, budget_s: f
         if time.perf_counter() - start > budget_s and r + 1 >= 5:
             break
     for i, c in enumerate(contenders):
-        c.int_ms, c.int_p90, c.int_runs = statistics.median(times[i]), percentile(times[i], 90), len(times[i])
+        c.int_passes.append(statistics.median(times[i]))
+        c.int_times += times[i]
+
+
+def ratios(c: Contender, ref: Contender, which: str) -> list[float]:
+    """``c``'s median over ``ref``'s in each pass (both measured in the same pass)."""
+    return [a / b for a, b in zip(getattr(c, f"{which}_passes"), getattr(ref, f"{which}_passes"))]
 
 
 def table(contenders: list[Contender], which: str) -> str:
+    """Milliseconds: the median of the pass medians; ``x YuNet``: the median of the passes' ratios,
+    with their lowest and highest when there were several passes."""
     yunet = next((c for c in contenders if c.name == "YuNet"), None)
-    ref = getattr(yunet, f"{which}_ms") if yunet else None
+    passes = len(getattr(contenders[0], f"{which}_passes")) if contenders else 0
+    spread = passes > 1
     lines = [
-        f"| detector | engine | precision | network input | faces | runs | ms (median) | p90 ms | x YuNet |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "| detector | engine | precision | network input | faces | runs | ms (median) | p90 ms | x YuNet |"
+        + (" x YuNet, range over passes |" if spread else ""),
+        "|---|---|---|---|---:|---:|---:|---:|---:|" + ("---:|" if spread else ""),
     ]
     for c in contenders:
         ms, p90 = getattr(c, f"{which}_ms"), getattr(c, f"{which}_p90")
-        ratio = f"{ms / ref:.2f}" if ref else "-"
-        lines.append(f"| {c.name} | {c.engine} | {c.precision} | {c.network_input} | {c.faces} | "
-                     f"{getattr(c, f'{which}_runs')} | {ms:.1f} | {p90:.1f} | {ratio} |")
+        r = ratios(c, yunet, which) if yunet else []
+        ratio = f"{statistics.median(r):.2f}" if r else "-"
+        line = (f"| {c.name} | {c.engine} | {c.precision} | {c.network_input} | {c.faces} | "
+                f"{getattr(c, f'{which}_runs')} | {ms:.1f} | {p90:.1f} | {ratio} |")
+        if spread:
+            line += f" {min(r):.2f}-{max(r):.2f} |" if r else " - |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -285,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     p.add_argument("--runs", type=int, default=50, help="timed calls per detector, and interleaved rounds (default: 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default: 5)")
+    p.add_argument("--repeats", type=int, default=3, metavar="K",
+                   help="passes of each table, sequential and interleaved in turn; each row gives the median of "
+                   "its pass medians and the range of its per-pass ratio to YuNet, since this machine's speed "
+                   "drifts by ~20 %% between minutes (default: 3)")
     p.add_argument("--budget", type=float, default=20.0, metavar="S",
                    help="seconds per detector alone, and x the detector count for the interleaved rounds; a slower "
                    "one stops early, after at least 5 runs (default: 20)")
@@ -307,13 +343,18 @@ def main(argv: list[str] | None = None) -> int:
         contenders = [] if args.no_peers else peer_contenders(args, image, Path(tmp))
         contenders += our_contenders(args, image, Path(tmp))
         load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
-        sequential(contenders, args.warmup, args.runs, args.budget)
-        interleaved(contenders, args.warmup, args.runs, args.budget * len(contenders))
+        for k in range(max(1, args.repeats)):
+            label = f" (pass {k + 1} of {args.repeats})" if args.repeats > 1 else ""
+            sequential(contenders, args.warmup, args.runs, args.budget, label)
+            interleaved(contenders, args.warmup, args.runs, args.budget * len(contenders), label)
+        for c in contenders:
+            c.finish("seq")
+            c.finish("int")
         load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
     stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     report = "\n".join([
         f"bench_backends, {stamp}: {machine()}; {args.threads} intra-op threads for every engine; "
-        f"{versions()}; {args.runs} runs after {args.warmup} warm-up calls; load average "
+        f"{versions()}; {max(1, args.repeats)} pass(es) of {args.runs} runs after {args.warmup} warm-up calls; load average "
         f"{tuple(round(v, 2) for v in load_before) if load_before else '?'} before, "
         f"{tuple(round(v, 2) for v in load_after) if load_after else '?'} after"
         + (f"; {args.note}" if args.note else "") + ".",
