@@ -3,7 +3,7 @@
     input (B, 3, H, W) float32, BGR minus (104, 117, 123), H and W any size
       -> network (backbone, attention, FPN, SSH, heads)      -> box_deltas, class_logits, landmark_deltas
       -> anchors from the feature-map sizes (Shape/Range)    \\
-      -> decoding (softmax, exp, offsets), always in float32  -> boxes (B, A, 4) x1 y1 x2 y2 input pixels
+      -> decoding (face probability, exp, offsets), always in float32  -> boxes (B, A, 4) x1 y1 x2 y2 input pixels
                                                                  scores (B, A) face probability
                                                                  landmarks (B, A, 5, 2) input pixels
       [-> NonMaxSuppression (option)                          -> selected (K, 3) int64: batch, 0, anchor]
@@ -465,7 +465,7 @@ def graph_opset(model_proto: Any) -> int:
 def network_nodes(model_proto: Any, head_outputs: Sequence[str] = HEAD_NAMES) -> list[str]:
     """Names of the nodes that compute the raw head tensors (the network proper).
 
-    Everything else (anchor generation, softmax, decoding, NMS) is left out, which is
+    Everything else (anchor generation, face probabilities, decoding, NMS) is left out, which is
     what quantisation uses to keep the decoding in float32.
     """
     producer = {}

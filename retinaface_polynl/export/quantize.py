@@ -3,7 +3,7 @@
 Both start from an fp32 file written by :func:`retinaface_polynl.export.onnx.export_onnx`
 and quantise only the network proper: the nodes that compute the raw head
 tensors named in the file's metadata (``box_deltas``, ``class_logits``,
-``landmark_deltas``).  Anchor generation, the softmax and the box / landmark
+``landmark_deltas``).  Anchor generation, the face probability (a sigmoid) and the box / landmark
 decoding (``exp``, offsets) stay in float32, so the outputs keep their pixel
 precision.  Both keep the float32 input and outputs and the file's metadata
 (precision set to ``int8`` / ``int8-qdq``).

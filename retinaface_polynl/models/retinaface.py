@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 from torch import Tensor, nn
 
 from ..anchors import AnchorGenerator, BoxCoder, LandmarkCoder
@@ -93,6 +94,8 @@ class RetinaFace(nn.Module):
 
     def decode(self, out: HeadOutputs, anchors: Tensor) -> Predictions:
         boxes = self.box_coder.decode(anchors, out.box_deltas)
-        scores = out.class_logits.softmax(dim=-1)[..., 1]
+        # the face probability of the two-way softmax, as sigmoid(face - background): the same
+        # number, without a softmax over (N, A, 2) and a gather (0.3 ms of a VGA picture in onnxruntime)
+        scores = torch.sigmoid(out.class_logits[..., 1] - out.class_logits[..., 0])
         landmarks = self.landmark_coder.decode(anchors, out.landmark_deltas)
         return Predictions(boxes, scores, landmarks)
