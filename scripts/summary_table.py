@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -71,6 +72,15 @@ def compose_fddb_sizes(rows, fddb: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ratio_to(row: dict, ref: dict) -> float:
+    """Sequential time over ``ref``'s: the median of the per-pass ratios where bench_backends
+    measured several passes (as its own table gives it), else the ratio of the medians."""
+    a, b = row.get("seq_passes") or [], ref.get("seq_passes") or []
+    if a and len(a) == len(b):
+        return statistics.median(x / y for x, y in zip(a, b))
+    return row["seq_ms"] / ref["seq_ms"]
+
+
 def compose(rows, crowd: dict, fddb: dict, bench: dict, layout: str = "summary") -> str:
     """The table; ``layout="sizes"`` adds FDDB's TPR at 100 false positives, its recall of faces
     under 40 px, the crowd recall by size and the network input (for the input-size table)."""
@@ -97,7 +107,7 @@ def compose(rows, crowd: dict, fddb: dict, bench: dict, layout: str = "summary")
         if b:
             ms = f"{b['seq_ms']:.1f}"
             if yunet:
-                ms += f" ({b['seq_ms'] / yunet['seq_ms']:.2f}×)"
+                ms += f" ({ratio_to(b, yunet):.2f}×)"
         else:
             ms = DASH
         cells = [label, fddb_ap, crowd_ap, wider, ms]

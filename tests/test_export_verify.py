@@ -130,3 +130,22 @@ def test_cli_check_with_missing_image_names_it_and_keeps_the_file(mnet_checkpoin
     err = capsys.readouterr().err
     assert code == 2 and "check images" in err and "nope.jpg" in err
     assert out.is_file()  # the export itself is not lost
+
+
+@pytest.mark.parametrize("shape", [(375, 500), (480, 640), (300, 1500), (2000, 3000), (1500, 301), (1037, 1921)])
+def test_check_hands_both_detectors_the_exported_files_own_scale(shape):
+    """The default-size check gives the reference (which records no input rule) a size and cap
+    under which it resizes the picture by exactly the exported file's scale, also where the
+    long-side cap binds (a short side rounded to an integer missed the cap by a pixel there)."""
+    from retinaface_polynl.export.verify import same_input
+    from retinaface_polynl.pipeline import resize_scale
+
+    exported = Detector()  # the shipped rule: short side at least 480, long side <= 1024
+    assert exported.input_rule()[1:] == (1024, True)
+    image = np.zeros((*shape, 3), np.uint8)
+    size, cap = same_input(exported, image)
+    want = exported.input_scale(*shape)
+    assert resize_scale(*shape, size, cap, False) == pytest.approx(want, rel=1e-12)
+    h, w = shape
+    assert (round(h * want), round(w * want)) == (round(h * resize_scale(h, w, size, cap, False)),
+                                                  round(w * resize_scale(h, w, size, cap, False)))

@@ -30,6 +30,7 @@ photos with a real checkpoint, with their reasons:
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -178,7 +179,7 @@ def verify_export(
             for size in max_sizes:
                 # the exported file's own rule (a floor on the short side, a cap on the long one)
                 # as the short side it gives this picture, handed to both detectors
-                given, cap = (_short_side(exported, image), None) if size is None else (None, size)
+                given, cap = same_input(exported, image) if size is None else (None, size)
                 want = reference.detect(image, threshold=low, size=given, max_size=cap)
                 got = exported.detect(image, threshold=low, size=given, max_size=cap)
                 checks.append(compare_faces(want, got, threshold, tolerance, image=str(path), size=size))
@@ -198,9 +199,21 @@ def _one_pass(detector: Any):
             detector.zoom_setting = before
 
 
-def _short_side(detector: Any, image) -> int:
+def same_input(detector: Any, image) -> tuple[int, int | None]:
+    """``(size, max_size)`` that make any Detector, whatever input rule it records, resize
+    ``image`` by exactly ``detector``'s own scale for it (``detector.input_scale``).
+
+    Where the rule's floor (or nothing) decided, the short side it gives is an integer and is
+    handed on alone.  Where the long-side cap decided, a short side of ``round(short)`` would
+    rescale the picture by ``round(short) / short`` and miss the cap by a pixel, so the cap
+    itself is handed on with a short side just above the scaled one, which the cap then
+    overrides."""
     h, w = image.shape[:2]
-    return max(1, round(min(h, w) * detector.input_scale(h, w)))
+    scale = detector.input_scale(h, w)
+    short = min(h, w) * scale
+    if abs(short - round(short)) < 1e-6:
+        return max(1, round(short)), None
+    return math.ceil(short) + 1, max(1, round(max(h, w) * scale))
 
 
 def format_checks(checks: Sequence[ImageCheck], tolerance: Tolerance) -> str:
