@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from ..fileio import atomic_path, scratch_path
+from ..pipeline import BGR_MEAN, STRIDE  # the pre-processing the file records is the package's own
 from ..presets import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,6 @@ OUTPUT_NAMES = ("boxes", "scores", "landmarks")
 HEAD_NAMES = ("box_deltas", "class_logits", "landmark_deltas")
 NMS_OUTPUT = "selected"
 
-BGR_MEAN = (104.0, 117.0, 123.0)
-STRIDE = 32
 PREPROCESSING = {
     "color": "BGR",
     "mean": list(BGR_MEAN),
