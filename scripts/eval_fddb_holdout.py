@@ -120,6 +120,23 @@ def dlib_boxes(xml_path: Path) -> dict[str, np.ndarray]:
     return {r.path.name: r.boxes for r in read_dlib_xml(xml_path)}
 
 
+def fddb_face_boxes(annotations: dict) -> dict[str, np.ndarray]:
+    """FDDB's ellipses as the face boxes the models are trained on (``ellipse_to_face_box``)."""
+    return {n: ellipse_to_face_box(a.ellipses) if len(a.ellipses) else np.zeros((0, 4), np.float32)
+            for n, a in annotations.items()}
+
+
+def dlib_score(dets: dict[str, tuple[np.ndarray, np.ndarray]], gt: dict[str, np.ndarray],
+               threshold: float) -> tuple[int, int, int]:
+    """``(found, faces, false positives)`` on dlib's ``testing.xml`` at ``threshold``."""
+    found = false = 0
+    for n, faces in gt.items():
+        boxes, scores = dets[n]
+        f, fp = found_and_false(faces, boxes[scores >= threshold])
+        found, false = found + f, false + fp
+    return found, int(sum(len(g) for g in gt.values())), false
+
+
 def found_and_false(gt: np.ndarray, boxes: np.ndarray, iou: float = 0.4) -> tuple[int, int]:
     """One-to-one greedy match in score order: (faces found, false positives)."""
     if len(boxes) == 0:
@@ -234,8 +251,7 @@ def main(argv=None) -> int:
     annotations = load_fddb_annotations(fddb, folds=args.fold)
     fddb_images = {n: fddb / "originalPics" / f"{n}.jpg" for n in annotations}
     fddb_images = {n: p for n, p in fddb_images.items() if p.is_file()}
-    face_boxes = {n: ellipse_to_face_box(a.ellipses) if len(a.ellipses) else np.zeros((0, 4), np.float32)
-                  for n, a in annotations.items()}
+    face_boxes = fddb_face_boxes(annotations)
     dlib_gt = dlib_boxes(Path(args.dlib) / "testing.xml")
     dlib_images = {n: Path(args.dlib) / n for n in dlib_gt}
 
@@ -260,11 +276,7 @@ def main(argv=None) -> int:
         result = evaluate_fddb(fddb_dets, annotations)
         ap_face = average_precision(fddb_dets, face_boxes, iou=0.5)
         dlib_dets, _ = run_detector(detect, dlib_images, f"{label} on dlib")
-        found = false = 0
-        for n, gt in dlib_gt.items():
-            boxes, scores = dlib_dets[n]
-            f, fp = found_and_false(gt, boxes[scores >= args.threshold])
-            found, false = found + f, false + fp
+        found, faces, false = dlib_score(dlib_dets, dlib_gt, args.threshold)
         row = {
             "detector": label,
             "fddb_ap50_ellipse_boxes": round(result.ap50, 4),
@@ -272,7 +284,7 @@ def main(argv=None) -> int:
             f"fddb_tpr_at_{args.fp}fp": round(result.tpr_at(args.fp), 4),
             "fddb_tpr_at_1000fp": round(result.tpr_at(1000), 4),
             "dlib_found": found,
-            "dlib_faces": int(sum(len(g) for g in dlib_gt.values())),
+            "dlib_faces": faces,
             "dlib_false_positives": false,
             "ms_per_fddb_image": round(1000 * sec, 1),
             **recall_by_width(fddb_dets, face_boxes, args.threshold),

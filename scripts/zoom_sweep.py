@@ -37,10 +37,9 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "scripts"))
 
 from eval_crowd import LOW_THRESHOLD, add_shanghai_labels_arg, load_sets, mask_scores, wider_dev_ap  # noqa: E402
-from eval_fddb_holdout import dlib_boxes, found_and_false  # noqa: E402
+from eval_fddb_holdout import dlib_boxes, dlib_score, fddb_face_boxes  # noqa: E402
 
 from retinaface_polynl import Detector  # noqa: E402
-from retinaface_polynl.data.fddb import ellipse_to_face_box  # noqa: E402
 from retinaface_polynl.pipeline import Detections  # noqa: E402
 from retinaface_polynl.zoom import ZoomRule  # noqa: E402
 from widerface_eval import average_precision, evaluate_fddb, load_fddb_annotations  # noqa: E402
@@ -57,8 +56,7 @@ def collect_photos(data: Path, shanghai_labels: Path) -> tuple[dict, dict[str, l
     ann = load_fddb_annotations(data / "faces_fddb", folds="8")
     sets["fddb"] = ann
     sets["fddb_paths"] = {n: data / "faces_fddb" / "originalPics" / f"{n}.jpg" for n in ann}
-    sets["fddb_boxes"] = {n: ellipse_to_face_box(a.ellipses) if len(a.ellipses) else np.zeros((0, 4), np.float32)
-                          for n, a in ann.items()}
+    sets["fddb_boxes"] = fddb_face_boxes(ann)
     sets["dlib"] = dlib_boxes(data / "faces_dlib" / "testing.xml")
     photos = {"crowd": list(sets["mask_drawn"]), "wider": list(sets.get("wider_paths", [])),
               "shanghai": list(sets.get("shanghai", {})), "fddb": list(sets["fddb_paths"].values()),
@@ -89,12 +87,8 @@ def metrics(picked: dict, sets: dict, photos: dict) -> dict:
         out["shanghai_ap50"] = average_precision(boxes(photos["shanghai"]), sets["shanghai"])
     fddb = {n: (picked[str(p)][0].boxes, picked[str(p)][0].scores) for n, p in sets["fddb_paths"].items()}
     out["fddb"] = (average_precision(fddb, sets["fddb_boxes"], iou=0.5), evaluate_fddb(fddb, sets["fddb"]).tpr_at(100))
-    found = false = 0
-    for p in photos["dlib"]:
-        d = picked[str(p)][0]
-        f, fp = found_and_false(sets["dlib"][p.name], d.boxes[d.scores >= 0.5])
-        found, false = found + f, false + fp
-    out["dlib"] = (found, sum(len(v) for v in sets["dlib"].values()), false)
+    dlib = {p.name: (picked[str(p)][0].boxes, picked[str(p)][0].scores) for p in photos["dlib"]}
+    out["dlib"] = dlib_score(dlib, sets["dlib"], 0.5)
     out["zoomed"] = {s: float(np.mean([picked[str(p)][2] for p in ps])) if ps else float("nan")
                      for s, ps in photos.items()}
     out["ms"] = {s: 1000 * float(np.mean([picked[str(p)][1] for p in ps])) if ps else float("nan")
