@@ -51,6 +51,36 @@ def test_gradient_descent_on_the_loss_moves_student_scores_to_the_teachers():
     assert float(empty.detach()) == 0.0 and empty.requires_grad
 
 
+def test_excluded_anchors_do_not_count():
+    teacher = _logits(torch.tensor([[0.9, 0.2, 0.7]]))
+    student = _logits(torch.tensor([[0.6, 0.5, 0.7]]))
+    exclude = torch.tensor([[False, True, False]])
+    only_first = distillation_loss(student[:, :1], teacher[:, :1], normaliser=1)
+    assert distillation_loss(student, teacher, 1, exclude=exclude) == pytest.approx(float(only_first), rel=1e-5)
+    assert float(distillation_loss(student, teacher, 1, exclude=torch.ones(1, 3, dtype=torch.bool))) == 0.0
+
+
+@pytest.mark.parametrize("t", [0.2, 0.45])
+def test_on_an_annotated_face_distillation_holds_the_score_at_the_documented_balance_unless_excluded(t):
+    """Cross-entropy towards "face" plus W x distillation towards the teacher's t settles at
+    (1 + W t) / (1 + W) (the module's docstring); with the anchor excluded it goes on to 1."""
+    weight = 4.0
+    teacher = _logits(torch.tensor([[t]]))
+    for exclude, want in ((None, (1 + weight * t) / (1 + weight)), (torch.tensor([[True]]), None)):
+        logits = _logits(torch.tensor([[0.5]])).requires_grad_(True)
+        opt = torch.optim.SGD([logits], lr=0.5)
+        for _ in range(2000):
+            opt.zero_grad()
+            ce = torch.nn.functional.cross_entropy(logits[0], torch.tensor([1]))
+            (ce + weight * distillation_loss(logits, teacher, 1, exclude=exclude)).backward()
+            opt.step()
+        p = float(logits.detach().softmax(-1)[0, 0, 1])
+        if want is None:
+            assert p > 0.99
+        else:
+            assert p == pytest.approx(want, abs=0.005)
+
+
 def test_teacher_with_other_anchors_is_refused(tmp_path):
     other = get_preset("r18x025").replace(min_sizes=((10, 20), (40, 80), (160, 320)))
     save_checkpoint(tmp_path / "other.pth", RetinaFace(other), other)
@@ -96,3 +126,25 @@ def test_training_with_a_teacher_logs_the_distillation_and_a_student_equal_to_it
                                           rel=1e-4)
     saved = json.loads((tmp_path / "other" / "config.json").read_text())
     assert saved["distill_teacher"] == str(teacher) and saved["distill_weight"] == 2.0
+
+
+def test_skip_faces_flag_is_recorded_and_takes_the_faces_out_of_the_distillation(dlib_faces_dir, mnet_checkpoint,
+                                                                                  tmp_path):
+    """``--distill-skip-faces``: the same first batch, the same student and (real, face-finding)
+    teacher, a smaller distillation loss (its face anchors no longer count) and the same
+    supervised parts."""
+    labels = dlib_faces_dir / "training_with_face_landmarks.xml"
+    teacher = mnet_checkpoint
+    student = _saved(tmp_path / "student.pth", get_preset("r18x025"), seed=1)
+    common = ["train", "--preset", "r18x025", "--labels", str(labels), "--image-size", "128", "--batch-size", "2",
+              "--max-iters", "1", "--workers", "0", "--lr", "0.01", "--no-progress", "--log-every", "1", "--seed", "3",
+              "--freeze-bn", "--distill", str(teacher), "--distill-weight", "2", "--weights", str(student)]
+    firsts = {}
+    for name, extra in (("all", []), ("skip", ["--distill-skip-faces"])):
+        assert main([*common, *extra, "--output", str(tmp_path / name)]) == 0
+        firsts[name] = json.loads((tmp_path / name / "log.jsonl").read_text().splitlines()[0])
+        saved = json.loads((tmp_path / name / "config.json").read_text())
+        assert saved["distill_skip_faces"] is (name == "skip")
+    assert firsts["skip"]["distill"] < firsts["all"]["distill"]
+    for part in ("box", "cls", "landmark"):
+        assert firsts["skip"][part] == pytest.approx(firsts["all"][part], rel=1e-5)

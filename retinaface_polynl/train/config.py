@@ -61,6 +61,9 @@ class TrainConfig:
     distill_teacher: str | None = None
     distill_weight: float = 1.0
     distill_temperature: float = 1.0
+    # True: no distillation on anchors matched to an annotated face, where the label stands
+    # (``distill.distillation_loss``'s ``exclude``)
+    distill_skip_faces: bool = False
     # augmentation
     crop_scales: tuple[float, ...] = (0.3, 0.45, 0.6, 0.8, 1.0)
     distort: bool = True

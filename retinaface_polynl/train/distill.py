@@ -16,6 +16,14 @@ small to be sure of).  ``N_pos`` is the normaliser of the RetinaFace loss (the
 batch's positive anchors), so ``distill_weight`` reads like the other task weights.
 Only the scores are distilled: boxes and landmarks keep their own targets (the
 student learns the annotation's box convention, not the teacher's).
+
+On an anchor matched to an annotated face the two losses disagree wherever the
+teacher is unsure: cross-entropy pulls the face probability to 1, distillation to
+the teacher's ``t``, and with weight ``W`` (and ``T = 1``) their gradients cancel
+at ``p = (1 + W t) / (1 + W)``.  A masked face that the teacher scores 0.2 is then
+held at 0.36 by ``W = 4``, below the 0.5 threshold, however often it is seen.
+``exclude`` (``--distill-skip-faces``: the positive anchors) takes such anchors
+out of ``S``, so that the annotation decides there and the teacher everywhere else.
 """
 from __future__ import annotations
 
@@ -59,13 +67,17 @@ def distillation_loss(
     normaliser: float | Tensor,
     temperature: float = 1.0,
     min_score: float = 0.05,
+    exclude: Tensor | None = None,
 ) -> Tensor:
     """``T^2 * sum KL(teacher || student) / normaliser`` over the anchors where either
-    gives the face class (index 1) at least ``min_score``.  Logits are (B, A, 2)."""
+    gives the face class (index 1) at least ``min_score``, less those where ``exclude``
+    (B, A) is True.  Logits are (B, A, 2)."""
     s = student_logits.float()
     t = teacher_logits.float().detach()
     with torch.no_grad():
         informative = (t.softmax(-1)[..., 1] >= min_score) | (s.softmax(-1)[..., 1] >= min_score)
+        if exclude is not None:
+            informative &= ~exclude.to(informative.device)
     if not informative.any():
         return s.sum() * 0.0  # keeps the graph (DDP expects every output to receive a gradient)
     log_p_s = F.log_softmax(s[informative] / temperature, dim=-1)

@@ -38,7 +38,7 @@ from ..data.records import ImageRecord, summarize
 from .config import TrainConfig
 from .distill import distillation_loss, load_teacher
 from .distributed import DistInfo, all_reduce_mean, barrier, setup
-from .loss import LOG_NAMES, LossParts, MultiBoxLoss
+from .loss import LOG_NAMES, POSITIVE, LossParts, MultiBoxLoss
 from .schedule import build_scheduler
 from .state import capture_rng_state, checkpoint_name, read_training_state, restore_rng_state, save_training_checkpoint
 
@@ -305,8 +305,9 @@ class Trainer:
             with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=torch.float16,
                                                  enabled=self.use_amp):
                 teacher_logits = self.teacher(images).class_logits
+            faces = assigned.labels == POSITIVE if self.config.distill_skip_faces else None
             distill = distillation_loss(outputs.class_logits, teacher_logits, counts[0],
-                                        self.config.distill_temperature)
+                                        self.config.distill_temperature, exclude=faces)
             parts = parts.add_distillation(distill, self.config.distill_weight)
         return parts
 
