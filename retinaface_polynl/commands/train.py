@@ -152,7 +152,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     o.add_argument("--distill-skip-faces", action="store_true", help="no distillation on the anchors matched to an "
                    "annotated face: there the label stands. Otherwise, at weight W, a face the teacher scores t "
                    "settles near (1 + W t) / (1 + W) (masked faces at t = 0.2 and W = 4: 0.36, under a 0.5 "
-                   "threshold); elsewhere the teacher still teaches (default: distil everywhere)")
+                   "threshold); elsewhere the teacher still teaches. Measured on the crowd recipe: no gain (docs/training.md) "
+                   "(default: distil everywhere)")
 
     r = p.add_argument_group("run")
     r.add_argument("--output", required=True, metavar="DIR", help="folder for the checkpoints (last.pth, numbered "

@@ -24,6 +24,8 @@ at ``p = (1 + W t) / (1 + W)``.  A masked face that the teacher scores 0.2 is th
 held at 0.36 by ``W = 4``, below the 0.5 threshold, however often it is seen.
 ``exclude`` (``--distill-skip-faces``: the positive anchors) takes such anchors
 out of ``S``, so that the annotation decides there and the teacher everywhere else.
+On the crowd recipe that measured no better (docs/training.md), so the shipped
+weights distil everywhere.
 """
 from __future__ import annotations
 
