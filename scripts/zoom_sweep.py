@@ -77,7 +77,12 @@ def run_rule(det: Detector, images: dict[str, np.ndarray]) -> dict[str, tuple[De
 
 def metrics(picked: dict, sets: dict, photos: dict) -> dict:
     """The table's numbers from ``{photo path: (Detections, seconds, zoomed?)}``."""
-    boxes = lambda paths: {p: (picked[str(p)][0].boxes, picked[str(p)][0].scores) for p in paths}  # noqa: E731
+    def pair(path) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes, scores) of ``path``'s detections, as the scoring functions take them."""
+        d = picked[str(path)][0]
+        return d.boxes, d.scores
+
+    boxes = lambda paths: {p: pair(p) for p in paths}  # noqa: E731
     out = {}
     crowd = mask_scores(boxes(photos["crowd"]), sets)
     out["crowd_ap50"], out["crowd_recall"] = crowd["mask_ap50_drawn"], crowd["mask_recall"]
@@ -85,9 +90,9 @@ def metrics(picked: dict, sets: dict, photos: dict) -> dict:
         out["wider"] = list(wider_dev_ap(boxes(photos["wider"]), sets["wider_gt"]).values())
     if photos["shanghai"]:
         out["shanghai_ap50"] = average_precision(boxes(photos["shanghai"]), sets["shanghai"])
-    fddb = {n: (picked[str(p)][0].boxes, picked[str(p)][0].scores) for n, p in sets["fddb_paths"].items()}
+    fddb = {n: pair(p) for n, p in sets["fddb_paths"].items()}
     out["fddb"] = (average_precision(fddb, sets["fddb_boxes"], iou=0.5), evaluate_fddb(fddb, sets["fddb"]).tpr_at(100))
-    dlib = {p.name: (picked[str(p)][0].boxes, picked[str(p)][0].scores) for p in photos["dlib"]}
+    dlib = {p.name: pair(p) for p in photos["dlib"]}
     out["dlib"] = dlib_score(dlib, sets["dlib"], 0.5)
     out["zoomed"] = {s: float(np.mean([picked[str(p)][2] for p in ps])) if ps else float("nan")
                      for s, ps in photos.items()}
