@@ -34,6 +34,8 @@ _OVERRIDES = {
     "distill_weight": "distill_weight", "distill_temperature": "distill_temperature",
     "small_face_prob": "small_face_prob", "small_face_range": "small_face_range", "mix": "mix",
     "epoch_size": "epoch_size", "degrade_prob": "degrade_prob", "degrade_max": "degrade_max",
+    "rotate_prob": "rotate_prob", "rotate_max": "rotate_max", "motion_blur_prob": "motion_blur_prob",
+    "motion_blur_max": "motion_blur_max",
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False),
@@ -142,6 +144,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "JPEG-compressed (blurred, upscaled and stretched photos; default: 0)")
     o.add_argument("--degrade-max", type=float, metavar="F", help="largest shrink factor of --degrade-prob "
                    "(default: 3)")
+    o.add_argument("--rotate-prob", type=float, metavar="P", help="probability of turning the crop about its "
+                   "centre by up to --rotate-max degrees either way (tilted heads; a face box becomes the box of "
+                   "its turned inscribed ellipse, landmarks move exactly; default: 0)")
+    o.add_argument("--rotate-max", type=float, metavar="DEG", help="largest turn of --rotate-prob (default: 30)")
+    o.add_argument("--motion-blur-prob", type=float, metavar="P", help="probability of smearing the crop along "
+                   "a line of 3 to --motion-blur-max pixels in a random direction (moving people, a shaking "
+                   "camera; default: 0)")
+    o.add_argument("--motion-blur-max", type=float, metavar="PX", help="longest smear of --motion-blur-prob, in "
+                   "pixels at the training size (default: 9)")
     o.add_argument("--no-distort", action="store_true", help="no photometric distortion (default: random "
                    "brightness, contrast, saturation and hue)")
     o.add_argument("--distill", metavar="TEACHER", help="also pull the face scores towards this detector's (ours "

@@ -5,6 +5,7 @@
     -> photometric distortion (brightness, contrast, saturation, hue)
     -> pad to square when no crop kept a face -> horizontal mirror (left/right
     landmarks swapped) -> resize to the training size
+    -> optionally: rotation (tilted heads), motion blur, a lower-quality copy
 
 Every step is a plain function of a :class:`FaceSample` (numpy BGR uint8 image
 plus boxes/landmarks in its pixels); the random ones take a
@@ -230,6 +231,56 @@ def resize(sample: FaceSample, width: int, height: int, interpolation: int = cv2
                       sample.ignore * np.tile(scale, 2))
 
 
+def rotate(sample: FaceSample, angle: float, min_face_size: float = 0.0,
+           fill: Sequence[float] = BGR_MEAN) -> FaceSample:
+    """The picture turned by ``angle`` degrees (counter-clockwise, as OpenCV) about its centre,
+    the same size, the corners it uncovers the mean colour: a tilted head.
+
+    Landmarks move exactly.  A face box becomes the bounding box of its inscribed ellipse
+    turned by ``angle`` (a face is round: the box of the turned corners would add background
+    that no annotator draws; at 90 degrees width and height swap, at any angle a circle stays
+    the same square).  An ignore region becomes the box of its turned corners, so it still
+    covers what it covered.  Faces whose centre leaves the picture are dropped and the others
+    clipped, as :func:`crop` does; those left narrower than ``min_face_size`` become ignore
+    regions.
+    """
+    h, w = sample.image.shape[:2]
+    # OpenCV's pixel (i, j) is the point (i + 0.5, j + 0.5) of our continuous coordinates
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), float(angle), 1.0)
+    image = cv2.warpAffine(sample.image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=tuple(float(v) for v in fill))
+
+    def move(points: np.ndarray) -> np.ndarray:
+        return ((points - 0.5) @ m[:, :2].T + m[:, 2] + 0.5).astype(np.float32)
+
+    b = sample.boxes
+    centres = move((b[:, :2] + b[:, 2:]) / 2)
+    half = (b[:, 2:] - b[:, :2]) / 2
+    c, s = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+    extent = np.stack([np.hypot(half[:, 0] * c, half[:, 1] * s), np.hypot(half[:, 0] * s, half[:, 1] * c)], 1)
+    boxes = np.concatenate([centres - extent, centres + extent], 1).astype(np.float32)
+    landmarks = move(sample.landmarks.reshape(-1, 2)).reshape(sample.landmarks.shape)
+    g = sample.ignore
+    corners = move(np.stack([g[:, [0, 1]], g[:, [2, 1]], g[:, [0, 3]], g[:, [2, 3]]], 1).reshape(-1, 2)).reshape(-1, 4, 2)
+    ignore = np.concatenate([corners.min(1), corners.max(1)], 1).astype(np.float32)
+    turned = FaceSample(image, boxes.reshape(-1, 4), landmarks, sample.has_landmarks, ignore.reshape(-1, 4))
+    return crop(turned, 0, 0, w, h, min_face_size)
+
+
+def motion_blur(image: np.ndarray, length: float, angle: float) -> np.ndarray:
+    """A BGR uint8 ``image`` smeared along a line of ``length`` pixels at ``angle`` degrees (a
+    moving subject or a shaking camera), the same size; a length of 1 or less leaves it as it was."""
+    if length <= 1:
+        return image.copy()
+    n = int(np.ceil(length)) // 2 * 2 + 1  # an odd kernel that holds the line
+    line = np.zeros((n, n), np.float32)
+    half = (length - 1) / 2
+    line[n // 2, int(round(n // 2 - half)) : int(round(n // 2 + half)) + 1] = 1.0
+    turn = cv2.getRotationMatrix2D((n // 2, n // 2), float(angle), 1.0)
+    kernel = cv2.warpAffine(line, turn, (n, n), flags=cv2.INTER_LINEAR)
+    return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
+
+
 def photometric_distort(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """RetinaFace/SSD colour jitter on a BGR uint8 image, each part with probability 1/2:
     brightness +-32, contrast x[0.5, 1.5] (before or after the HSV part),
@@ -289,8 +340,15 @@ class TrainAugment:
         small_face_prob, small_face_range: probability of :func:`small_face_crop` instead
             of the expand-and-crop path: a face drawn at random is shown at a size drawn
             from ``small_face_range`` (longer side, pixels at ``image_size``).
+        rotate_prob, rotate_max: probability of :func:`rotate` by an angle drawn from
+            [-``rotate_max``, ``rotate_max``] degrees, after the final resize.
+        motion_blur_prob, motion_blur_max: probability of :func:`motion_blur` along a line of
+            3 to ``motion_blur_max`` pixels (at ``image_size``) in a random direction.
         degrade_prob, degrade_max: probability of :func:`degrade` (shrink by up to
             ``degrade_max`` and enlarge back, maybe JPEG) after the final resize.
+
+    A step whose probability is 0 draws nothing from the generator, so a recipe that does
+    not use it augments exactly as before it existed.
     """
 
     image_size: int = 640
@@ -305,6 +363,10 @@ class TrainAugment:
     small_face_range: tuple[float, float] = (6.0, 40.0)
     degrade_prob: float = 0.0
     degrade_max: float = 3.0
+    rotate_prob: float = 0.0
+    rotate_max: float = 30.0
+    motion_blur_prob: float = 0.0
+    motion_blur_max: float = 9.0
 
     def __call__(self, sample: FaceSample, rng: np.random.Generator) -> FaceSample:
         cropped = False
@@ -327,6 +389,11 @@ class TrainAugment:
             sample = mirror(sample)
         interp = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))] if self.random_interpolation else cv2.INTER_LINEAR
         sample = resize(sample, self.image_size, self.image_size, interp)
+        if self.rotate_prob > 0 and rng.random() < self.rotate_prob:
+            sample = rotate(sample, rng.uniform(-self.rotate_max, self.rotate_max), self.min_face_size)
+        if self.motion_blur_prob > 0 and rng.random() < self.motion_blur_prob:
+            length = rng.uniform(3.0, max(3.0, self.motion_blur_max))
+            sample = sample.replace(image=motion_blur(sample.image, length, rng.uniform(0.0, 180.0)))
         if self.degrade_prob > 0 and rng.random() < self.degrade_prob:
             sample = sample.replace(image=degrade(sample.image, rng, self.degrade_max))
         return sample

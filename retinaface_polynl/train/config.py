@@ -75,6 +75,12 @@ class TrainConfig:
     # lower-quality copies (``data.augment.degrade``): shrunk by up to degrade_max and enlarged back
     degrade_prob: float = 0.0
     degrade_max: float = 3.0
+    # tilted heads (``data.augment.rotate``, up to rotate_max degrees either way) and motion blur
+    # (``data.augment.motion_blur``, a line of 3 to motion_blur_max pixels at image_size)
+    rotate_prob: float = 0.0
+    rotate_max: float = 30.0
+    motion_blur_prob: float = 0.0
+    motion_blur_max: float = 9.0
     min_face_size: float = 2.0
     # several training sets at once (``--labels`` given more than once): their draw weights
     # (empty: in proportion to their sizes) and the draws per epoch (None: all their images)
@@ -133,6 +139,12 @@ class TrainConfig:
         if not 0 <= self.degrade_prob <= 1 or self.degrade_max < 1:
             raise ValueError(f"degrade_prob must lie in [0, 1] and degrade_max be >= 1, got {self.degrade_prob}, "
                              f"{self.degrade_max}")
+        if not 0 <= self.rotate_prob <= 1 or not 0 <= self.rotate_max <= 180:
+            raise ValueError(f"rotate_prob must lie in [0, 1] and rotate_max in [0, 180] degrees, got "
+                             f"{self.rotate_prob}, {self.rotate_max}")
+        if not 0 <= self.motion_blur_prob <= 1 or self.motion_blur_max < 3:
+            raise ValueError(f"motion_blur_prob must lie in [0, 1] and motion_blur_max be >= 3 px, got "
+                             f"{self.motion_blur_prob}, {self.motion_blur_max}")
         if any(m < 0 for m in self.mix) or (self.mix and not sum(self.mix) > 0):
             raise ValueError(f"mix weights must be >= 0 with a positive sum, got {self.mix}")
         if self.epoch_size is not None and self.epoch_size <= 0:

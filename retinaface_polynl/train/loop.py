@@ -189,6 +189,8 @@ class Trainer:
             expand_prob=config.expand_prob, expand_ratio=config.expand_ratio,
             small_face_prob=config.small_face_prob, small_face_range=config.small_face_range,
             degrade_prob=config.degrade_prob, degrade_max=config.degrade_max,
+            rotate_prob=config.rotate_prob, rotate_max=config.rotate_max,
+            motion_blur_prob=config.motion_blur_prob, motion_blur_max=config.motion_blur_max,
         )
         self.dataset = FaceDataset(records, augment, seed=config.seed)
         sampler = None
