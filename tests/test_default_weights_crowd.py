@@ -3,11 +3,12 @@
 The share of faces of 16 px and more (longer side of the box as drawn) that ``Detector()``
 finds at its default threshold, IoU >= 0.5 with the box as drawn or as mapped to
 RetinaFace's convention (the protocol of ``scripts/eval_crowd.py``).  Measured with the
-crowd release shipped in December 2026 (``scripts/train_crowd.sh``, phase 6) at its recorded
-input size (short side at least 480 px, never shrunk, long side at most 1024) with its
-small-face zoom, on onnxruntime: 0.854 of the 637 faces of 16 px and more of the 171 photos
-(57 of them zoomed; about 15 s on one thread). In one pass (``zoom="off"``) 0.834, phase 4
-0.8305, at a fixed 640 px short side 0.857; the FDDB-only release before them: 0.631. The
+crowd release shipped in December 2026 (``scripts/train_crowd.sh``: phase 6 mixed 0.9 / 0.1
+with the FDDB release it started from) at its recorded input size (short side at least
+480 px, never shrunk, long side at most 1024) with its small-face zoom, on onnxruntime: 0.841
+of the 637 faces of 16 px and more of the 171 photos (about 15 s on one thread). Phase 6
+before the mix: 0.854 (one pass, ``zoom="off"``: 0.834), phase 4 0.8305; the FDDB-only
+release before them: 0.631. The
 bound leaves a margin for numeric differences between machines and engines, and fails if the
 default model, its input size, its zoom or the engine regress on crowds.
 """
@@ -22,7 +23,7 @@ from retinaface_polynl.data.voc import read_voc
 from retinaface_polynl.detector import default_weights_path
 from widerface_eval import box_iou
 
-MEASURED = 0.854
+MEASURED = 0.841
 MARGIN = 0.03
 
 
