@@ -6,7 +6,8 @@
 #   START=path/to/ckpt.pth scripts/train_crowd.sh runs/crowd_baseline
 #                                                     (the same recipe from another starting point,
 #                                                      e.g. the r18x025 baseline without Poly-NL)
-#   SHIP=1 [SIZE=480] scripts/train_crowd.sh runs/crowd  (then write weights/default.pth and .onnx)
+#   SHIP=1 [SIZE=480] START=fddb_release.pth scripts/train_crowd.sh runs/crowd
+#                                                     (then write weights/default.pth and .onnx)
 #
 # Every phase resumes (--resume auto) and finished phases are skipped, so a stopped run is
 # continued by starting the script again with the same RUNS_DIR.
@@ -42,6 +43,16 @@ LABELS="${LABELS:-$RUNS/labels}"
 EPOCHS="${EPOCHS:-5}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 mkdir -p "$RUNS"
+# the recipe starts from an FDDB-trained model, never from its own output (the shipped file since
+# the crowd release): fine-tuning that again and mixing it back towards itself is another recipe
+"$PY" - "$START" <<'PY'
+import sys
+from retinaface_polynl.checkpoints import load_model
+recipe = load_model(sys.argv[1]).extra.get("recipe")
+if recipe == "scripts/train_crowd.sh":
+    sys.exit(f"{sys.argv[1]} is already the crowd recipe's output; give START=<the FDDB-trained model>, "
+             "e.g. `git show 0872c9a:weights/default.pth > fddb_release.pth` and START=fddb_release.pth")
+PY
 
 "$PY" "$HERE/scripts/make_crowd_labels.py" --data "$DATA" --out "$LABELS" --sets mask,fddb,webfaces,shanghai --fit \
     2> "$RUNS/labels.log"
