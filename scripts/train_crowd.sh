@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The crowd recipe: the shipped r18x025_polynl (FDDB-trained, weights/default.pth) fine-tuned on
-# several real sets at once, so that it finds the small, occluded, varied faces of crowds.
+# The crowd recipe: the FDDB-trained r18x025_polynl (the release before the crowd release) fine-tuned
+# on several real sets at once, so that it finds the small, occluded, varied faces of crowds, then
+# mixed a little back towards where it started (step 4); the result is weights/default.pth.
 #
 #   scripts/train_crowd.sh [RUNS_DIR]                  (default: runs/crowd)
 #   START=path/to/ckpt.pth scripts/train_crowd.sh runs/crowd_baseline
