@@ -75,3 +75,15 @@ def test_mix_weights_script_keeps_the_inference_hints_and_names_a_missing_file(t
                               str(tmp_path / "nope.pth"), "--alpha", "0.9", "--out", str(tmp_path / "x.pth")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "nope.pth" in missing.stderr and not (tmp_path / "x.pth").exists()
+
+
+def test_crowd_recipe_refuses_to_start_from_its_own_output(tmp_path, shared_data):
+    """weights/default.pth is the crowd recipe's output: fine-tuning it again and mixing it back
+    towards itself would be another recipe, so the script stops at once and says what to give."""
+    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "PYTHON": sys.executable,
+           "RETINAFACE_POLYNL_SHARED_DATA": str(shared_data), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "train_crowd.sh"), str(tmp_path / "runs")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "already the crowd recipe's output" in run.stderr and "START=" in run.stderr
+    assert not (tmp_path / "runs" / "labels").exists()
