@@ -23,11 +23,11 @@ def _two_checkpoints(tmp_path, preset="r18x025_polynl"):
     torch.manual_seed(1)
     tuned = RetinaFace(config)
     with torch.no_grad():  # BN statistics that differ, and a step counter only the fine-tuned one advanced
-        for m_a, m_b in zip(tuned.modules(), start.modules()):
-            if isinstance(m_a, torch.nn.BatchNorm2d):
-                m_a.running_mean.uniform_(-1, 1)
-                m_a.running_var.uniform_(0.5, 2)
-                m_a.num_batches_tracked.fill_(7)
+        for m in tuned.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+                m.num_batches_tracked.fill_(7)
     a = save_checkpoint(tmp_path / "tuned.pth", tuned, config, inference={"min_size": 480, "max_size": 1024})
     b = save_checkpoint(tmp_path / "start.pth", start, config)
     return a, b, tuned.state_dict(), start.state_dict()
