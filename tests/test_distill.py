@@ -81,6 +81,46 @@ def test_on_an_annotated_face_distillation_holds_the_score_at_the_documented_bal
             assert p == pytest.approx(want, abs=0.005)
 
 
+
+def test_raise_only_anchors_count_only_where_the_teacher_is_surer_of_the_face():
+    """``raise_only``: an anchor stays while the teacher gives the face more than the student,
+    drops out when it gives less or the same; anchors not marked are untouched."""
+    teacher = _logits(torch.tensor([[0.9, 0.2, 0.7, 0.3]]))
+    student = _logits(torch.tensor([[0.6, 0.5, 0.7, 0.8]]))
+    marked = torch.tensor([[True, True, True, False]])
+    # anchor 0 (teacher higher) stays, 1 (lower) and 2 (equal) go, 3 (not marked) stays
+    want = distillation_loss(student[:, [0, 3]], teacher[:, [0, 3]], normaliser=1)
+    assert distillation_loss(student, teacher, 1, raise_only=marked) == pytest.approx(float(want), rel=1e-5)
+    assert distillation_loss(student, teacher, 1, raise_only=torch.zeros(1, 4, dtype=torch.bool)) == \
+        pytest.approx(float(distillation_loss(student, teacher, 1)), rel=1e-6)
+
+
+@pytest.mark.parametrize("t, start", [(0.2, 0.5), (0.9, 0.3)])
+def test_on_an_annotated_face_raise_only_never_holds_the_score_below_the_label(t, start):
+    """With ``raise_only`` a teacher unsure of an annotated face (t = 0.2) no longer holds it
+    at (1 + W t) / (1 + W): the score follows cross-entropy alone, on to 1; a sure teacher
+    (t = 0.9) still pulls a student that starts below it up faster than cross-entropy alone."""
+    weight, teacher, marked = 4.0, _logits(torch.tensor([[t]])), torch.tensor([[True]])
+
+    def descend(steps: int, distil: bool) -> float:
+        logits = _logits(torch.tensor([[start]])).requires_grad_(True)
+        opt = torch.optim.SGD([logits], lr=0.5)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(logits[0], torch.tensor([1]))
+            if distil:
+                loss = loss + weight * distillation_loss(logits, teacher, 1, raise_only=marked)
+            loss.backward()
+            opt.step()
+        return float(logits.detach().softmax(-1)[0, 0, 1])
+
+    assert descend(2000, True) > 0.99
+    if t < start:
+        assert descend(5, True) == pytest.approx(descend(5, False), abs=1e-6)
+    else:
+        assert descend(5, True) > descend(5, False) + 0.01
+
+
 def test_teacher_with_other_anchors_is_refused(tmp_path):
     other = get_preset("r18x025").replace(min_sizes=((10, 20), (40, 80), (160, 320)))
     save_checkpoint(tmp_path / "other.pth", RetinaFace(other), other)
@@ -129,7 +169,7 @@ def test_training_with_a_teacher_logs_the_distillation_and_a_student_equal_to_it
 
 
 def test_skip_faces_flag_is_recorded_and_takes_the_faces_out_of_the_distillation(dlib_faces_dir, mnet_checkpoint,
-                                                                                  tmp_path):
+                                                                                  tmp_path, capsys):
     """``--distill-skip-faces``: the same first batch, the same student and (real, face-finding)
     teacher, a smaller distillation loss (its face anchors no longer count) and the same
     supervised parts."""
@@ -140,11 +180,17 @@ def test_skip_faces_flag_is_recorded_and_takes_the_faces_out_of_the_distillation
               "--max-iters", "1", "--workers", "0", "--lr", "0.01", "--no-progress", "--log-every", "1", "--seed", "3",
               "--freeze-bn", "--distill", str(teacher), "--distill-weight", "2", "--weights", str(student)]
     firsts = {}
-    for name, extra in (("all", []), ("skip", ["--distill-skip-faces"])):
+    for name, extra in (("all", []), ("skip", ["--distill-skip-faces"]), ("raise", ["--distill-raise-faces"])):
         assert main([*common, *extra, "--output", str(tmp_path / name)]) == 0
         firsts[name] = json.loads((tmp_path / name / "log.jsonl").read_text().splitlines()[0])
         saved = json.loads((tmp_path / name / "config.json").read_text())
         assert saved["distill_skip_faces"] is (name == "skip")
-    assert firsts["skip"]["distill"] < firsts["all"]["distill"]
-    for part in ("box", "cls", "landmark"):
-        assert firsts["skip"][part] == pytest.approx(firsts["all"][part], rel=1e-5)
+        assert saved["distill_raise_faces"] is (name == "raise")
+    # an untrained student is unsure of every face, so a face-finding teacher raises most of
+    # them: raise keeps some of the face anchors that skip drops
+    assert firsts["skip"]["distill"] < firsts["raise"]["distill"] <= firsts["all"]["distill"]
+    for name in ("skip", "raise"):
+        for part in ("box", "cls", "landmark"):
+            assert firsts[name][part] == pytest.approx(firsts["all"][part], rel=1e-5)
+    assert main([*common, "--distill-skip-faces", "--distill-raise-faces", "--output", str(tmp_path / "both")]) != 0
+    assert "exclude each other" in capsys.readouterr().err and not (tmp_path / "both" / "log.jsonl").exists()

@@ -39,7 +39,8 @@ _OVERRIDES = {
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False),
-             "distill_skip_faces": ("distill_skip_faces", True)}
+             "distill_skip_faces": ("distill_skip_faces", True),
+             "distill_raise_faces": ("distill_raise_faces", True)}
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -165,6 +166,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "settles near (1 + W t) / (1 + W) (masked faces at t = 0.2 and W = 4: 0.36, under a 0.5 "
                    "threshold); elsewhere the teacher still teaches. Measured on the crowd recipe: no gain (docs/training.md) "
                    "(default: distil everywhere)")
+    o.add_argument("--distill-raise-faces", action="store_true", help="on the anchors matched to an annotated "
+                   "face, distil only where the teacher scores the face higher than the student: the teacher "
+                   "can raise a labelled face's score, never hold it down (the push of --distill-skip-faces's "
+                   "faces kept, the pull dropped; excludes --distill-skip-faces; default: distil everywhere)")
 
     r = p.add_argument_group("run")
     r.add_argument("--output", required=True, metavar="DIR", help="folder for the checkpoints (last.pth, numbered "

@@ -64,6 +64,9 @@ class TrainConfig:
     # True: no distillation on anchors matched to an annotated face, where the label stands
     # (``distill.distillation_loss``'s ``exclude``)
     distill_skip_faces: bool = False
+    # True: on those anchors, distil only where the teacher scores the face higher than the
+    # student (the teacher may raise a labelled face, never hold it down; ``raise_only``)
+    distill_raise_faces: bool = False
     # augmentation
     crop_scales: tuple[float, ...] = (0.3, 0.45, 0.6, 0.8, 1.0)
     distort: bool = True
@@ -130,6 +133,9 @@ class TrainConfig:
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ValueError(f"distill_weight must be >= 0 and distill_temperature > 0, got {self.distill_weight}, "
                              f"{self.distill_temperature}")
+        if self.distill_skip_faces and self.distill_raise_faces:
+            raise ValueError("distill_skip_faces and distill_raise_faces exclude each other (skip: no distillation "
+                             "on labelled faces; raise: only where the teacher scores them higher)")
         if not 0 <= self.small_face_prob <= 1:
             raise ValueError(f"small_face_prob must lie in [0, 1], got {self.small_face_prob}")
         lo_hi = self.small_face_range

@@ -25,7 +25,11 @@ held at 0.36 by ``W = 4``, below the 0.5 threshold, however often it is seen.
 ``exclude`` (``--distill-skip-faces``: the positive anchors) takes such anchors
 out of ``S``, so that the annotation decides there and the teacher everywhere else.
 On the crowd recipe that measured no better (docs/training.md), so the shipped
-weights distil everywhere.
+weights distil everywhere.  ``raise_only`` (``--distill-raise-faces``: the positive
+anchors) keeps the teacher's push where it agrees with the label and drops only its
+pull: such an anchor stays in ``S`` while the teacher gives the face class more than
+the student does, so the teacher can raise an annotated face's score but never hold
+it down.
 """
 from __future__ import annotations
 
@@ -70,16 +74,21 @@ def distillation_loss(
     temperature: float = 1.0,
     min_score: float = 0.05,
     exclude: Tensor | None = None,
+    raise_only: Tensor | None = None,
 ) -> Tensor:
     """``T^2 * sum KL(teacher || student) / normaliser`` over the anchors where either
     gives the face class (index 1) at least ``min_score``, less those where ``exclude``
-    (B, A) is True.  Logits are (B, A, 2)."""
+    (B, A) is True and those where ``raise_only`` (B, A) is True but the teacher's face
+    probability is not above the student's.  Logits are (B, A, 2)."""
     s = student_logits.float()
     t = teacher_logits.float().detach()
     with torch.no_grad():
-        informative = (t.softmax(-1)[..., 1] >= min_score) | (s.softmax(-1)[..., 1] >= min_score)
+        face_t, face_s = t.softmax(-1)[..., 1], s.softmax(-1)[..., 1]
+        informative = (face_t >= min_score) | (face_s >= min_score)
         if exclude is not None:
             informative &= ~exclude.to(informative.device)
+        if raise_only is not None:
+            informative &= ~(raise_only.to(informative.device) & (face_t <= face_s))
     if not informative.any():
         return s.sum() * 0.0  # keeps the graph (DDP expects every output to receive a gradient)
     log_p_s = F.log_softmax(s[informative] / temperature, dim=-1)

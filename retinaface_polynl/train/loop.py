@@ -307,9 +307,11 @@ class Trainer:
             with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=torch.float16,
                                                  enabled=self.use_amp):
                 teacher_logits = self.teacher(images).class_logits
-            faces = assigned.labels == POSITIVE if self.config.distill_skip_faces else None
+            faces = assigned.labels == POSITIVE
             distill = distillation_loss(outputs.class_logits, teacher_logits, counts[0],
-                                        self.config.distill_temperature, exclude=faces)
+                                        self.config.distill_temperature,
+                                        exclude=faces if self.config.distill_skip_faces else None,
+                                        raise_only=faces if self.config.distill_raise_faces else None)
             parts = parts.add_distillation(distill, self.config.distill_weight)
         return parts
 
