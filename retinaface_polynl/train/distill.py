@@ -29,7 +29,8 @@ weights distil everywhere.  ``raise_only`` (``--distill-raise-faces``: the posit
 anchors) keeps the teacher's push where it agrees with the label and drops only its
 pull: such an anchor stays in ``S`` while the teacher gives the face class more than
 the student does, so the teacher can raise an annotated face's score but never hold
-it down.
+it down.  On the crowd recipe that raised the recall of every face size but cost about
+a point of WIDER Easy and Medium (docs/training.md): not shipped either.
 """
 from __future__ import annotations
 
