@@ -10,7 +10,8 @@ from retinaface_polynl.checkpoints import save_checkpoint
 from retinaface_polynl.cli import main
 from retinaface_polynl.models.retinaface import RetinaFace
 from retinaface_polynl.presets import get_preset
-from retinaface_polynl.train.distill import distillation_loss, load_teacher
+from retinaface_polynl.train.distill import (FeatureImitation, captured_features, distillation_loss, imitation_mask,
+                                             load_teacher)
 
 
 def _logits(face_prob: torch.Tensor) -> torch.Tensor:
@@ -194,3 +195,121 @@ def test_skip_faces_flag_is_recorded_and_takes_the_faces_out_of_the_distillation
             assert firsts[name][part] == pytest.approx(firsts["all"][part], rel=1e-5)
     assert main([*common, "--distill-skip-faces", "--distill-raise-faces", "--output", str(tmp_path / "both")]) != 0
     assert "exclude each other" in capsys.readouterr().err and not (tmp_path / "both" / "log.jsonl").exists()
+
+
+# -- feature imitation (--distill-features) ----------------------------------------------------
+
+
+def test_imitation_mask_marks_the_positions_of_faces_and_of_what_the_teacher_calls_a_face():
+    # two levels (2 x 2 and 1 x 1), 2 anchors per position: 10 anchors, in the heads' order
+    probs = torch.full((1, 10), 0.01)
+    probs[0, 3] = 0.3  # level 0, row 0, column 1, second anchor
+    faces = torch.zeros(1, 10, dtype=torch.bool)
+    faces[0, 8] = True  # level 1's only position, first anchor
+    masks = imitation_mask(_logits(probs), faces, [(2, 2), (1, 1)])
+    assert [tuple(m.shape) for m in masks] == [(1, 2, 2), (1, 1, 1)]
+    assert masks[0].tolist() == [[[0.0, 1.0], [0.0, 0.0]]] and masks[1].tolist() == [[[1.0]]]
+    with pytest.raises(ValueError, match="tile"):
+        imitation_mask(_logits(probs), faces, [(2, 2), (2, 1)])
+
+
+def test_feature_imitation_is_the_masked_mean_squared_difference_after_the_adapter():
+    torch.manual_seed(0)
+    imitation = FeatureImitation(student_width=4, teacher_width=4, num_levels=2)
+    for conv in imitation.adapters:  # identity adapters: the loss is then the plain difference
+        torch.nn.init.zeros_(conv.bias)
+        conv.weight.data.copy_(torch.eye(4).view(4, 4, 1, 1))
+    student = [torch.randn(1, 4, 2, 2), torch.randn(1, 4, 1, 1)]
+    teacher = [torch.randn(1, 4, 2, 2), torch.randn(1, 4, 1, 1)]
+    masks = [torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]), torch.tensor([[[1.0]]])]
+    imitation.requires_grad_(False)
+    want = ((student[0][0, :, 0, 0] - teacher[0][0, :, 0, 0]).pow(2).mean()
+            + (student[0][0, :, 1, 1] - teacher[0][0, :, 1, 1]).pow(2).mean()
+            + (student[1][0, :, 0, 0] - teacher[1][0, :, 0, 0]).pow(2).mean()) / 3
+    assert float(imitation(student, teacher, masks)) == pytest.approx(float(want), rel=1e-5)
+    assert float(imitation(teacher, teacher, masks)) == pytest.approx(0.0, abs=1e-7)
+    # what the unmasked positions hold does not matter
+    other = [student[0].clone(), student[1]]
+    other[0][0, :, 0, 1] += 100
+    assert float(imitation(other, teacher, masks)) == pytest.approx(float(want), rel=1e-5)
+    assert float(imitation(student, teacher, [torch.zeros(1, 2, 2), torch.zeros(1, 1, 1)])) == 0.0
+    # adapters of other widths map the student's width to the teacher's
+    wide = FeatureImitation(student_width=8, teacher_width=4, num_levels=2)
+    loss = wide([torch.randn(1, 8, 2, 2), torch.randn(1, 8, 1, 1)], teacher, masks)
+    loss.backward()
+    assert all(c.weight.grad is not None for c in wide.adapters)
+    with pytest.raises(ValueError, match="levels"):
+        wide([torch.randn(1, 8, 2, 2)], teacher, masks)
+
+
+def test_captured_features_are_what_the_heads_read_and_the_hooks_go_away():
+    model = RetinaFace(get_preset("r18x025")).eval()
+    images = torch.randn(1, 3, 64, 96)
+    with torch.no_grad(), captured_features(model) as features:
+        out = model(images)
+    want = model.features(images)
+    assert len(features) == len(want) == 3
+    for got, ref in zip(features, want):
+        torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(model.heads(features).class_logits, out.class_logits)
+    with torch.no_grad():
+        model(images)
+    assert len(features) == 3  # nothing captured after the block
+
+
+def _imitation_args(labels, teacher, out, *extra):
+    return ["train", "--preset", "r18x025", "--labels", str(labels), "--output", str(out), "--image-size", "128",
+            "--batch-size", "1", "--max-iters", "4", "--save-every", "2", "--workers", "0", "--lr", "0.01",
+            "--deterministic", "--seed", "5", "--no-progress", "--log-every", "1", "--distill", str(teacher),
+            "--distill-weight", "2", "--distill-features", "3", *extra]
+
+
+def test_training_with_feature_imitation_logs_it_and_resumes_exactly(dlib_faces_dir, tmp_path, monkeypatch):
+    """``--distill-features W``: the loss is the sum of its logged parts, the adapters travel
+    in the training checkpoint (never in the model), and a run stopped and resumed ends where
+    an uninterrupted one does, adapters included."""
+    from retinaface_polynl.train.loop import Trainer
+
+    labels = dlib_faces_dir / "training_with_face_landmarks.xml"
+    teacher = _saved(tmp_path / "teacher.pth", get_preset("r18x025_polynl"), seed=7)
+    assert main(_imitation_args(labels, teacher, tmp_path / "a")) == 0
+    first = json.loads((tmp_path / "a" / "log.jsonl").read_text().splitlines()[0])
+    assert first["features"] > 0
+    assert first["loss"] == pytest.approx(2 * first["box"] + first["cls"] + first["landmark"] + 2 * first["distill"]
+                                          + 3 * first["features"], rel=1e-4)
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["distill_features"] == 3.0
+    full = torch.load(tmp_path / "a" / "last.pth", map_location="cpu", weights_only=True)
+    assert set(full["feature_adapters"]) == {f"adapters.{i}.{p}" for i in range(3) for p in ("weight", "bias")}
+    assert full["feature_adapters"]["adapters.0.weight"].shape == (64, 64, 1, 1)
+    assert not any("adapter" in k for k in full["model"])
+
+    original = Trainer.train_step
+
+    def dying(self, images, targets):
+        if self.iteration == 2:
+            raise KeyboardInterrupt
+        return original(self, images, targets)
+
+    monkeypatch.setattr(Trainer, "train_step", dying)
+    assert main(_imitation_args(labels, teacher, tmp_path / "b")) == 130
+    monkeypatch.setattr(Trainer, "train_step", original)
+    assert main(_imitation_args(labels, teacher, tmp_path / "b", "--resume", "auto")) == 0
+    resumed = torch.load(tmp_path / "b" / "last.pth", map_location="cpu", weights_only=True)
+    assert resumed["iteration"] == 4
+    for part in ("model", "feature_adapters"):
+        for name, value in full[part].items():
+            torch.testing.assert_close(resumed[part][name], value, rtol=0, atol=0, msg=name)
+
+
+def test_feature_imitation_needs_a_teacher_and_a_run_written_with_it(dlib_faces_dir, tmp_path, capsys):
+    labels = dlib_faces_dir / "training_with_face_landmarks.xml"
+    teacher = _saved(tmp_path / "teacher.pth", get_preset("r18x025"), seed=7)
+    args = _imitation_args(labels, teacher, tmp_path / "x")
+    without_teacher = [a for i, a in enumerate(args) if a != "--distill" and args[i - 1] != "--distill"]
+    assert main(without_teacher) == 2
+    assert "--distill TEACHER" in capsys.readouterr().err
+    plain = [a for i, a in enumerate(args) if a != "--distill-features" and args[i - 1] != "--distill-features"]
+    assert main([*plain, "--max-iters", "2"]) == 0
+    assert main([*args, "--resume", str(tmp_path / "x" / "last.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "last.pth" in err and "without feature imitation" in err

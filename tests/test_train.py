@@ -24,6 +24,8 @@ from retinaface_polynl.data import load_annotations
 from retinaface_polynl.train.config import TrainConfig, default_train_config
 from retinaface_polynl.train.distributed import DistInfo
 from retinaface_polynl.train.loop import Trainer
+from retinaface_polynl.models.retinaface import RetinaFace
+from retinaface_polynl.presets import get_preset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,12 +216,15 @@ WORKER = textwrap.dedent(
     trainer.set_train_mode(0)
     trainer.optimizer.zero_grad()
     trainer.backward(trainer.compute_loss(images[lo:lo + half], targets[lo:lo + half]))
+    adapters = dict(trainer.imitation.named_parameters()) if trainer.imitation is not None else {}
     if info.rank == 0:
-        torch.save({n: p.grad for n, p in trainer.model.named_parameters()}, out + "/ddp_grads.pt")
+        grads = {n: p.grad for n, p in trainer.model.named_parameters()}
+        torch.save(grads | {"imitation." + n: p.grad for n, p in adapters.items()}, out + "/ddp_grads.pt")
     # 2) a few real steps through the loop
     trainer.optimizer.zero_grad()
     trainer.fit()
-    torch.save(trainer.model.state_dict(), out + f"/rank{info.rank}.pt")
+    weights = trainer.model.state_dict() | {"imitation." + n: p.detach() for n, p in adapters.items()}
+    torch.save(weights, out + f"/rank{info.rank}.pt")
     cleanup()
     """
 )
@@ -231,15 +236,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_torchrun_two_cpu_processes_average_gradients_like_one_process(dlib_records, dlib_faces_dir, tmp_path):
+@pytest.mark.parametrize("imitation", [False, True], ids=["plain", "feature-imitation"])
+def test_torchrun_two_cpu_processes_average_gradients_like_one_process(dlib_records, dlib_faces_dir, tmp_path,
+                                                                      imitation):
     """``torchrun --nproc_per_node=2`` on CPU (gloo).  Equivalence with one process on the global
     batch is exact when (a) the loss is normalised by the global number of positives (the loop
     all-reduces it) and (b) BatchNorm does not use per-rank batch statistics: here ``freeze_bn``
-    (running statistics; SyncBatchNorm would also do, but PyTorch supports it on GPUs only)."""
+    (running statistics; SyncBatchNorm would also do, but PyTorch supports it on GPUs only).
+    With ``--distill-features`` the adapters, outside DDP, are averaged by the loop itself."""
     from retinaface_polynl.data import FaceDataset, TrainAugment, collate_faces
 
+    teacher = {}
+    if imitation:
+        torch.manual_seed(3)
+        save_checkpoint(tmp_path / "teacher.pth", RetinaFace(get_preset("r18x025")), get_preset("r18x025"))
+        # (an untrained teacher's features are large: clipped, as the recipes do)
+        teacher = {"distill_teacher": str(tmp_path / "teacher.pth"), "distill_features": 0.02, "grad_clip": 10.0}
     config = TrainConfig(preset="r18x025", batch_size=2, image_size=128, workers=0, max_iters=3, lr=0.01,
-                         freeze_bn=True, seed=0, log_every=1, warmup_iters=0, keep_checkpoints=1)
+                         freeze_bn=True, seed=0, log_every=1, warmup_iters=0, keep_checkpoints=1, **teacher)
     torch.save(config.to_dict(), tmp_path / "config.pt")
     ds = FaceDataset(dlib_records, TrainAugment(image_size=128), seed=0)
     images, targets = collate_faces([ds[i] for i in range(4)])
@@ -261,12 +275,14 @@ def test_torchrun_two_cpu_processes_average_gradients_like_one_process(dlib_reco
     single.backward(single.compute_loss(images, targets))
     ddp = torch.load(tmp_path / "ddp_grads.pt", weights_only=True)
     checked = 0
-    for name, p in single.model.named_parameters():
+    adapters = {"imitation." + n: p for n, p in single.imitation.named_parameters()} if imitation else {}
+    assert {n for n in ddp if n.startswith("imitation.")} == set(adapters)
+    for name, p in [*single.model.named_parameters(), *adapters.items()]:
         if p.grad is None:
             continue
         torch.testing.assert_close(ddp[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
         checked += 1
-    assert checked > 50
+    assert checked > 50 + len(adapters) and all(p.grad is not None for p in adapters.values())
     # the loop ran 3 steps on both ranks and kept their weights identical
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)

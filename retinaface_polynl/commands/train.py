@@ -32,6 +32,7 @@ _OVERRIDES = {
     "landmark_weight": "landmark_weight", "crop_scales": "crop_scales", "mirror_prob": "mirror_prob",
     "expand_prob": "expand_prob", "expand_ratio": "expand_ratio", "distill": "distill_teacher",
     "distill_weight": "distill_weight", "distill_temperature": "distill_temperature",
+    "distill_features": "distill_features",
     "small_face_prob": "small_face_prob", "small_face_range": "small_face_range", "mix": "mix",
     "epoch_size": "epoch_size", "degrade_prob": "degrade_prob", "degrade_max": "degrade_max",
     "rotate_prob": "rotate_prob", "rotate_max": "rotate_max", "motion_blur_prob": "motion_blur_prob",
@@ -166,6 +167,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "settles near (1 + W t) / (1 + W) (masked faces at t = 0.2 and W = 4: 0.36, under a 0.5 "
                    "threshold); elsewhere the teacher still teaches. Measured on the crowd recipe: no gain (docs/training.md) "
                    "(default: distil everywhere)")
+    o.add_argument("--distill-features", type=float, metavar="W", help="also pull the student's SSH features, "
+                   "through a 1x1 adapter used in training only, towards the teacher's where there is a face or the "
+                   "teacher thinks there may be one (fine-grained feature imitation, Wang et al. 2019), at weight "
+                   "W (needs --distill; default: 0, off)")
     o.add_argument("--distill-raise-faces", action="store_true", help="on the anchors matched to an annotated "
                    "face, distil only where the teacher scores the face higher than the student: the teacher "
                    "can raise a labelled face's score, never hold it down (the push of --distill-skip-faces's "

@@ -67,6 +67,8 @@ class TrainConfig:
     # True: on those anchors, distil only where the teacher scores the face higher than the
     # student (the teacher may raise a labelled face, never hold it down; ``raise_only``)
     distill_raise_faces: bool = False
+    # weight of the teacher's feature imitation (``distill.FeatureImitation``); 0: off
+    distill_features: float = 0.0
     # augmentation
     crop_scales: tuple[float, ...] = (0.3, 0.45, 0.6, 0.8, 1.0)
     distort: bool = True
@@ -133,6 +135,10 @@ class TrainConfig:
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ValueError(f"distill_weight must be >= 0 and distill_temperature > 0, got {self.distill_weight}, "
                              f"{self.distill_temperature}")
+        if self.distill_features < 0:
+            raise ValueError(f"distill_features must be >= 0, got {self.distill_features}")
+        if self.distill_features and not self.distill_teacher:
+            raise ValueError("distill_features imitates a teacher's features: give the teacher (--distill TEACHER)")
         if self.distill_skip_faces and self.distill_raise_faces:
             raise ValueError("distill_skip_faces and distill_raise_faces exclude each other (skip: no distillation "
                              "on labelled faces; raise: only where the teacher scores them higher)")

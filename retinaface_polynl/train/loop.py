@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from ..data.augment import TrainAugment
 from ..data.dataset import FaceDataset, MixtureSampler, build_loader
 from ..data.records import ImageRecord, summarize
 from .config import TrainConfig
-from .distill import distillation_loss, load_teacher
+from .distill import FeatureImitation, captured_features, distillation_loss, imitation_mask, load_teacher
 from .distributed import DistInfo, all_reduce_mean, barrier, setup
 from .loss import LOG_NAMES, POSITIVE, LossParts, MultiBoxLoss
 from .schedule import build_scheduler
@@ -179,8 +180,12 @@ class Trainer:
             landmark_weight=config.landmark_weight,
         )
         self.teacher = None
+        self.imitation: FeatureImitation | None = None
         if config.distill_teacher:
             self.teacher = load_teacher(config.distill_teacher, self.model_config, self.device)
+            if config.distill_features:
+                self.imitation = FeatureImitation(self.model_config.fpn_channels, self.teacher.config.fpn_channels,
+                                                  len(self.model.ssh)).to(self.device)
         size = config.image_size
         self.anchors = self.model.anchor_generator.for_image(size, size, device=self.device)
 
@@ -215,8 +220,12 @@ class Trainer:
             )
         self.total_iters = config.max_iters or config.epochs * self.iters_per_epoch
 
+        # the detector's parameters, then the imitation adapters' (trained with it, never saved in it)
+        self.trainable = list(self.model.parameters())
+        self.adapter_params = list(self.imitation.parameters()) if self.imitation is not None else []
         self.optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            self.trainable + self.adapter_params, lr=config.lr, momentum=config.momentum,
+            weight_decay=config.weight_decay,
         )
         self.scheduler = build_scheduler(self.optimizer, config, self.total_iters, self.iters_per_epoch)
         self.use_amp = config.amp and self.device.type == "cuda"
@@ -247,11 +256,16 @@ class Trainer:
             "world_size": self.info.world_size,
             "best_ap": self.best_ap,
             "rng": capture_rng_state(),
-        }
+        } | ({"feature_adapters": self.imitation.state_dict()} if self.imitation is not None else {})
 
     def load_state(self, path: str | Path) -> None:
         obj = read_training_state(path)
         self.model.load_state_dict(obj["model"])
+        if self.imitation is not None:
+            if "feature_adapters" not in obj:
+                raise ValueError(f"{path} was written without feature imitation: resume it without "
+                                 "--distill-features, or start from it with --weights")
+            self.imitation.load_state_dict(obj["feature_adapters"])
         self.optimizer.load_state_dict(obj["optimizer"])
         self.scheduler.load_state_dict(obj["scheduler"])
         if obj.get("scaler") and self.use_amp:
@@ -294,7 +308,9 @@ class Trainer:
     def compute_loss(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> LossParts:
         """Forward pass and loss, normalised by the global batch's positives."""
         images = images.to(self.device, non_blocking=True)
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+        imitate = self.imitation is not None
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp), \
+                (captured_features(self.model) if imitate else nullcontext([])) as student_features:
             outputs = self.net(images)
         if outputs.box_deltas.shape[1] != self.anchors.shape[0]:
             raise ValueError(f"model predicts {outputs.box_deltas.shape[1]} anchors, expected {self.anchors.shape[0]}")
@@ -305,7 +321,8 @@ class Trainer:
         parts = self.loss.compute(outputs, assigned, counts[0], counts[1])
         if self.teacher is not None:
             with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=torch.float16,
-                                                 enabled=self.use_amp):
+                                                 enabled=self.use_amp), \
+                    (captured_features(self.teacher) if imitate else nullcontext([])) as teacher_features:
                 teacher_logits = self.teacher(images).class_logits
             faces = assigned.labels == POSITIVE
             distill = distillation_loss(outputs.class_logits, teacher_logits, counts[0],
@@ -313,10 +330,23 @@ class Trainer:
                                         exclude=faces if self.config.distill_skip_faces else None,
                                         raise_only=faces if self.config.distill_raise_faces else None)
             parts = parts.add_distillation(distill, self.config.distill_weight)
+            if imitate:
+                masks = imitation_mask(teacher_logits, faces, [tuple(f.shape[-2:]) for f in student_features])
+                # normalised like the other losses by the global batch's mean count, so that a
+                # run over N processes takes the steps of one process on the whole batch
+                positions = all_reduce_mean(sum(m.sum() for m in masks).reshape(1), self.info)
+                imitation = self.imitation(student_features, teacher_features, masks, normaliser=positions)
+                parts = parts.add_feature_imitation(imitation, self.config.distill_features)
         return parts
 
     def backward(self, parts: LossParts) -> None:
+        """Gradients of the total loss, averaged over the processes (DDP does the detector's,
+        this the imitation adapters', which live outside it)."""
         self.scaler.scale(parts.total).backward()
+        if self.info.distributed:
+            for p in self.adapter_params:
+                if p.grad is not None:
+                    p.grad.copy_(all_reduce_mean(p.grad, self.info))
 
     def train_step(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> LossParts:
         """One SGD step (zero grad, forward, backward, freeze, clip, step, schedule)."""
@@ -331,7 +361,7 @@ class Trainer:
                 p.grad = None
         if self.config.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.trainable + self.adapter_params, self.config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()

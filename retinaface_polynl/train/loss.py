@@ -56,6 +56,7 @@ class LossParts(NamedTuple):
     classification: Tensor
     landmark: Tensor
     distill: Tensor  # score distillation from a teacher (zero without one), already in ``total``
+    features: Tensor  # feature imitation of the teacher (zero without it), already in ``total``
 
     def as_floats(self) -> dict[str, float]:
         return dict(zip(LOG_NAMES, (float(p) for p in self)))
@@ -64,9 +65,13 @@ class LossParts(NamedTuple):
         """These parts with ``weight * loss`` added to the total (``.train.distill``)."""
         return self._replace(total=self.total + weight * loss, distill=loss)
 
+    def add_feature_imitation(self, loss: Tensor, weight: float) -> "LossParts":
+        """These parts with ``weight * loss`` added to the total (``.train.distill.FeatureImitation``)."""
+        return self._replace(total=self.total + weight * loss, features=loss)
+
 
 # how the trainer logs the LossParts fields
-LOG_NAMES = ("loss", "box", "cls", "landmark", "distill")
+LOG_NAMES = ("loss", "box", "cls", "landmark", "distill", "features")
 
 
 class MultiBoxLoss(nn.Module):
@@ -189,7 +194,7 @@ class MultiBoxLoss(nn.Module):
         chosen = pos | self.hard_negatives(class_logits, labels)
         cls_loss = F.cross_entropy(class_logits[chosen], labels[chosen].clamp(min=0), reduction="sum") / n
         total = self.box_weight * box_loss + self.class_weight * cls_loss + self.landmark_weight * landmark_loss
-        return LossParts(total, box_loss, cls_loss, landmark_loss, torch.zeros_like(total))
+        return LossParts(total, box_loss, cls_loss, landmark_loss, torch.zeros_like(total), torch.zeros_like(total))
 
     def forward(self, outputs, anchors: Tensor, targets: list[dict[str, Tensor]]) -> LossParts:
         """Assign and compute in one call (single process)."""
