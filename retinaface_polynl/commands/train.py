@@ -170,11 +170,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     o.add_argument("--distill-features", type=float, metavar="W", help="also pull the student's SSH features, "
                    "through a 1x1 adapter used in training only, towards the teacher's where there is a face or the "
                    "teacher thinks there may be one (fine-grained feature imitation, Wang et al. 2019), at weight "
-                   "W (needs --distill; default: 0, off)")
+                   "W (needs --distill; measured on the crowd recipe at W = 1: no gain, docs/training.md; default: 0, off)")
     o.add_argument("--distill-raise-faces", action="store_true", help="on the anchors matched to an annotated "
                    "face, distil only where the teacher scores the face higher than the student: the teacher "
                    "can raise a labelled face's score, never hold it down (the push of --distill-skip-faces's "
-                   "faces kept, the pull dropped; excludes --distill-skip-faces; default: distil everywhere)")
+                   "faces kept, the pull dropped; excludes --distill-skip-faces; measured on the crowd recipe: every face "
+                   "size found more often, WIDER Easy a point lower, docs/training.md; default: distil everywhere)")
 
     r = p.add_argument_group("run")
     r.add_argument("--output", required=True, metavar="DIR", help="folder for the checkpoints (last.pth, numbered "

@@ -153,7 +153,8 @@ class FeatureImitation(nn.Module):
     Score distillation tells the student *what* the teacher concludes at each anchor; this
     tells it what the teacher *sees* there, which is what a student trained on a few
     thousand photos lacks on poses, occlusions and blur that the teacher learnt from
-    WIDER FACE's 12,880.
+    WIDER FACE's 12,880.  On the crowd recipe (six epochs at weight 1) it measured no
+    better than score distillation alone (docs/training.md).
     """
 
     def __init__(self, student_width: int, teacher_width: int, num_levels: int) -> None:
