@@ -129,8 +129,9 @@ def imitation_mask(teacher_logits: Tensor, faces: Tensor, level_shapes: Sequence
     with torch.no_grad():
         near = faces.to(teacher_logits.device) | (teacher_logits.float().softmax(-1)[..., 1] >= min_score)
         b = near.shape[0]
-        per_location = near.shape[1] // sum(h * w for h, w in level_shapes)
-        if per_location * sum(h * w for h, w in level_shapes) != near.shape[1]:
+        positions = sum(h * w for h, w in level_shapes)
+        per_location = near.shape[1] // positions
+        if per_location * positions != near.shape[1]:
             raise ValueError(f"{near.shape[1]} anchors do not tile the levels {list(level_shapes)}")
         masks, start = [], 0
         for h, w in level_shapes:
