@@ -22,6 +22,7 @@ from retinaface_polynl.tta import (
     flip_detections,
     map_back,
     map_forward,
+    merge_views,
     plan_views,
     resolve_tta,
 )
@@ -42,10 +43,12 @@ def _dets(boxes, scores) -> Detections:
     return Detections(boxes, np.asarray(scores, np.float32), np.stack([_marks(b) for b in boxes]))
 
 
-def naive_bbox_vote(boxes, scores, landmarks, thr, score="max"):
-    """A loop transcription of the reference ``bbox_vote`` (continuous IoU, singletons kept)."""
+def naive_bbox_vote(boxes, scores, landmarks, thr, score="max", views=None, n_views=None):
+    """A loop transcription of the reference ``bbox_vote`` (continuous IoU, singletons kept),
+    with the views' mean (``score="views"``) written out view by view."""
     order = np.argsort(-scores, kind="stable")
     boxes, scores, landmarks = boxes[order], scores[order], landmarks[order]
+    views = None if views is None else np.asarray(views)[order]
     alive = np.ones(len(scores), bool)
     out = []
     for i in range(len(scores)):
@@ -56,10 +59,15 @@ def naive_bbox_vote(boxes, scores, landmarks, thr, score="max"):
         members[i] = True
         alive &= ~members
         w = scores[members]
+        if score == "views":
+            value = sum(max((w_ for w_, v in zip(w, views[members]) if v == view), default=0.0)
+                        for view in range(n_views)) / n_views
+        else:
+            value = w.max() if score == "max" else w.mean()
         out.append(
             (
                 (boxes[members] * w[:, None]).sum(0) / w.sum(),
-                w.max() if score == "max" else w.mean(),
+                value,
                 (landmarks[members] * w[:, None, None]).sum(0) / w.sum(),
                 members.sum(),
             )
@@ -91,6 +99,32 @@ def test_vote_is_score_weighted_average_and_max_or_mean_score():
     assert_allclose(mean_scores, [0.6, 0.5], rtol=1e-6)  # sorted by the new scores
 
 
+def test_views_mean_counts_each_view_once_and_a_missing_view_as_zero():
+    # face A: view 0 at 0.9, view 1 at 0.6 and a loose box at 0.1 (same cluster), view 2 nothing;
+    # a texture B that only view 2 takes for a face, at 0.6
+    d = _dets([[0, 0, 10, 10], [0, 0, 10, 10], [1, 0, 11, 10], [100, 100, 120, 120]], [0.9, 0.6, 0.1, 0.6])
+    views = np.array([0, 1, 1, 2])
+    boxes, scores, _, votes = box_vote(d.boxes, d.scores, d.landmarks, 0.4, score="views", views=views, n_views=3)
+    assert_allclose(scores, [(0.9 + 0.6 + 0.0) / 3, 0.6 / 3], rtol=1e-6)
+    assert_array_equal(votes, [3, 1])
+    # the members' mean is pulled down by the loose box; the views' mean is not
+    _, mean_scores, _, _ = box_vote(d.boxes, d.scores, d.landmarks, 0.4, score="mean")
+    assert_allclose(mean_scores, [0.6, (0.9 + 0.6 + 0.1) / 3], rtol=1e-6)
+    with pytest.raises(ValueError, match="view index"):
+        box_vote(d.boxes, d.scores, d.landmarks, 0.4, score="views")
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        box_vote(d.boxes, d.scores, d.landmarks, 0.4, score="views", views=views, n_views=2)
+    with pytest.raises(ValueError, match="vote_score"):
+        TTAConfig(vote_score="median")
+
+
+def test_merge_views_counts_a_view_that_found_nothing():
+    face = _dets([[0, 0, 10, 10]], [0.8])
+    merged = merge_views([face, face, Detections.empty(), Detections.empty()], TTAConfig(flip=True), 0.4, 750)
+    assert_allclose(merged.scores, [0.4], rtol=1e-6)
+    assert len(merge_views([Detections.empty()] * 3, TTAConfig(), 0.4, 750)) == 0
+
+
 def test_vote_min_votes_drops_singletons_and_empty_input():
     d = _dets([[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]], [0.8, 0.7, 0.95])
     boxes, scores, _, votes = box_vote(d.boxes, d.scores, d.landmarks, 0.4, min_votes=2)
@@ -109,7 +143,7 @@ def test_vote_chain_follows_greedy_order():
     assert_allclose(boxes[0, 0], 0.8 * 3 / 1.7, rtol=1e-6)
 
 
-@pytest.mark.parametrize("score", ["max", "mean"])
+@pytest.mark.parametrize("score", ["max", "mean", "views"])
 def test_vectorised_vote_equals_reference_loop(score):
     rng = np.random.default_rng(0)
     centres = rng.uniform(0, 300, (12, 2))
@@ -122,8 +156,9 @@ def test_vectorised_vote_equals_reference_loop(score):
     boxes = np.asarray(boxes, np.float32)
     scores = rng.uniform(0.05, 1.0, len(boxes)).astype(np.float32)
     landmarks = np.stack([_marks(b) for b in boxes])
-    got = box_vote(boxes, scores, landmarks, 0.4, score=score)
-    want = naive_bbox_vote(boxes, scores, landmarks, 0.4, score=score)
+    views = rng.integers(0, 5, len(boxes))
+    got = box_vote(boxes, scores, landmarks, 0.4, score=score, views=views, n_views=5)
+    want = naive_bbox_vote(boxes, scores, landmarks, 0.4, score=score, views=views, n_views=5)
     assert len(got[0]) == len(want)
     assert_allclose(got[0], np.stack([w[0] for w in want]), atol=1e-3)
     assert_allclose(got[1], [w[1] for w in want], atol=1e-6)
