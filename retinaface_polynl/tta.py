@@ -105,9 +105,11 @@ class TTAConfig:
             but is pulled down by every loose low-scored box that joins a face's
             cluster, so it depends on ``view_threshold`` and on the caller's threshold.
             The views' mean does neither. Measured with the shipped weights on the 103
-            WIDER dev photos, ``paper`` scored Easy / Medium / Hard 75.8 / 70.9 / 57.8
-            with ``"views"``, 73.1 / 67.7 / 55.7 with ``"max"`` and 72.1 / 66.7 / 55.7
-            with ``"mean"`` (single scale with the small-face zoom: 72.7 / 67.6 / 54.9).
+            WIDER dev photos (``scripts/eval_crowd.py --tta paper``, threshold 0.02),
+            ``paper`` scored Easy / Medium / Hard 75.9 / 71.0 / 57.6 with ``"views"`` and
+            69.7 / 64.7 / 55.9 with ``"mean"`` (73.1 / 67.7 / 55.7 with ``"max"``, from the
+            same views thresholded at 0.05); single scale with the small-face zoom
+            scores 72.7 / 67.6 / 54.9.
         view_threshold: score threshold applied to each view before merging.
         batch_size: most views per forward pass.
     """
