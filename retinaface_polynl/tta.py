@@ -104,7 +104,8 @@ class TTAConfig:
             a magazine) where single scale gave none.  The members' mean avoids that
             but is pulled down by every loose low-scored box that joins a face's
             cluster, so it depends on ``view_threshold`` and on the caller's threshold.
-            The views' mean does neither. Measured with the shipped weights on the 103
+            The views' mean barely does (WIDER dev Easy 75.9 / 75.8 / 75.7 with views
+            thresholded at 0.02 / 0.05 / 0.1). Measured with the shipped weights on the 103
             WIDER dev photos (``scripts/eval_crowd.py --tta paper``, threshold 0.02),
             ``paper`` scored Easy / Medium / Hard 75.9 / 71.0 / 57.6 with ``"views"`` and
             69.7 / 64.7 / 55.9 with ``"mean"`` (73.1 / 67.7 / 55.7 with ``"max"``, from the
