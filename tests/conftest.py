@@ -65,6 +65,32 @@ def dlib_training(dlib_faces_dir: Path) -> dict[str, list[list[float]]]:
     return read_dlib_xml(dlib_faces_dir / "training.xml")
 
 
+@pytest.fixture
+def training_killed_at(monkeypatch):
+    """``with training_killed_at(n): main(train_args)``: the run stops as Ctrl-C stops it when it
+    reaches iteration ``n``, after the checkpoints written before it (the CLI then returns 130)."""
+    from contextlib import contextmanager
+
+    from retinaface_polynl.train.loop import Trainer
+
+    original = Trainer.train_step
+
+    @contextmanager
+    def killed_at(iteration: int):
+        def dying(self, images, targets):
+            if self.iteration == iteration:
+                raise KeyboardInterrupt
+            return original(self, images, targets)
+
+        monkeypatch.setattr(Trainer, "train_step", dying)
+        try:
+            yield
+        finally:
+            monkeypatch.setattr(Trainer, "train_step", original)
+
+    return killed_at
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """One intra-op torch thread for the whole suite: the tests' tensors are small, and on a

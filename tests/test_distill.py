@@ -264,11 +264,10 @@ def _imitation_args(labels, teacher, out, *extra):
             "--distill-weight", "2", "--distill-features", "3", *extra]
 
 
-def test_training_with_feature_imitation_logs_it_and_resumes_exactly(dlib_faces_dir, tmp_path, monkeypatch):
+def test_training_with_feature_imitation_logs_it_and_resumes_exactly(dlib_faces_dir, tmp_path, training_killed_at):
     """``--distill-features W``: the loss is the sum of its logged parts, the adapters travel
     in the training checkpoint (never in the model), and a run stopped and resumed ends where
     an uninterrupted one does, adapters included."""
-    from retinaface_polynl.train.loop import Trainer
 
     labels = dlib_faces_dir / "training_with_face_landmarks.xml"
     teacher = _saved(tmp_path / "teacher.pth", get_preset("r18x025_polynl"), seed=7)
@@ -283,16 +282,8 @@ def test_training_with_feature_imitation_logs_it_and_resumes_exactly(dlib_faces_
     assert full["feature_adapters"]["adapters.0.weight"].shape == (64, 64, 1, 1)
     assert not any("adapter" in k for k in full["model"])
 
-    original = Trainer.train_step
-
-    def dying(self, images, targets):
-        if self.iteration == 2:
-            raise KeyboardInterrupt
-        return original(self, images, targets)
-
-    monkeypatch.setattr(Trainer, "train_step", dying)
-    assert main(_imitation_args(labels, teacher, tmp_path / "b")) == 130
-    monkeypatch.setattr(Trainer, "train_step", original)
+    with training_killed_at(2):
+        assert main(_imitation_args(labels, teacher, tmp_path / "b")) == 130
     assert main(_imitation_args(labels, teacher, tmp_path / "b", "--resume", "auto")) == 0
     resumed = torch.load(tmp_path / "b" / "last.pth", map_location="cpu", weights_only=True)
     assert resumed["iteration"] == 4

@@ -25,7 +25,8 @@ def _state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_a_stashed_run_continues_on_another_machine_as_if_never_stopped(dlib_faces_dir, tmp_path, monkeypatch):
+def test_a_stashed_run_continues_on_another_machine_as_if_never_stopped(dlib_faces_dir, tmp_path, monkeypatch,
+                                                                        training_killed_at):
     labels = dlib_faces_dir / "training_with_face_landmarks.xml"
     run = tmp_path / "machine1" / "run"
     # phase 0 and phase 1 finish (the recipe scripts mark that with `done`); phase 2 starts from
@@ -35,16 +36,8 @@ def test_a_stashed_run_continues_on_another_machine_as_if_never_stopped(dlib_fac
         (run / name / "done").touch()
     (run / "labels").mkdir()
     (run / "labels" / "train_label.txt").write_text("# 1.jpg\n")
-    original = Trainer.train_step
-
-    def dying(self, images, targets):
-        if self.iteration == 3:
-            raise KeyboardInterrupt
-        return original(self, images, targets)
-
-    monkeypatch.setattr(Trainer, "train_step", dying)
-    assert main(_phase(labels, run / "phase2", "--weights", str(run / "phase1" / "last.pth"))) == 130
-    monkeypatch.setattr(Trainer, "train_step", original)
+    with training_killed_at(3):
+        assert main(_phase(labels, run / "phase2", "--weights", str(run / "phase1" / "last.pth"))) == 130
 
     stash = tmp_path / "repo" / "stash"
     written = stash_run.main(["save", str(run), str(stash)])
@@ -77,6 +70,7 @@ def test_a_stashed_run_continues_on_another_machine_as_if_never_stopped(dlib_fac
         steps.append(self.iteration)
         return original(self, images, targets)
 
+    original = Trainer.train_step
     monkeypatch.setattr(Trainer, "train_step", counting)
     assert main(_phase(labels, new / "phase2", "--weights", str(new / "phase1" / "last.pth"))) == 0
     monkeypatch.setattr(Trainer, "train_step", original)

@@ -111,7 +111,7 @@ def _train_args(labels, out, *extra):
             "--deterministic", "--seed", "5", "--no-progress", "--log-every", "1", *extra]
 
 
-def test_killed_and_resumed_run_matches_an_uninterrupted_one(dlib_faces_dir, tmp_path, monkeypatch):
+def test_killed_and_resumed_run_matches_an_uninterrupted_one(dlib_faces_dir, tmp_path, training_killed_at):
     labels = dlib_faces_dir / "training_with_face_landmarks.xml"
     # 4 images, batch 1: 4 iterations per epoch; checkpoints at 3 (mid-epoch), 4 (epoch end) and 6
     assert main(_train_args(labels, tmp_path / "a")) == 0
@@ -121,17 +121,9 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(dlib_faces_dir, tmp
         assert key in full
 
     # the same run killed during step 4 (after the iteration-3 checkpoint was written)
-    original = Trainer.train_step
-
-    def dying(self, images, targets):
-        if self.iteration == 3:
-            raise KeyboardInterrupt
-        return original(self, images, targets)
-
-    monkeypatch.setattr(Trainer, "train_step", dying)
-    assert main(_train_args(labels, tmp_path / "b")) == 130
+    with training_killed_at(3):
+        assert main(_train_args(labels, tmp_path / "b")) == 130
     assert _state(tmp_path / "b" / "last.pth")["iteration"] == 3
-    monkeypatch.setattr(Trainer, "train_step", original)
     assert main(_train_args(labels, tmp_path / "b", "--resume", "auto")) == 0
     resumed = _state(tmp_path / "b" / "last.pth")
     assert resumed["iteration"] == 6
