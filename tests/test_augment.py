@@ -344,3 +344,92 @@ def test_rotation_and_blur_settings_are_checked_and_reach_the_command_line():
         cfg.replace(rotate_max=200)
     with pytest.raises(ValueError, match="motion_blur"):
         cfg.replace(motion_blur_prob=-0.1)
+
+
+def _astronaut_face():
+    """The demo photo with the shipped detector's box and landmarks of her face."""
+    from retinaface_polynl import Detector
+
+    image = _astronaut()
+    face = Detector(threads=1).detect(image)
+    return FaceSample(image, face.boxes[:1].astype(np.float32), face.landmarks[:1].astype(np.float32),
+                      np.array([True]))
+
+
+def _inside(points, region):
+    return (points[:, 0] >= region[0]) & (points[:, 0] <= region[2]) & (points[:, 1] >= region[1]) & \
+        (points[:, 1] <= region[3])
+
+
+def test_occluder_regions_cover_the_parts_of_a_real_face_they_are_named_for():
+    from retinaface_polynl.data.augment import occluder_region
+
+    s = _astronaut_face()
+    box, marks = s.boxes[0], s.landmarks[0]  # eyes, nose, mouth corners
+    eye_y = marks[:2, 1].mean()
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        eyes = occluder_region(box, eye_y, "eyes", rng)
+        assert _inside(marks, eyes).tolist() == [True, True, False, False, False], (seed, eyes)
+        lower = occluder_region(box, eye_y, "lower", rng)
+        covered = _inside(marks, lower)  # the mouth, maybe the nose (as a mask does), never the eyes
+        assert covered[3:].all() and not covered[:2].any(), (seed, lower)
+        upper = occluder_region(box, eye_y, "upper", rng)
+        assert not _inside(marks, upper).any() and upper[1] < box[1] < upper[3], (seed, upper)
+        side = occluder_region(box, eye_y, "side", rng)
+        middle = (box[0] + box[2]) / 2
+        assert side[2] < middle or side[0] > middle, (seed, side)  # one side, never across the middle
+    # without landmarks the eyes band sits 40 % down the box, where her eyes are
+    band = occluder_region(box, None, "eyes", np.random.default_rng(0))
+    assert _inside(marks[:2], band).all()
+    with pytest.raises(ValueError, match="eyes, lower, upper, side"):
+        occluder_region(box, eye_y, "beard", np.random.default_rng(0))
+
+
+def test_occlude_changes_pixels_only_over_the_faces_and_keeps_boxes_and_landmarks():
+    from retinaface_polynl.data.augment import occlude
+
+    s = _astronaut_face()
+    x1, y1, x2, y2 = s.boxes[0]
+    w, h = x2 - x1, y2 - y1
+    # a second, tiny face (under 16 px) that is never touched
+    tiny = np.array([[10, 10, 22, 24]], np.float32)
+    s = FaceSample(s.image, np.concatenate([s.boxes, tiny]), np.concatenate([s.landmarks, s.landmarks[:1] * 0]),
+                   np.array([True, False]))
+    fills = set()
+    for seed in range(16):
+        out = occlude(s, np.random.default_rng(seed), face_prob=1.0)
+        np.testing.assert_array_equal(out.boxes, s.boxes)
+        np.testing.assert_array_equal(out.landmarks, s.landmarks)
+        changed = np.any(out.image != s.image, axis=2)
+        ys, xs = np.nonzero(changed)
+        assert len(ys) > 0.05 * w * h, seed  # a real part of the face is hidden
+        # every changed pixel lies within the face box grown by the occluders' reach
+        assert xs.min() >= x1 - 0.1 * w - 1 and xs.max() <= x2 + 0.1 * w + 1, seed
+        assert ys.min() >= y1 - 0.2 * h - 1 and ys.max() <= y2 + 0.1 * h + 1, seed
+        assert not changed[:30, :30].any()
+        patch = out.image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        fills.add("flat" if len(np.unique(patch.reshape(-1, 3), axis=0)) == 1 else "texture")
+        assert changed.sum() < 0.7 * w * h, seed  # never the whole face
+    assert fills == {"flat", "texture"}
+    np.testing.assert_array_equal(occlude(s, np.random.default_rng(0), face_prob=0.0).image, s.image)
+
+
+def test_occlusion_reaches_the_command_line_and_its_probability_is_checked():
+    from retinaface_polynl.cli import build_parser
+    from retinaface_polynl.commands.train import build_config
+    from retinaface_polynl.train.config import default_train_config
+
+    args = build_parser().parse_args(["train", "--preset", "r18x025", "--labels", "x.txt", "--images", "x",
+                                      "--output", "out", "--occlude-prob", "0.3"])
+    assert build_config(args) == default_train_config("r18x025", occlude_prob=0.3)
+    with pytest.raises(ValueError, match="occlude_prob"):
+        default_train_config("r18x025", occlude_prob=1.5)
+    # on: each face of 16 px or more at the training size may be hidden; off: the generator is untouched
+    s = _white_box_sample(3)
+    on = TrainAugment(image_size=160, crop_scales=(), distort=False, mirror_prob=0.0, random_interpolation=False,
+                      occlude_prob=1.0)(s, np.random.default_rng(1))
+    off = TrainAugment(image_size=160, crop_scales=(), distort=False, mirror_prob=0.0, random_interpolation=False)
+    plain = off(s, np.random.default_rng(1))
+    assert np.any(on.image != plain.image)
+    np.testing.assert_array_equal(on.boxes, plain.boxes)

@@ -36,7 +36,7 @@ _OVERRIDES = {
     "small_face_prob": "small_face_prob", "small_face_range": "small_face_range", "mix": "mix",
     "epoch_size": "epoch_size", "degrade_prob": "degrade_prob", "degrade_max": "degrade_max",
     "rotate_prob": "rotate_prob", "rotate_max": "rotate_max", "motion_blur_prob": "motion_blur_prob",
-    "motion_blur_max": "motion_blur_max",
+    "motion_blur_max": "motion_blur_max", "occlude_prob": "occlude_prob",
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False),
@@ -155,6 +155,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "camera; default: 0)")
     o.add_argument("--motion-blur-max", type=float, metavar="PX", help="longest smear of --motion-blur-prob, in "
                    "pixels at the training size (default: 9)")
+    o.add_argument("--occlude-prob", type=float, metavar="P", help="probability that part of each face of 16 px "
+                   "or more is hidden, as sunglasses, a hand or scarf, a hat or hair, or another head hide it: a "
+                   "patch of the same crop or a flat colour over a random part; the box stays whole (default: 0)")
     o.add_argument("--no-distort", action="store_true", help="no photometric distortion (default: random "
                    "brightness, contrast, saturation and hue)")
     o.add_argument("--distill", metavar="TEACHER", help="also pull the face scores towards this detector's (ours "

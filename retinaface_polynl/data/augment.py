@@ -323,6 +323,65 @@ def degrade(image: np.ndarray, rng: np.random.Generator, max_factor: float, jpeg
     return out
 
 
+# What hides part of a face in crowd photos: sunglasses (a band over the eyes), a hand, scarf or
+# mask (the lower part), a hat, helmet or hair (the upper part), another head or a shoulder (a side).
+OCCLUDERS = ("eyes", "lower", "upper", "side")
+
+
+def occluder_region(box: np.ndarray, eye_y: float | None, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """The region ``(x1, y1, x2, y2)`` an occluder of ``kind`` (:data:`OCCLUDERS`) covers on a
+    face ``box``, drawn at random: the eyes band is 18-30 % of the box's height, centred on
+    ``eye_y`` (the eyes' mean height, or 40 % down the box when there are no landmarks) and
+    inset 8 % from either side; the lower part covers the box from 45-65 % of its height down;
+    the upper part down to 20-40 %; a side 25-45 % of its width from the left or the right.
+    Each reaches a little past the box on its open sides, as a hand or a hat does."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = x2 - x1, y2 - y1
+    if kind == "eyes":
+        y = y1 + 0.4 * h if eye_y is None else float(eye_y)
+        half = rng.uniform(0.18, 0.30) * h / 2
+        return np.array([x1 + 0.08 * w, y - half, x2 - 0.08 * w, y + half], np.float32)
+    if kind == "lower":
+        return np.array([x1 - 0.05 * w, y1 + rng.uniform(0.45, 0.65) * h, x2 + 0.05 * w, y2 + 0.1 * h], np.float32)
+    if kind == "upper":
+        return np.array([x1 - 0.1 * w, y1 - 0.2 * h, x2 + 0.1 * w, y1 + rng.uniform(0.2, 0.4) * h], np.float32)
+    if kind == "side":
+        cover = rng.uniform(0.25, 0.45) * w
+        if rng.random() < 0.5:
+            return np.array([x1 - 0.1 * w, y1 - 0.05 * h, x1 + cover, y2 + 0.05 * h], np.float32)
+        return np.array([x2 - cover, y1 - 0.05 * h, x2 + 0.1 * w, y2 + 0.05 * h], np.float32)
+    raise ValueError(f"unknown occluder {kind!r}; expected one of {', '.join(OCCLUDERS)}")
+
+
+def occlude(sample: FaceSample, rng: np.random.Generator, face_prob: float, min_face_size: float = 16.0) -> FaceSample:
+    """Faces partly hidden, as sunglasses, hands, scarves, hats, hair or other heads hide them in
+    crowds: each face at least ``min_face_size`` pixels on its shorter side is, with probability
+    ``face_prob``, covered over an :func:`occluder_region` of a random kind by either a patch of the
+    same picture taken from elsewhere (cloth, hair, background: real texture) or a flat colour
+    (dark for the eyes band). Boxes and landmarks stay as they are: annotators, WIDER FACE's
+    included, draw an occluded face's whole box, and its hidden landmarks are still where they are."""
+    image = sample.image.copy()
+    h, w = image.shape[:2]
+    for i, box in enumerate(sample.boxes):
+        if min(box[2] - box[0], box[3] - box[1]) < min_face_size or rng.random() >= face_prob:
+            continue
+        kind = OCCLUDERS[int(rng.integers(len(OCCLUDERS)))]
+        eye_y = sample.landmarks[i, :2, 1].mean() if sample.has_landmarks[i] else None
+        x1, y1, x2, y2 = occluder_region(box, eye_y, kind, rng)
+        x1, y1 = int(np.clip(round(x1), 0, w)), int(np.clip(round(y1), 0, h))
+        x2, y2 = int(np.clip(round(x2), 0, w)), int(np.clip(round(y2), 0, h))
+        rw, rh = x2 - x1, y2 - y1
+        if rw < 1 or rh < 1:
+            continue
+        if rng.random() < 0.5 and rw < w and rh < h:
+            sx, sy = int(rng.integers(0, w - rw + 1)), int(rng.integers(0, h - rh + 1))
+            image[y1:y2, x1:x2] = sample.image[sy : sy + rh, sx : sx + rw]
+        else:
+            top = 60 if kind == "eyes" else 256
+            image[y1:y2, x1:x2] = rng.integers(0, top, size=3).astype(np.uint8)
+    return sample.replace(image=image)
+
+
 @dataclass(frozen=True)
 class TrainAugment:
     """The training pipeline (crop, distort, pad, mirror, resize) with its knobs.
@@ -346,6 +405,8 @@ class TrainAugment:
             3 to ``motion_blur_max`` pixels (at ``image_size``) in a random direction.
         degrade_prob, degrade_max: probability of :func:`degrade` (shrink by up to
             ``degrade_max`` and enlarge back, maybe JPEG) after the final resize.
+        occlude_prob: probability that :func:`occlude` hides part of each face of 16 px or
+            more (at ``image_size``), after the final resize and before the rotation.
 
     A step whose probability is 0 draws nothing from the generator, so a recipe that does
     not use it augments exactly as before it existed.
@@ -367,6 +428,7 @@ class TrainAugment:
     rotate_max: float = 30.0
     motion_blur_prob: float = 0.0
     motion_blur_max: float = 9.0
+    occlude_prob: float = 0.0
 
     def __call__(self, sample: FaceSample, rng: np.random.Generator) -> FaceSample:
         cropped = False
@@ -389,6 +451,8 @@ class TrainAugment:
             sample = mirror(sample)
         interp = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))] if self.random_interpolation else cv2.INTER_LINEAR
         sample = resize(sample, self.image_size, self.image_size, interp)
+        if self.occlude_prob > 0:
+            sample = occlude(sample, rng, self.occlude_prob)
         if self.rotate_prob > 0 and rng.random() < self.rotate_prob:
             sample = rotate(sample, rng.uniform(-self.rotate_max, self.rotate_max), self.min_face_size)
         if self.motion_blur_prob > 0 and rng.random() < self.motion_blur_prob:

@@ -86,6 +86,9 @@ class TrainConfig:
     rotate_max: float = 30.0
     motion_blur_prob: float = 0.0
     motion_blur_max: float = 9.0
+    # faces partly hidden (``data.augment.occlude``: sunglasses, hands, hats, hair, other heads),
+    # each face of 16 px or more with this probability
+    occlude_prob: float = 0.0
     min_face_size: float = 2.0
     # several training sets at once (``--labels`` given more than once): their draw weights
     # (empty: in proportion to their sizes) and the draws per epoch (None: all their images)
@@ -157,6 +160,8 @@ class TrainConfig:
         if not 0 <= self.motion_blur_prob <= 1 or self.motion_blur_max < 3:
             raise ValueError(f"motion_blur_prob must lie in [0, 1] and motion_blur_max be >= 3 px, got "
                              f"{self.motion_blur_prob}, {self.motion_blur_max}")
+        if not 0 <= self.occlude_prob <= 1:
+            raise ValueError(f"occlude_prob must lie in [0, 1], got {self.occlude_prob}")
         if any(m < 0 for m in self.mix) or (self.mix and not sum(self.mix) > 0):
             raise ValueError(f"mix weights must be >= 0 with a positive sum, got {self.mix}")
         if self.epoch_size is not None and self.epoch_size <= 0:

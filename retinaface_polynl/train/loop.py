@@ -196,6 +196,7 @@ class Trainer:
             degrade_prob=config.degrade_prob, degrade_max=config.degrade_max,
             rotate_prob=config.rotate_prob, rotate_max=config.rotate_max,
             motion_blur_prob=config.motion_blur_prob, motion_blur_max=config.motion_blur_max,
+            occlude_prob=config.occlude_prob,
         )
         self.dataset = FaceDataset(records, augment, seed=config.seed)
         sampler = None
