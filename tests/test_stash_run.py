@@ -40,8 +40,7 @@ def test_a_stashed_run_continues_on_another_machine_as_if_never_stopped(dlib_fac
         assert main(_phase(labels, run / "phase2", "--weights", str(run / "phase1" / "last.pth"))) == 130
 
     stash = tmp_path / "repo" / "stash"
-    written = stash_run.main(["save", str(run), str(stash)])
-    assert written == 0
+    assert stash_run.main(["save", str(run), str(stash)]) == 0
     # only what the run needs to go on: the newest finished phase's weights (no optimiser), the
     # phase in progress whole, every phase's record, the labels
     assert not (stash / "phase0" / "last.pth").exists() and (stash / "phase0" / "done").is_file()

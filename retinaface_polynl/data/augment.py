@@ -367,9 +367,8 @@ def occlude(sample: FaceSample, rng: np.random.Generator, face_prob: float, min_
             continue
         kind = OCCLUDERS[int(rng.integers(len(OCCLUDERS)))]
         eye_y = sample.landmarks[i, :2, 1].mean() if sample.has_landmarks[i] else None
-        x1, y1, x2, y2 = occluder_region(box, eye_y, kind, rng)
-        x1, y1 = int(np.clip(round(x1), 0, w)), int(np.clip(round(y1), 0, h))
-        x2, y2 = int(np.clip(round(x2), 0, w)), int(np.clip(round(y2), 0, h))
+        region = np.clip(np.round(occluder_region(box, eye_y, kind, rng)), 0, [w, h, w, h])
+        x1, y1, x2, y2 = (int(v) for v in region)
         rw, rh = x2 - x1, y2 - y1
         if rw < 1 or rh < 1:
             continue
