@@ -131,12 +131,17 @@ else
     [ -f "$FINAL" ] || "$PY" "$HERE/scripts/mix_weights.py" "$TUNED" "$START" --alpha "$WISE" --out "$FINAL"
 fi
 
+# the input sizes and floor:cap:zoom rules each model is scored at; a run that only needs the
+# shipped rule (e.g. the baseline, for the table of what Poly-NL adds) gives EVAL_SIZES= and
+# EVAL_RULES=480:1024:on, and PEERS=0 when the peers' tables exist already
+EVAL_SIZES="${EVAL_SIZES-original 480 640}"
+EVAL_RULES="${EVAL_RULES-480:1024:off 480:1365:off 640:1365:off 480:1024:on 640:1365:on}"
 evaluate() {  # checkpoint results_dir: the tables of one model (finished files are skipped)
     local ckpt="$1" results="$2"
     mkdir -p "$results"
     # at each candidate input size (the default is chosen on these validation sets:
     # faces_mask val.txt, widerface_val_dev, FDDB fold 8)
-    for size in original 480 640; do
+    for size in $EVAL_SIZES; do
         [ -f "$results/crowd_$size.json" ] || "$PY" "$HERE/scripts/eval_crowd.py" --data "$DATA" --size $size \
             --model "crowd=$ckpt" --shanghai-labels "$LABELS/shanghai.json" \
             --json "$results/crowd_$size.json" --markdown "$results/crowd_$size.md" 2> /dev/null
@@ -147,7 +152,7 @@ evaluate() {  # checkpoint results_dir: the tables of one model (finished files 
     # and under a floor on the short side (smaller photos enlarged, none shrunk), one pass and with
     # the small-face zoom (retinaface_polynl.zoom, the default ZoomRule: a second pass at 2x when a
     # face is under 48 px): min480-cap1024 with zoom is what SHIP records
-    for rule in 480:1024:off 480:1365:off 640:1365:off 480:1024:on 640:1365:on; do
+    for rule in $EVAL_RULES; do
         IFS=: read -r floor cap zoom <<< "$rule"
         tag="min$floor-cap$cap" && [ "$zoom" = on ] && tag="$tag-zoom"
         [ -f "$results/crowd_$tag.json" ] || "$PY" "$HERE/scripts/eval_crowd.py" --data "$DATA" --min-size "$floor" \
@@ -161,12 +166,14 @@ evaluate() {  # checkpoint results_dir: the tables of one model (finished files 
 evaluate "$TUNED" "$RUNS/${FINAL_PHASE}_eval"
 [ "$FINAL" = "$TUNED" ] || evaluate "$FINAL" "$RUNS/${TAG}_eval"
 # then the peers, each at its own default
-[ -f "$RUNS/crowd_peers.json" ] || "$PY" "$HERE/scripts/eval_crowd.py" --data "$DATA" --size default \
-    --model "shipped-dec2026=$START" --mnet "$TEACHER" --yunet "$YUNET" --shanghai-labels "$LABELS/shanghai.json" \
-    --json "$RUNS/crowd_peers.json" --markdown "$RUNS/crowd_peers.md" 2> /dev/null
-[ -f "$RUNS/fddb_peers.json" ] || "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" \
-    --dlib "$DATA/faces_dlib" --size default --model "shipped-dec2026=$START" --model "retinaface-mnet0.25=$TEACHER" \
-    --yunet "$YUNET" --json "$RUNS/fddb_peers.json" --markdown "$RUNS/fddb_peers.md" 2> /dev/null
+if [ "${PEERS:-1}" = 1 ]; then
+    [ -f "$RUNS/crowd_peers.json" ] || "$PY" "$HERE/scripts/eval_crowd.py" --data "$DATA" --size default \
+        --model "shipped-dec2026=$START" --mnet "$TEACHER" --yunet "$YUNET" --shanghai-labels "$LABELS/shanghai.json" \
+        --json "$RUNS/crowd_peers.json" --markdown "$RUNS/crowd_peers.md" 2> /dev/null
+    [ -f "$RUNS/fddb_peers.json" ] || "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" \
+        --dlib "$DATA/faces_dlib" --size default --model "shipped-dec2026=$START" --model "retinaface-mnet0.25=$TEACHER" \
+        --yunet "$YUNET" --json "$RUNS/fddb_peers.json" --markdown "$RUNS/fddb_peers.md" 2> /dev/null
+fi
 
 # 5. ship (only with SHIP=1, after reading the tables above): FINAL (the mix) without optimiser state as
 #    weights/default.pth, recording the input size chosen on the validation sets (a short side
