@@ -272,7 +272,10 @@ def test_torchrun_two_cpu_processes_average_gradients_like_one_process(dlib_reco
     for name, p in [*single.model.named_parameters(), *adapters.items()]:
         if p.grad is None:
             continue
-        torch.testing.assert_close(ddp[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+        # float noise of another summation order, at the scale of the tensor's largest gradient
+        # (a wrong average, e.g. by the world size, is off by half everywhere)
+        atol = max(1e-6, 1e-4 * p.grad.abs().max().item())
+        torch.testing.assert_close(ddp[name], p.grad, rtol=1e-4, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
         checked += 1
     assert checked > 50 + len(adapters) and all(p.grad is not None for p in adapters.values())
     # the loop ran 3 steps on both ranks and kept their weights identical
