@@ -23,6 +23,11 @@ For each detector (our checkpoints, the third-party RetinaFace-MobileNet-0.25, Y
 ``--size``: ``default`` (ours at the input size the checkpoint records, the others at
 original size), ``original``, or a short side in pixels for every detector.
 
+``--bootstrap N``: a 95 % interval of each detector's crowd AP50 (as drawn) from N resamples of
+the 171 crowd photos (seed 0, an image drawn twice counts twice), and of each detector's
+difference from the first one on the same resamples (paired): whether two detectors differ
+by more than the choice of photos does.
+
 ``--tta flip`` / ``--tta paper``: our checkpoints and the MobileNet through the
 test-time augmentation of :mod:`retinaface_polynl.tta` (``paper``: the supplementary's
 five scales x four shifts x flip, box voting) instead of one pass and the small-face
@@ -48,12 +53,13 @@ import numpy as np
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "scripts"))
 
-from eval_fddb_holdout import YuNet, add_floor_args, describe_zoom, floor_options, run_detector, size_tag  # noqa: E402
+from eval_fddb_holdout import YuNet, add_floor_args, describe_zoom, floor_options, interval, run_detector, size_tag  # noqa: E402
 
 from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.tta import TTA_PRESETS  # noqa: E402
 from retinaface_polynl.data.voc import read_voc  # noqa: E402
 from widerface_eval import average_precision, box_iou, evaluate_predictions, load_ground_truth  # noqa: E402
+from widerface_eval.ap import match_detections, voc_ap_all_points  # noqa: E402
 
 DATA = HERE.parent / "shared" / "data"
 LOW_THRESHOLD = 0.02
@@ -122,6 +128,41 @@ def mask_scores(dets: dict, sets: dict) -> dict:
             "mask_recall": recall_by_size(dets, sets["mask_drawn"], sets["mask_mapped"])}
 
 
+def image_matches(dets: dict, gt: dict) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Per image of ``gt`` (in its order): (scores, is true positive, number of faces). VOC
+    matching is decided within an image, so any resample's AP follows from these alone."""
+    return [match_detections({key: dets[key]} if key in dets else {}, {key: boxes}) for key, boxes in gt.items()]
+
+
+def resampled_ap(matches: list, samples: np.ndarray) -> np.ndarray:
+    """AP at IoU 0.5 of each resample: ``samples`` (R, n) indexes the images of ``matches``."""
+    out = np.zeros(len(samples))
+    for r, idx in enumerate(samples):
+        num_gt = sum(matches[i][2] for i in idx)
+        if not num_gt:
+            continue
+        scores = np.concatenate([matches[i][0] for i in idx])
+        tp = np.concatenate([matches[i][1] for i in idx]).astype(bool)[np.argsort(-scores, kind="stable")]
+        ctp, cfp = np.cumsum(tp), np.cumsum(~tp)
+        out[r] = voc_ap_all_points(ctp / num_gt, ctp / np.maximum(ctp + cfp, 1))
+    return out
+
+
+def bootstrap_mask_ap(mask_dets: dict, gt: dict, resamples: int, seed: int = 0) -> dict[str, dict]:
+    """``{name: {"mask_ap50_drawn_ci95": [lo, hi], "mask_ap50_drawn_diff_vs_first_ci95": ...}}``:
+    each detector's crowd AP50 (as drawn) over ``resamples`` resamples of the photos, and its
+    difference from the first detector's on the same resamples (every detector but the first)."""
+    samples = np.random.default_rng(seed).integers(0, len(gt), (resamples, len(gt)))
+    aps = {name: resampled_ap(image_matches(dets, gt), samples) for name, dets in mask_dets.items()}
+    first = next(iter(aps.values()), None)
+    out = {}
+    for k, (name, ap) in enumerate(aps.items()):
+        out[name] = {"mask_ap50_drawn_ci95": interval(ap)}
+        if k:
+            out[name]["mask_ap50_drawn_diff_vs_first_ci95"] = interval(ap - first)
+    return out
+
+
 def wider_dev_ap(dets: dict, gt) -> dict[str, float]:
     """Easy / Medium / Hard AP (official protocol) of ``{photo path: (boxes xyxy, scores)}``."""
     preds = {}
@@ -133,10 +174,14 @@ def wider_dev_ap(dets: dict, gt) -> dict[str, float]:
     return {s: float(result[s]) for s in ("easy", "medium", "hard")}
 
 
-def evaluate_detector(detect, data: Path, sets: dict) -> dict:
+def evaluate_detector(detect, data: Path, sets: dict, keep: dict | None = None) -> dict:
+    """The scores of one detector on ``sets``; ``keep``, if given, receives its crowd-photo
+    detections under ``"mask"`` (for the bootstrap)."""
     out = {}
     if sets.get("mask_drawn"):
         mask_dets, ms = run(detect, list(sets["mask_drawn"]), "faces_mask val")
+        if keep is not None:
+            keep["mask"] = mask_dets
         m = mask_scores(mask_dets, sets)
         out = {"mask_ap50_drawn": round(m["mask_ap50_drawn"], 4), "mask_ap50_mapped": round(m["mask_ap50_mapped"], 4),
                "mask_recall": m["mask_recall"], "ms_per_mask_image": round(ms * 1000, 1)}
@@ -218,6 +263,17 @@ def markdown(results: dict, size, floor: dict | None = None, tta: str = "none") 
                  f"{100 * r['shanghai_agreement_ap50']:.1f}" if "shanghai_agreement_ap50" in r else "-",
                  f"{r['ms_per_wider_image']:.0f}" if "ms_per_wider_image" in r else "-"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    boot = [(name, r) for name, r in results.items() if "mask_ap50_drawn_ci95" in r]
+    if boot:
+        lines += ["", f"Bootstrap ({boot[0][1]['bootstrap_resamples']} resamples of the 171 crowd photos, paired), "
+                  "95 % intervals of mask AP50 (as drawn):", ""]
+        for k, (name, r) in enumerate(boot):
+            lo, hi = r["mask_ap50_drawn_ci95"]
+            line = f"- {name}: {100 * lo:.1f} to {100 * hi:.1f}"
+            if "mask_ap50_drawn_diff_vs_first_ci95" in r:
+                dlo, dhi = r["mask_ap50_drawn_diff_vs_first_ci95"]
+                line += f"; minus {boot[0][0]}: {100 * dlo:+.1f} to {100 * dhi:+.1f}"
+            lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -238,9 +294,14 @@ def main(argv=None) -> int:
                    "replaces the small-face zoom; YuNet runs once) (default: none)")
     p.add_argument("--sets", type=set_names, default=SET_NAMES, metavar="NAMES",
                    help=f"which validation sets, comma-separated (default: {','.join(SET_NAMES)})")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="95 %% intervals of the crowd AP50 from N resamples of the crowd photos, and of each "
+                   "detector's difference from the first one's (paired; needs the mask set) (default: 0, none)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--markdown", type=Path, help="write the table as Markdown")
     args = p.parse_args(argv)
+    if args.bootstrap < 0 or (args.bootstrap and "mask" not in args.sets):
+        p.error("--bootstrap takes a positive number of resamples and needs the mask set in --sets")
     floor = floor_options(p, args)
     if args.tta != "none" and floor.get("zoom") == "on":
         p.error("--tta replaces the small-face zoom: give --zoom on or --tta, not both")
@@ -257,17 +318,21 @@ def main(argv=None) -> int:
         detectors[name] = det
     if args.mnet:
         detectors["retinaface-mnet0.25"] = Detector(weights=args.mnet, threshold=LOW_THRESHOLD, size=fixed)
-    results = {}
+    results, kept = {}, {}
     for name, det in detectors.items():
         def detect(image, det=det):
             d = det.detect(image, tta=None if args.tta == "none" else args.tta)
             return d.boxes, d.scores
-        results[name] = evaluate_detector(detect, args.data, sets)
+        results[name] = evaluate_detector(detect, args.data, sets, kept.setdefault(name, {}))
         print(name, json.dumps(results[name]), flush=True)
     if args.yunet:
         yunet = YuNet(str(args.yunet), LOW_THRESHOLD, fixed)
-        results["yunet"] = evaluate_detector(yunet.detect, args.data, sets)
+        results["yunet"] = evaluate_detector(yunet.detect, args.data, sets, kept.setdefault("yunet", {}))
         print("yunet", json.dumps(results["yunet"]), flush=True)
+    if args.bootstrap:
+        boot = bootstrap_mask_ap({name: k["mask"] for name, k in kept.items()}, sets["mask_drawn"], args.bootstrap)
+        for name, extra in boot.items():
+            results[name].update(extra, bootstrap_resamples=args.bootstrap)
     table = markdown(results, args.size, floor, args.tta)
     print(table)
     if args.markdown:

@@ -72,3 +72,58 @@ def test_wider_only_run_scores_the_ground_truth_perfectly_and_a_shifted_copy_bad
     assert row.split("|")[2:8] == [" - "] * 6 and float(row.split("|")[8]) > 99
     assert "test-time augmentation 'paper'" in table
     json.dumps(perfect)  # what --json writes
+
+
+def _synthetic_crowd(seed: int = 0, images: int = 12):
+    """Ground truth of ``images`` photos with 1-6 faces each, a detector that finds each face with a
+    random score (and misses some), and a worse one that finds the same faces but ranks half of its
+    false positives above them."""
+    rng = np.random.default_rng(seed)
+    gt, good, worse = {}, {}, {}
+    for i in range(images):
+        n = int(rng.integers(1, 7))
+        xy = rng.uniform(0, 400, (n, 2)) + np.arange(n)[:, None] * 500  # faces far apart
+        boxes = np.hstack([xy, xy + 40])
+        gt[f"img{i}.jpg"] = boxes
+        found = rng.random(n) < 0.8
+        scores = rng.uniform(0.3, 0.9, n)
+        fp = boxes[:2] + 200  # no overlap with any face
+        good[f"img{i}.jpg"] = (np.vstack([boxes[found], fp]), np.concatenate([scores[found], [0.1, 0.05][:len(fp)]]))
+        worse[f"img{i}.jpg"] = (np.vstack([boxes[found], fp]), np.concatenate([scores[found], [0.95, 0.05][:len(fp)]]))
+    return gt, good, worse
+
+
+def test_bootstrap_resample_of_every_photo_once_is_the_plain_ap():
+    from widerface_eval import average_precision
+    gt, good, worse = _synthetic_crowd()
+    identity = np.arange(len(gt))[None]
+    for dets in (good, worse):
+        assert eval_crowd.resampled_ap(eval_crowd.image_matches(dets, gt), identity)[0] == pytest.approx(
+            average_precision(dets, gt), abs=1e-12)
+    # a photo drawn twice counts twice: the same as a ground truth holding two copies of it
+    twice = np.array([[0, 0] + list(range(1, len(gt)))])
+    doubled_gt = {"a": gt["img0.jpg"], **gt}
+    doubled = {"a": good["img0.jpg"], **good}
+    assert eval_crowd.resampled_ap(eval_crowd.image_matches(good, gt), twice)[0] == pytest.approx(
+        average_precision(doubled, doubled_gt), abs=1e-12)
+
+
+def test_bootstrap_intervals_hold_the_ap_and_pair_the_difference():
+    from widerface_eval import average_precision
+    gt, good, worse = _synthetic_crowd(images=30)
+    out = eval_crowd.bootstrap_mask_ap({"good": good, "same": good, "worse": worse}, gt, resamples=200)
+    lo, hi = out["good"]["mask_ap50_drawn_ci95"]
+    assert lo <= average_precision(good, gt) <= hi and lo < hi
+    assert "mask_ap50_drawn_diff_vs_first_ci95" not in out["good"]
+    assert out["same"]["mask_ap50_drawn_diff_vs_first_ci95"] == [0.0, 0.0]  # paired: the same draws
+    dlo, dhi = out["worse"]["mask_ap50_drawn_diff_vs_first_ci95"]
+    assert dlo < dhi < 0  # a high-scored false positive in every photo costs AP in every resample
+    table = eval_crowd.markdown({name: {**r, "bootstrap_resamples": 200} for name, r in out.items()}, "original")
+    assert "- worse:" in table and "minus good" in table
+
+
+def test_bootstrap_flag_is_refused_without_the_crowd_set_or_when_negative(capsys):
+    for argv in (["--bootstrap", "100", "--sets", "wider"], ["--bootstrap", "-1"]):
+        with pytest.raises(SystemExit):
+            eval_crowd.main(argv)
+        assert "--bootstrap takes a positive number" in capsys.readouterr().err
