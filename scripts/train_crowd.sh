@@ -9,6 +9,9 @@
 #                                                      e.g. the r18x025 baseline without Poly-NL)
 #   SHIP=1 [SIZE=480] START=fddb_release.pth scripts/train_crowd.sh runs/crowd
 #                                                     (then write weights/default.pth and .onnx)
+#   SHIP=1 SHIP_TO=weights/baseline/r18x025.pth START=... scripts/train_crowd.sh runs/crowd_baseline
+#                                                     (write the result elsewhere, without the ONNX
+#                                                      export: the baseline kept for the comparison)
 #
 # Every phase resumes (--resume auto) and finished phases are skipped, so a stopped run is
 # continued by starting the script again with the same RUNS_DIR.
@@ -176,22 +179,14 @@ if [ "${PEERS:-1}" = 1 ]; then
 fi
 
 # 5. ship (only with SHIP=1, after reading the tables above): FINAL (the mix) without optimiser state as
-#    weights/default.pth, recording the input size chosen on the validation sets (a short side
+#    SHIP_TO (default weights/default.pth; scripts/ship_weights.py), recording the input size chosen on the validation sets (a short side
 #    of at least SIZE, default 480: smaller pictures enlarged, larger never shrunk; long side at
 #    most 1024: measured in weights/results/crowd_dec2026/sizes.md) and the small-face zoom (the
 #    default ZoomRule, chosen by scripts/zoom_sweep.py on the same sets), then its ONNX export,
 #    checked against PyTorch on the check photos and the crowd photos
 [ "${SHIP:-0}" = 1 ] || exit 0
-"$PY" - "$FINAL" "$HERE/weights/default.pth" "${SIZE:-480}" <<'PY'
-import sys
-from retinaface_polynl.checkpoints import load_model, save_checkpoint
-from retinaface_polynl.zoom import ZoomRule
-size = int(sys.argv[3])
-loaded = load_model(sys.argv[1])
-# a floor on the short side (small photos enlarged, larger ones kept), long side at most 1024,
-# and a second pass at 2x for pictures whose first pass finds a face under 48 px
-save_checkpoint(sys.argv[2], loaded.model, loaded.config, recipe="scripts/train_crowd.sh",
-                inference={"min_size": size, "max_size": 1024, "zoom": ZoomRule().to_dict()})
-print(f"{sys.argv[2]}: {sys.argv[1]} at a short side of at least {size} px, {ZoomRule().describe()}")
-PY
+SHIP_TO="${SHIP_TO:-$HERE/weights/default.pth}"
+"$PY" "$HERE/scripts/ship_weights.py" "$FINAL" "$SHIP_TO" --min-size "${SIZE:-480}" --max-size 1024
+# the ONNX export (and its checksum in weights/README.md) is the default's only
+[ "$(realpath "$SHIP_TO")" = "$(realpath "$HERE/weights/default.pth")" ] || exit 0
 "$PY" "$HERE/scripts/ship_default_onnx.py" --update-readme --crowd-val

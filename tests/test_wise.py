@@ -87,3 +87,30 @@ def test_crowd_recipe_refuses_to_start_from_its_own_output(tmp_path, shared_data
     assert run.returncode != 0
     assert "already the crowd recipe's output" in run.stderr and "START=" in run.stderr
     assert not (tmp_path / "runs" / "labels").exists()
+
+
+def test_ship_weights_keeps_the_model_and_records_how_it_runs(tmp_path):
+    """scripts/ship_weights.py (step 5 of the crowd recipe): the mixed checkpoint's weights and
+    architecture, no training state, the recipe and the input rule with the zoom recorded."""
+    from retinaface_polynl.zoom import ZoomRule
+
+    a, b, tuned, start = _two_checkpoints(tmp_path)
+    mixed = tmp_path / "mixed.pth"
+    script = [sys.executable, str(ROOT / "scripts" / "ship_weights.py")]
+    assert subprocess.run(script[:1] + [str(ROOT / "scripts" / "mix_weights.py"), str(a), str(b), "--alpha", "0.9",
+                          "--out", str(mixed)], capture_output=True).returncode == 0
+    out = tmp_path / "baseline" / "r18x025.pth"
+    run = subprocess.run(script + [str(mixed), str(out), "--min-size", "512"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    shipped = load_model(out)
+    assert shipped.extra == {"recipe": "scripts/train_crowd.sh",
+                             "inference": {"min_size": 512, "max_size": 1024, "zoom": ZoomRule().to_dict()}}
+    assert set(torch.load(out, map_location="cpu", weights_only=True)) == {"format", "version", "config", "model",
+                                                                          "recipe", "inference"}
+    want = load_model(mixed).model.state_dict()
+    for k, v in shipped.model.state_dict().items():
+        assert torch.equal(v, want[k]), k
+    missing = subprocess.run(script + [str(tmp_path / "nope.pth"), str(tmp_path / "x.pth")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope.pth" in missing.stderr and not (tmp_path / "x.pth").exists()
+    bad = subprocess.run(script + [str(mixed), str(tmp_path / "y.pth"), "--min-size", "2000"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--min-size" in bad.stderr and not (tmp_path / "y.pth").exists()
