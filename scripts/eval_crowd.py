@@ -23,10 +23,12 @@ For each detector (our checkpoints, the third-party RetinaFace-MobileNet-0.25, Y
 ``--size``: ``default`` (ours at the input size the checkpoint records, the others at
 original size), ``original``, or a short side in pixels for every detector.
 
-``--bootstrap N``: a 95 % interval of each detector's crowd AP50 (as drawn) from N resamples of
-the 171 crowd photos (seed 0, an image drawn twice counts twice), and of each detector's
-difference from the first one on the same resamples (paired): whether two detectors differ
-by more than the choice of photos does.
+``--bootstrap N``: 95 % intervals of each detector's crowd AP50 (as drawn) from N resamples of
+the 171 crowd photos, and of its WIDER dev Easy / Medium / Hard AP from N resamples of the 103
+WIDER photos (seed 0, a photo drawn twice counts twice; the official protocol's matching and
+score normalisation are the whole set's), and of each detector's difference from the first one
+on the same resamples (paired): whether two detectors differ by more than the choice of photos
+does.
 
 ``--tta flip`` / ``--tta paper``: our checkpoints and the MobileNet through the
 test-time augmentation of :mod:`retinaface_polynl.tta` (``paper``: the supplementary's
@@ -59,10 +61,12 @@ from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.tta import TTA_PRESETS  # noqa: E402
 from retinaface_polynl.data.voc import read_voc  # noqa: E402
 from widerface_eval import average_precision, box_iou, evaluate_predictions, load_ground_truth  # noqa: E402
+from widerface_eval import resampled_ap as wider_resampled_ap  # noqa: E402
 from widerface_eval.ap import match_detections, voc_ap_all_points  # noqa: E402
 
 DATA = HERE.parent / "shared" / "data"
 LOW_THRESHOLD = 0.02
+WIDER_SETTINGS = ("easy", "medium", "hard")
 DEFAULT_THRESHOLD = 0.5
 SIZE_BUCKETS = ((0, 16), (16, 32), (32, 64), (64, 100000))
 BUCKET_NAMES = ("<16", "16-32", "32-64", ">64")
@@ -148,35 +152,59 @@ def resampled_ap(matches: list, samples: np.ndarray) -> np.ndarray:
     return out
 
 
+def paired_intervals(aps: dict[str, np.ndarray], key: str) -> dict[str, dict]:
+    """``{name: {KEY_ci95: [lo, hi], KEY_diff_vs_first_ci95: [lo, hi]}}`` from each detector's values
+    over the same resamples (the difference for every detector but the first)."""
+    first = next(iter(aps.values()), None)
+    out = {}
+    for k, (name, ap) in enumerate(aps.items()):
+        out[name] = {f"{key}_ci95": interval(ap)}
+        if k:
+            out[name][f"{key}_diff_vs_first_ci95"] = interval(ap - first)
+    return out
+
+
 def bootstrap_mask_ap(mask_dets: dict, gt: dict, resamples: int, seed: int = 0) -> dict[str, dict]:
     """``{name: {"mask_ap50_drawn_ci95": [lo, hi], "mask_ap50_drawn_diff_vs_first_ci95": ...}}``:
     each detector's crowd AP50 (as drawn) over ``resamples`` resamples of the photos, and its
     difference from the first detector's on the same resamples (every detector but the first)."""
     samples = np.random.default_rng(seed).integers(0, len(gt), (resamples, len(gt)))
     aps = {name: resampled_ap(image_matches(dets, gt), samples) for name, dets in mask_dets.items()}
-    first = next(iter(aps.values()), None)
-    out = {}
-    for k, (name, ap) in enumerate(aps.items()):
-        out[name] = {"mask_ap50_drawn_ci95": interval(ap)}
-        if k:
-            out[name]["mask_ap50_drawn_diff_vs_first_ci95"] = interval(ap - first)
-    return out
+    return paired_intervals(aps, "mask_ap50_drawn")
 
 
-def wider_dev_ap(dets: dict, gt) -> dict[str, float]:
-    """Easy / Medium / Hard AP (official protocol) of ``{photo path: (boxes xyxy, scores)}``."""
+def wider_predictions(dets: dict) -> dict[str, np.ndarray]:
+    """``{photo path: (boxes xyxy, scores)}`` as the official protocol reads them: ``{stem: (N, 5) x y w h score}``."""
     preds = {}
     for path, (boxes, scores) in dets.items():
         xywh = boxes.astype(np.float64).copy()
         xywh[:, 2:] -= xywh[:, :2]
         preds[Path(path).stem] = np.concatenate([xywh, scores[:, None].astype(np.float64)], 1)
-    result = evaluate_predictions(preds, gt)
-    return {s: float(result[s]) for s in ("easy", "medium", "hard")}
+    return preds
+
+
+def wider_dev_ap(dets: dict, gt) -> dict[str, float]:
+    """Easy / Medium / Hard AP (official protocol) of ``{photo path: (boxes xyxy, scores)}``."""
+    result = evaluate_predictions(wider_predictions(dets), gt)
+    return {s: float(result[s]) for s in WIDER_SETTINGS}
+
+
+def bootstrap_wider_ap(wider_dets: dict, gt, resamples: int, seed: int = 0) -> dict[str, dict]:
+    """The same for WIDER dev's Easy / Medium / Hard AP (official protocol; keys ``wider_dev_easy_ci95``
+    and so on): resamples of its photos, the matching and the scores' normalisation of the whole set
+    (``widerface_eval.resampled_ap``)."""
+    samples = np.random.default_rng(seed).integers(0, len(gt.images), (resamples, len(gt.images)))
+    aps = {name: wider_resampled_ap(wider_predictions(dets), gt, samples) for name, dets in wider_dets.items()}
+    out: dict[str, dict] = {name: {} for name in aps}
+    for s in WIDER_SETTINGS:
+        for name, extra in paired_intervals({name: ap[s] for name, ap in aps.items()}, f"wider_dev_{s}").items():
+            out[name].update(extra)
+    return out
 
 
 def evaluate_detector(detect, data: Path, sets: dict, keep: dict | None = None) -> dict:
-    """The scores of one detector on ``sets``; ``keep``, if given, receives its crowd-photo
-    detections under ``"mask"`` (for the bootstrap)."""
+    """The scores of one detector on ``sets``; ``keep``, if given, receives its detections on the
+    crowd photos under ``"mask"`` and on WIDER dev under ``"wider"`` (for the bootstrap)."""
     out = {}
     if sets.get("mask_drawn"):
         mask_dets, ms = run(detect, list(sets["mask_drawn"]), "faces_mask val")
@@ -187,6 +215,8 @@ def evaluate_detector(detect, data: Path, sets: dict, keep: dict | None = None) 
                "mask_recall": m["mask_recall"], "ms_per_mask_image": round(ms * 1000, 1)}
     if sets.get("wider_paths"):
         dets, ms = run(detect, sets["wider_paths"], "widerface_val_dev")
+        if keep is not None:
+            keep["wider"] = dets
         out["wider_dev"] = {s: round(v, 4) for s, v in wider_dev_ap(dets, sets["wider_gt"]).items()}
         out["ms_per_wider_image"] = round(ms * 1000, 1)
     if sets.get("shanghai"):
@@ -196,6 +226,8 @@ def evaluate_detector(detect, data: Path, sets: dict, keep: dict | None = None) 
 
 
 SET_NAMES = ("mask", "wider", "shanghai")
+BOOTSTRAP_COLUMNS = (("mask_ap50_drawn", "crowd AP50 (as drawn)"), ("wider_dev_easy", "WIDER dev Easy"),
+                     ("wider_dev_medium", "Medium"), ("wider_dev_hard", "Hard"))
 
 
 def set_names(text: str) -> tuple[str, ...]:
@@ -263,17 +295,25 @@ def markdown(results: dict, size, floor: dict | None = None, tta: str = "none") 
                  f"{100 * r['shanghai_agreement_ap50']:.1f}" if "shanghai_agreement_ap50" in r else "-",
                  f"{r['ms_per_wider_image']:.0f}" if "ms_per_wider_image" in r else "-"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    boot = [(name, r) for name, r in results.items() if "mask_ap50_drawn_ci95" in r]
+    boot = [(name, r) for name, r in results.items() if "bootstrap_resamples" in r]
     if boot:
-        lines += ["", f"Bootstrap ({boot[0][1]['bootstrap_resamples']} resamples of the 171 crowd photos, paired), "
-                  "95 % intervals of mask AP50 (as drawn):", ""]
-        for k, (name, r) in enumerate(boot):
-            lo, hi = r["mask_ap50_drawn_ci95"]
-            line = f"- {name}: {100 * lo:.1f} to {100 * hi:.1f}"
-            if "mask_ap50_drawn_diff_vs_first_ci95" in r:
-                dlo, dhi = r["mask_ap50_drawn_diff_vs_first_ci95"]
-                line += f"; minus {boot[0][0]}: {100 * dlo:+.1f} to {100 * dhi:+.1f}"
-            lines.append(line)
+        first = boot[0][0]
+        lines += ["", f"Bootstrap: 95 % intervals from {boot[0][1]['bootstrap_resamples']} resamples of each set's "
+                  f"photos (the same resamples for every detector), and of each detector minus {first}:", "",
+                  "| detector | " + " | ".join(label for _, label in BOOTSTRAP_COLUMNS) + " |",
+                  "|---|" + "---:|" * len(BOOTSTRAP_COLUMNS)]
+        for name, r in boot:
+            cells = []
+            for key, _ in BOOTSTRAP_COLUMNS:
+                cell = "-"
+                if f"{key}_ci95" in r:
+                    lo, hi = r[f"{key}_ci95"]
+                    cell = f"{100 * lo:.1f} to {100 * hi:.1f}"
+                    if f"{key}_diff_vs_first_ci95" in r:
+                        dlo, dhi = r[f"{key}_diff_vs_first_ci95"]
+                        cell += f" (diff. {100 * dlo:+.1f} to {100 * dhi:+.1f})"
+                cells.append(cell)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -295,13 +335,14 @@ def main(argv=None) -> int:
     p.add_argument("--sets", type=set_names, default=SET_NAMES, metavar="NAMES",
                    help=f"which validation sets, comma-separated (default: {','.join(SET_NAMES)})")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
-                   help="95 %% intervals of the crowd AP50 from N resamples of the crowd photos, and of each "
-                   "detector's difference from the first one's (paired; needs the mask set) (default: 0, none)")
+                   help="95 %% intervals of the crowd AP50 and of WIDER dev's Easy / Medium / Hard AP from N resamples "
+                   "of each set's photos, and of each detector's difference from the first one's (paired) "
+                   "(default: 0, none)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--markdown", type=Path, help="write the table as Markdown")
     args = p.parse_args(argv)
-    if args.bootstrap < 0 or (args.bootstrap and "mask" not in args.sets):
-        p.error("--bootstrap takes a positive number of resamples and needs the mask set in --sets")
+    if args.bootstrap < 0 or (args.bootstrap and not {"mask", "wider"} & set(args.sets)):
+        p.error("--bootstrap takes a positive number of resamples and needs the mask or the wider set in --sets")
     floor = floor_options(p, args)
     if args.tta != "none" and floor.get("zoom") == "on":
         p.error("--tta replaces the small-face zoom: give --zoom on or --tta, not both")
@@ -330,9 +371,16 @@ def main(argv=None) -> int:
         results["yunet"] = evaluate_detector(yunet.detect, args.data, sets, kept.setdefault("yunet", {}))
         print("yunet", json.dumps(results["yunet"]), flush=True)
     if args.bootstrap:
-        boot = bootstrap_mask_ap({name: k["mask"] for name, k in kept.items()}, sets["mask_drawn"], args.bootstrap)
-        for name, extra in boot.items():
-            results[name].update(extra, bootstrap_resamples=args.bootstrap)
+        if "mask" in args.sets:
+            boot = bootstrap_mask_ap({name: k["mask"] for name, k in kept.items()}, sets["mask_drawn"], args.bootstrap)
+            for name, extra in boot.items():
+                results[name].update(extra)
+        if "wider" in args.sets:
+            boot = bootstrap_wider_ap({name: k["wider"] for name, k in kept.items()}, sets["wider_gt"], args.bootstrap)
+            for name, extra in boot.items():
+                results[name].update(extra)
+        for name in results:
+            results[name]["bootstrap_resamples"] = args.bootstrap
     table = markdown(results, args.size, floor, args.tta)
     print(table)
     if args.markdown:

@@ -674,3 +674,55 @@ def test_vectorised_equals_literal_loops(seed):
     r = we.evaluate_predictions(preds, g)
     for s in SETTINGS:
         assert r[s] == pytest.approx(_reference_ap(preds, g, s), abs=1e-12), s
+
+
+# ----------------------------------------------------------------------------- resampled images (bootstrap)
+
+
+def messy_predictions(gt, seed: int) -> dict[str, np.ndarray]:
+    """Every face's box moved by up to 60 % of its size or kept, a fifth dropped, one false positive in
+    every other image, scores drawn at random: a curve with misses, false positives and ignored faces."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, (name, b) in enumerate(zip(gt.images, gt.boxes)):
+        b = b[rng.random(len(b)) > 0.2].copy()
+        b[:, :2] += rng.uniform(-0.6, 0.6, (len(b), 2)) * b[:, 2:] * (rng.random((len(b), 1)) < 0.3)
+        if k % 2:
+            b = np.concatenate([b, [[5_000.0, 5_000.0, 30.0, 30.0]]])
+        out[name] = np.concatenate([b, rng.random((len(b), 1))], axis=1)
+    return out
+
+
+@pytest.mark.parametrize("protocol", ["matlab", "python-port"])
+def test_resampled_ap_of_every_image_once_is_the_evaluation(gt, protocol):
+    preds = messy_predictions(gt, 0)
+    want = we.evaluate_predictions(preds, gt, protocol=protocol)
+    got = we.resampled_ap(preds, gt, np.arange(len(gt.images)), protocol=protocol)
+    for s in SETTINGS:
+        assert 0.2 < want[s] < 0.9
+        assert got[s].shape == (1,) and got[s][0] == pytest.approx(want[s], abs=1e-12), s
+
+
+def test_resampled_image_drawn_twice_counts_as_two_copies(gt):
+    """A resample holding images 0 and 1 twice scores what a ground truth with copies of them scores."""
+    preds = messy_predictions(gt, 1)
+    copies = [0, 1]
+    doubled = we.WiderGroundTruth(
+        events=gt.events + [gt.events[i] for i in copies],
+        images=gt.images + [f"copy_{i}" for i in copies],
+        boxes=gt.boxes + [gt.boxes[i] for i in copies],
+        keep={s: gt.keep[s] + [gt.keep[s][i] for i in copies] for s in SETTINGS},
+        box_class=gt.box_class)
+    want = we.evaluate_predictions({**preds, **{f"copy_{i}": preds[gt.images[i]] for i in copies}}, doubled)
+    sample = np.concatenate([copies, np.arange(len(gt.images))])
+    got = we.resampled_ap(preds, gt, sample[None])
+    for s in SETTINGS:
+        assert got[s][0] == pytest.approx(want[s], abs=1e-12), s
+    # and a different resample gives a different AP (the weights are used, not ignored)
+    half = we.resampled_ap(preds, gt, np.arange(0, len(gt.images), 2)[None])
+    assert all(half[s][0] != pytest.approx(want[s], abs=1e-6) for s in SETTINGS)
+
+
+def test_resampled_ap_refuses_indices_outside_the_images(gt):
+    with pytest.raises(ValueError, match="samples index images"):
+        we.resampled_ap({}, gt, np.array([[0, len(gt.images)]]))

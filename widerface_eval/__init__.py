@@ -19,6 +19,7 @@ Public API::
     evaluate(pred_dir, gt_dir, protocol="matlab") -> dict   # {"easy", "medium", "hard", "protocol", "pr_curves", ...}
     evaluate_many(pred_dirs, gt_dir, names=None)  # {name: result}
     evaluate_predictions(predictions, gt)         # in-memory {image: (N,5) x y w h score}
+    resampled_ap(predictions, gt, samples)        # {setting: AP per resample of the images} (bootstrap)
     load_ground_truth(gt_dir) -> WiderGroundTruth
     read_predictions(pred_dir, gt=None) -> {image: (N,5)}
     write_prediction_file(path, image_name, boxes_xywh, scores)
@@ -51,6 +52,7 @@ from .protocol import (
     evaluate_many,
     evaluate_predictions,
     normalize_scores,
+    resampled_ap,
     result_to_json,
     voc_ap,
 )
@@ -81,6 +83,7 @@ __all__ = [
     "read_fddb_detections",
     "read_prediction_file",
     "read_predictions",
+    "resampled_ap",
     "result_to_json",
     "voc_ap",
     "voc_ap_all_points",

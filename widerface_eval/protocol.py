@@ -437,13 +437,13 @@ class _Matched:
             tbin = (np.minimum.accumulate(rev)[::-1] - off).astype(np.int64)
         return best_gt, matched, tbin
 
-    def curve(self, keep: Sequence[np.ndarray]) -> dict:
-        """Precision/recall at the 1000 thresholds for one setting (``keep`` = 0-based gt_list per image)."""
+    def _flags(self, keep: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per prediction, for one setting: whether it recalls a counted face first, whether it is a
+        proposal (not matched to an ignored face), whether it is ignored; and the faces counted per image."""
         keep_mask = np.zeros(len(self.gt_xyxy), dtype=bool)
         keep_counts = np.array([len(k) for k in keep], dtype=np.int64)
         if keep_counts.sum():
             keep_mask[np.concatenate([self.gt_offsets[i] + k for i, k in enumerate(keep) if len(k)])] = True
-        count_face = int(keep_counts.sum())
 
         matched = self.in_play & self.matched
         g = np.where(matched, self.best_gt, 0)
@@ -455,7 +455,25 @@ class _Matched:
         if cand.size:
             _, first = np.unique(g[cand], return_index=True)  # first prediction (processing order) of each face
             new_recall[cand[first]] = True
+        return new_recall, proposal, ignored, keep_counts
 
+    def image_counts(self, keep: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One setting's curve image by image: ``(tp, proposals, faces)``, the first two ``(images,
+        1000)`` counts at or above each threshold, the last the faces counted per image. A face and
+        every prediction that can take it belong to one image, so the curve of any multiset of images
+        is these rows summed (``curve`` is all of them once)."""
+        new_recall, proposal, _, keep_counts = self._flags(keep)
+        n, nb = len(self.gt_counts), NUM_THRESHOLDS + 1
+        cell = self.pred_img * nb + self.tbin
+
+        def per_image(weights):
+            return np.bincount(cell, weights=weights, minlength=n * nb).reshape(n, nb)[:, :NUM_THRESHOLDS].cumsum(1)
+        return per_image(new_recall), per_image(proposal), keep_counts
+
+    def curve(self, keep: Sequence[np.ndarray]) -> dict:
+        """Precision/recall at the 1000 thresholds for one setting (``keep`` = 0-based gt_list per image)."""
+        new_recall, proposal, ignored, keep_counts = self._flags(keep)
+        count_face = int(keep_counts.sum())
         nb = NUM_THRESHOLDS + 1
         tp = np.cumsum(np.bincount(self.tbin, weights=new_recall, minlength=nb)[:NUM_THRESHOLDS])
         props = np.cumsum(np.bincount(self.tbin, weights=proposal, minlength=nb)[:NUM_THRESHOLDS])
@@ -512,6 +530,43 @@ def evaluate_predictions(
     out["missing_images"] = [n for n in gt.images if n not in predictions]
     out["official_split"] = gt.official
     out["gt_box_class"] = gt.box_class
+    return out
+
+
+def resampled_ap(
+    predictions: Mapping[str, np.ndarray],
+    gt: WiderGroundTruth,
+    samples: np.ndarray,
+    settings: Iterable[str] | None = None,
+    iou_threshold: float = IOU_THRESHOLD,
+    protocol: str | Protocol = DEFAULT_PROTOCOL,
+) -> dict[str, np.ndarray]:
+    """AP of each setting over resamples of the images: ``{setting: (R,) APs}`` for ``samples`` ``(R, k)``,
+    indices into ``gt.images`` (a bootstrap draws them with replacement; an image drawn twice counts
+    twice). Give two detectors the same ``samples`` for a paired comparison.
+
+    Matching and the scores' normalisation (by their range over every prediction) are those of the
+    whole set, as :func:`evaluate_predictions` does them; only which images count changes, so the row
+    ``arange(len(gt.images))`` gives :func:`evaluate_predictions`' APs exactly.
+    """
+    p = get_protocol(protocol)
+    samples = np.atleast_2d(np.asarray(samples, dtype=np.int64))
+    n = len(gt.images)
+    if samples.size and (samples.min() < 0 or samples.max() >= n):
+        raise ValueError(f"samples index images 0 to {n - 1}, got {samples.min()} to {samples.max()}")
+    weights = np.zeros((len(samples), n))
+    np.add.at(weights, (np.repeat(np.arange(len(samples)), samples.shape[1]), samples.ravel()), 1.0)
+    matched = _Matched(predictions, gt, p, iou_threshold)
+    out = {}
+    for s in tuple(settings) if settings is not None else gt.settings:
+        tp, props, faces = matched.image_counts(gt.keep[s])
+        tp, props, faces = weights @ tp, weights @ props, weights @ faces
+        aps = np.zeros(len(samples))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for r in range(len(samples)):
+                recall = tp[r] / faces[r] if faces[r] else np.full(NUM_THRESHOLDS, np.nan)
+                aps[r] = voc_ap(recall, tp[r] / props[r], ignore_nan=p.envelope_ignores_nan)
+        out[s] = aps
     return out
 
 
