@@ -61,8 +61,7 @@ from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.tta import TTA_PRESETS  # noqa: E402
 from retinaface_polynl.data.voc import read_voc  # noqa: E402
 from widerface_eval import average_precision, box_iou, evaluate_predictions, load_ground_truth  # noqa: E402
-from widerface_eval import resampled_ap as wider_resampled_ap  # noqa: E402
-from widerface_eval.ap import match_detections, voc_ap_all_points  # noqa: E402
+from widerface_eval import resampled_ap as wider_resampled_ap, resampled_average_precision  # noqa: E402
 
 DATA = HERE.parent / "shared" / "data"
 LOW_THRESHOLD = 0.02
@@ -132,26 +131,6 @@ def mask_scores(dets: dict, sets: dict) -> dict:
             "mask_recall": recall_by_size(dets, sets["mask_drawn"], sets["mask_mapped"])}
 
 
-def image_matches(dets: dict, gt: dict) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """Per image of ``gt`` (in its order): (scores, is true positive, number of faces). VOC
-    matching is decided within an image, so any resample's AP follows from these alone."""
-    return [match_detections({key: dets[key]} if key in dets else {}, {key: boxes}) for key, boxes in gt.items()]
-
-
-def resampled_ap(matches: list, samples: np.ndarray) -> np.ndarray:
-    """AP at IoU 0.5 of each resample: ``samples`` (R, n) indexes the images of ``matches``."""
-    out = np.zeros(len(samples))
-    for r, idx in enumerate(samples):
-        num_gt = sum(matches[i][2] for i in idx)
-        if not num_gt:
-            continue
-        scores = np.concatenate([matches[i][0] for i in idx])
-        tp = np.concatenate([matches[i][1] for i in idx]).astype(bool)[np.argsort(-scores, kind="stable")]
-        ctp, cfp = np.cumsum(tp), np.cumsum(~tp)
-        out[r] = voc_ap_all_points(ctp / num_gt, ctp / np.maximum(ctp + cfp, 1))
-    return out
-
-
 def paired_intervals(aps: dict[str, np.ndarray], key: str) -> dict[str, dict]:
     """``{name: {KEY_ci95: [lo, hi], KEY_diff_vs_first_ci95: [lo, hi]}}`` from each detector's values
     over the same resamples (the difference for every detector but the first)."""
@@ -169,7 +148,7 @@ def bootstrap_mask_ap(mask_dets: dict, gt: dict, resamples: int, seed: int = 0) 
     each detector's crowd AP50 (as drawn) over ``resamples`` resamples of the photos, and its
     difference from the first detector's on the same resamples (every detector but the first)."""
     samples = np.random.default_rng(seed).integers(0, len(gt), (resamples, len(gt)))
-    aps = {name: resampled_ap(image_matches(dets, gt), samples) for name, dets in mask_dets.items()}
+    aps = {name: resampled_average_precision(dets, gt, samples) for name, dets in mask_dets.items()}
     return paired_intervals(aps, "mask_ap50_drawn")
 
 

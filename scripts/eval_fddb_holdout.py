@@ -45,7 +45,7 @@ from retinaface_polynl import Detector
 from retinaface_polynl.detector import resize_scale
 from retinaface_polynl.data.dlib_xml import read_dlib_xml
 from retinaface_polynl.data.fddb import ellipse_to_face_box
-from widerface_eval import average_precision, box_iou, evaluate_fddb, load_fddb_annotations
+from widerface_eval import average_precision, box_iou, evaluate_fddb, load_fddb_annotations, resampled_average_precision
 from widerface_eval.fddb import fddb_image_tables, merge_fddb_tables
 from markdown_report import tee_stdout  # noqa: E402
 
@@ -194,15 +194,13 @@ def bootstrap_metrics(dets: dict, annotations: dict, face_boxes: dict, samples: 
     names = list(annotations)
     tables = fddb_image_tables(dets, annotations)
     out = np.zeros((len(samples), 2))
+    out[:, 0] = resampled_average_precision(dets, {n: face_boxes[n] for n in names}, samples, iou=0.5)
     for r, idx in enumerate(samples):
         drawn = [names[i] for i in idx]
-        keys = [f"{n}#{k}" for k, n in enumerate(drawn)]  # copies stay distinct images
-        ap = average_precision({k: dets[n] for k, n in zip(keys, drawn) if n in dets},
-                               {k: face_boxes[n] for k, n in zip(keys, drawn)}, iou=0.5)
         _, tpd, _, fps = merge_fddb_tables(tables[n] for n in drawn if n in tables)
         faces = sum(len(annotations[n].ellipses) for n in drawn)
         ok = fps <= fp
-        out[r] = ap, (tpd[ok].max() / faces if ok.any() and faces else 0.0)
+        out[r, 1] = tpd[ok].max() / faces if ok.any() and faces else 0.0
     return out
 
 

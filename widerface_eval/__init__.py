@@ -25,6 +25,7 @@ Public API::
     write_prediction_file(path, image_name, boxes_xywh, scores)
     plot_pr_curves(results_by_name, out_png)
     average_precision(detections, ground_truth, iou=0.5)     # generic VOC AP on xyxy boxes
+    resampled_average_precision(detections, ground_truth, samples)  # the same per resample of the images
     load_fddb_annotations(fddb_dir) / evaluate_fddb(detections, annotations) -> FDDBResult
 
 Command line: ``python -m widerface_eval PRED_DIR GT_DIR [--protocol matlab|python-port|both]
@@ -33,7 +34,7 @@ Command line: ``python -m widerface_eval PRED_DIR GT_DIR [--protocol matlab|pyth
 """
 from __future__ import annotations
 
-from .ap import average_precision, box_iou, voc_ap_all_points
+from .ap import average_precision, box_iou, resampled_average_precision, voc_ap_all_points
 from .errors import (
     ApproximateSettingsWarning,
     GroundTruthError,
@@ -84,6 +85,7 @@ __all__ = [
     "read_prediction_file",
     "read_predictions",
     "resampled_ap",
+    "resampled_average_precision",
     "result_to_json",
     "voc_ap",
     "voc_ap_all_points",

@@ -23,7 +23,8 @@ import numpy as np
 
 from .errors import PredictionFormatError
 
-__all__ = ["average_precision", "box_iou", "match_detections", "voc_ap_all_points", "as_boxes_scores"]
+__all__ = ["average_precision", "box_iou", "match_detections", "resampled_average_precision", "voc_ap_all_points",
+           "as_boxes_scores"]
 
 Detections = Union[tuple, np.ndarray]
 
@@ -140,3 +141,30 @@ def average_precision(
     if return_curve:
         return ap, recall, precision, scores
     return ap
+
+
+def resampled_average_precision(
+    detections: Mapping[str, Detections],
+    ground_truth: Mapping[str, np.ndarray],
+    samples: np.ndarray,
+    iou: float = 0.5,
+) -> np.ndarray:
+    """:func:`average_precision` of each resample of the images: ``samples`` ``(R, k)`` indexes the
+    images of ``ground_truth`` in its order (a bootstrap draws them with replacement; an image drawn
+    twice counts twice, as two copies of it would). Matching is decided within an image, so each
+    image is matched once and a resample's ranking is its images' detections merged (stable: ties
+    keep the order of the draw, then of the image). Give two detectors the same ``samples`` for a
+    paired comparison."""
+    matches = [match_detections({k: detections[k]} if k in detections else {}, {k: g}, iou)
+               for k, g in ground_truth.items()]
+    samples = np.atleast_2d(np.asarray(samples, dtype=np.int64))
+    out = np.zeros(len(samples))
+    for r, idx in enumerate(samples):
+        num_gt = sum(matches[i][2] for i in idx)
+        if not num_gt:
+            continue
+        scores = np.concatenate([matches[i][0] for i in idx])
+        tp = np.concatenate([matches[i][1] for i in idx]).astype(bool)[np.argsort(-scores, kind="stable")]
+        ctp, cfp = np.cumsum(tp), np.cumsum(~tp)
+        out[r] = voc_ap_all_points(ctp / num_gt, ctp / np.maximum(ctp + cfp, 1))
+    return out
