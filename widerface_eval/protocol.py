@@ -299,6 +299,15 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, ignore_nan: bool = True) -
     return float(np.sum((mrec[i] - mrec[i - 1]) * mpre[i]))
 
 
+def _curve_ap(tp: np.ndarray, props: np.ndarray, count_face, protocol: Protocol) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(AP, precision, recall)`` at the 1000 thresholds from the counts at or above each
+    (``evaluation.m``: precision is NaN where nothing was proposed, recall NaN without faces)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = tp / props
+        recall = tp / count_face if count_face else np.full(NUM_THRESHOLDS, np.nan)
+    return voc_ap(recall, precision, ignore_nan=protocol.envelope_ignores_nan), precision, recall
+
+
 # ----------------------------------------------------------------------------- matching
 
 
@@ -477,11 +486,9 @@ class _Matched:
         nb = NUM_THRESHOLDS + 1
         tp = np.cumsum(np.bincount(self.tbin, weights=new_recall, minlength=nb)[:NUM_THRESHOLDS])
         props = np.cumsum(np.bincount(self.tbin, weights=proposal, minlength=nb)[:NUM_THRESHOLDS])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision = tp / props
-            recall = tp / count_face if count_face else np.full(NUM_THRESHOLDS, np.nan)
+        ap, precision, recall = _curve_ap(tp, props, count_face, self.protocol)
         return {
-            "ap": voc_ap(recall, precision, ignore_nan=self.protocol.envelope_ignores_nan),
+            "ap": ap,
             "precision": precision,
             "recall": recall,
             "thresholds": THRESHOLDS.copy(),
@@ -561,12 +568,7 @@ def resampled_ap(
     for s in tuple(settings) if settings is not None else gt.settings:
         tp, props, faces = matched.image_counts(gt.keep[s])
         tp, props, faces = weights @ tp, weights @ props, weights @ faces
-        aps = np.zeros(len(samples))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for r in range(len(samples)):
-                recall = tp[r] / faces[r] if faces[r] else np.full(NUM_THRESHOLDS, np.nan)
-                aps[r] = voc_ap(recall, tp[r] / props[r], ignore_nan=p.envelope_ignores_nan)
-        out[s] = aps
+        out[s] = np.array([_curve_ap(tp[r], props[r], faces[r], p)[0] for r in range(len(samples))])
     return out
 
 
