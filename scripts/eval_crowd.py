@@ -13,7 +13,9 @@ For each detector (our checkpoints, the third-party RetinaFace-MobileNet-0.25, Y
 * ``widerface_val_dev/`` (103 real WIDER FACE validation photos, 99 of them upscaled
   back from 416 px by their publisher): the official Easy / Medium / Hard AP (the
   default protocol of ``widerface_eval``) restricted to these photos. Use it to compare
-  detectors with each other, not with published numbers.
+  detectors with each other, not with published numbers. A second table gives, for the
+  faces Easy counts and those Hard counts, the fraction found at the default threshold 0.5
+  (IoU 0.5) by box height: where a detector loses what its AP misses.
 * ``crowds_shanghaitech/`` (38 street crowds, no face labels): agreement with the
   two teachers' fused faces (``scripts/make_crowd_labels.py``): AP at IoU 0.5
   against the faces both teachers find (fused score >= 0.6). Circular for the
@@ -69,6 +71,10 @@ WIDER_SETTINGS = ("easy", "medium", "hard")
 DEFAULT_THRESHOLD = 0.5
 SIZE_BUCKETS = ((0, 16), (16, 32), (32, 64), (64, 100000))
 BUCKET_NAMES = ("<16", "16-32", "32-64", ">64")
+# WIDER dev's faces by box height (the official boxes are x y w h; Easy's faces are 40 px and more)
+HEIGHT_BUCKETS = ((0, 20), (20, 40), (40, 80), (80, 160), (160, 100000))
+HEIGHT_NAMES = ("<20", "20-40", "40-80", "80-160", ">160")
+RECALL_SETTINGS = ("easy", "hard")
 
 
 def input_size(text: str):
@@ -162,6 +168,30 @@ def wider_predictions(dets: dict) -> dict[str, np.ndarray]:
     return preds
 
 
+def wider_recall_by_height(dets: dict, gt, setting: str) -> dict[str, float | None]:
+    """The fraction of the faces ``setting`` counts that a detection at score >= 0.5 overlaps at
+    IoU >= 0.5, by the face box's height (:data:`HEIGHT_NAMES`; ``None`` where the setting has no
+    face of that height): where a detector loses the faces that its AP misses."""
+    by_stem = {Path(path).stem: det for path, det in dets.items()}
+    hit, height = [], []
+    for image, boxes, keep in zip(gt.images, gt.boxes, gt.keep[setting]):
+        faces = boxes[keep].astype(np.float64)
+        if not len(faces):
+            continue
+        faces[:, 2:] += faces[:, :2]
+        det, scores = by_stem[image]
+        det = det[scores >= DEFAULT_THRESHOLD]
+        best = box_iou(faces, det).max(1) if len(det) else np.zeros(len(faces))
+        hit.append(best >= 0.5)
+        height.append(faces[:, 3] - faces[:, 1])
+    hit, height = np.concatenate(hit or [np.zeros(0, bool)]), np.concatenate(height or [np.zeros(0)])
+    out = {}
+    for name, (lo, hi) in zip(HEIGHT_NAMES, HEIGHT_BUCKETS):
+        inside = (height >= lo) & (height < hi)
+        out[name] = round(float(hit[inside].mean()), 4) if inside.any() else None
+    return out
+
+
 def wider_dev_ap(dets: dict, gt) -> dict[str, float]:
     """Easy / Medium / Hard AP (official protocol) of ``{photo path: (boxes xyxy, scores)}``."""
     result = evaluate_predictions(wider_predictions(dets), gt)
@@ -197,6 +227,7 @@ def evaluate_detector(detect, data: Path, sets: dict, keep: dict | None = None) 
         if keep is not None:
             keep["wider"] = dets
         out["wider_dev"] = {s: round(v, 4) for s, v in wider_dev_ap(dets, sets["wider_gt"]).items()}
+        out["wider_recall"] = {s: wider_recall_by_height(dets, sets["wider_gt"], s) for s in RECALL_SETTINGS}
         out["ms_per_wider_image"] = round(ms * 1000, 1)
     if sets.get("shanghai"):
         dets, _ = run(detect, list(sets["shanghai"]), "shanghaitech")
@@ -274,6 +305,16 @@ def markdown(results: dict, size, floor: dict | None = None, tta: str = "none") 
                  f"{100 * r['shanghai_agreement_ap50']:.1f}" if "shanghai_agreement_ap50" in r else "-",
                  f"{r['ms_per_wider_image']:.0f}" if "ms_per_wider_image" in r else "-"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    recall = [(name, r["wider_recall"]) for name, r in results.items() if "wider_recall" in r]
+    if recall:
+        lines += ["", f"WIDER dev: the faces each setting counts that a detection at score >= {DEFAULT_THRESHOLD} "
+                  "overlaps at IoU 0.5, by box height (px; - where the setting has none):", "",
+                  "| detector | faces of | " + " | ".join(HEIGHT_NAMES) + " |",
+                  "|---|---|" + "---:|" * len(HEIGHT_NAMES)]
+        for name, rec in recall:
+            for setting in RECALL_SETTINGS:
+                cells = ["-" if rec[setting][b] is None else f"{rec[setting][b]:.2f}" for b in HEIGHT_NAMES]
+                lines.append(f"| {name} | {setting.capitalize()} | " + " | ".join(cells) + " |")
     boot = [(name, r) for name, r in results.items() if "bootstrap_resamples" in r]
     if boot:
         first = boot[0][0]

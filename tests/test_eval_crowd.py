@@ -65,13 +65,36 @@ def test_wider_only_run_scores_the_ground_truth_perfectly_and_a_shifted_copy_bad
     # not exactly 1: the toolkit reads the curve at 1,000 score thresholds, not at every detection
     assert min(perfect["wider_dev"].values()) > 0.99, perfect
     assert "mask_ap50_drawn" not in perfect
+    found = [v for rec in perfect["wider_recall"].values() for v in rec.values() if v is not None]
+    assert found and set(found) == {1.0}
+    assert perfect["wider_recall"]["easy"]["<20"] is None  # Easy counts no face that small here
     shifted = eval_crowd.evaluate_detector(_oracle(sets, shift=0.5), shared_data, sets)
     assert max(shifted["wider_dev"].values()) < 0.05  # IoU of a box moved by half its width: 1/3
+    # (a moved box may still land on a neighbour in a crowd: a few of the thousands)
+    assert max(v for rec in shifted["wider_recall"].values() for v in rec.values() if v is not None) < 0.01
     table = eval_crowd.markdown({"oracle": perfect}, "original", None, "paper")
     row = next(line for line in table.splitlines() if line.startswith("| oracle"))
     assert row.split("|")[2:8] == [" - "] * 6 and float(row.split("|")[8]) > 99
     assert "test-time augmentation 'paper'" in table
     json.dumps(perfect)  # what --json writes
+
+
+def test_wider_recall_counts_each_settings_faces_by_height_at_the_default_threshold():
+    from widerface_eval import WiderGroundTruth
+    # image a: faces 30, 60 and 100 px tall; image b: a 200 px face. Easy counts the 60 and 200 px ones.
+    boxes = {"a": np.array([[0, 0, 20, 30], [100, 0, 40, 60], [300, 0, 70, 100]]), "b": np.array([[0, 0, 150, 200]])}
+    keep = {"easy": {"a": np.array([1]), "b": np.array([0])}, "medium": {"a": np.array([1, 2]), "b": np.array([0])},
+            "hard": {"a": np.array([0, 1, 2]), "b": np.array([0])}}
+    gt = WiderGroundTruth.from_boxes(boxes, keep)
+    dets = {Path("x/a.jpg"): (np.array([[0, 0, 20, 30], [100, 0, 140, 60], [300, 0, 370, 100.]]),
+                              np.array([0.9, 0.49, 0.5])),  # the 60 px face below the threshold
+            Path("x/b.jpg"): (np.array([[0, 100, 150, 300.]]), np.array([0.99]))}  # IoU 1/3: missed
+    easy = eval_crowd.wider_recall_by_height(dets, gt, "easy")
+    hard = eval_crowd.wider_recall_by_height(dets, gt, "hard")
+    assert easy == {"<20": None, "20-40": None, "40-80": 0.0, "80-160": None, ">160": 0.0}
+    assert hard == {"<20": None, "20-40": 1.0, "40-80": 0.0, "80-160": 1.0, ">160": 0.0}
+    table = eval_crowd.markdown({"d": {"wider_recall": {"easy": easy, "hard": hard}}}, "original")
+    assert "| d | Hard | - | 1.00 | 0.00 | 1.00 | 0.00 |" in table and "| d | Easy | - | - | 0.00 | - | 0.00 |" in table
 
 
 def _synthetic_crowd(seed: int = 0, images: int = 12):
