@@ -140,6 +140,24 @@ def test_average_precision_generic_hand_case():
     assert we.average_precision(dets, gt, iou=0.5) == we.average_precision(dets, gt)
 
 
+def test_resampled_average_precision_hand_case():
+    """The hand case above, resampled: each row of ``samples`` indexes the images in the ground
+    truth's order, and an image drawn twice counts as two copies of it."""
+    gt = {"i1": np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float), "i2": np.array([[0, 0, 10, 10]], float)}
+    dets = {
+        "i1": (np.array([[0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30]], float), np.array([0.9, 0.8, 0.6])),
+        "i2": np.array([[50, 50, 60, 60, 0.7]]),
+    }
+    got = we.resampled_average_precision(dets, gt, np.array([[0, 1], [0, 0], [1, 1]]))
+    # every image once: the plain AP. i1 alone (ranking TP .9, FP .8, TP .6): recall 1/2 at
+    # precision 1, then 1 at 2/3 -> 5/6, and drawn twice the same. i2 alone: its one face never found
+    assert got == pytest.approx([we.average_precision(dets, gt), 5 / 6, 0.0])
+    assert got[0] == pytest.approx(1 / 3 + 1 / 6)
+    doubled_gt, doubled = {"copy": gt["i1"], **gt}, {"copy": dets["i1"], **dets}
+    assert we.resampled_average_precision(dets, gt, np.array([[0, 0, 1]]))[0] == pytest.approx(
+        we.average_precision(doubled, doubled_gt))
+
+
 @pytest.fixture(scope="module")
 def fddb_ann(fddb_dir):
     return we.load_fddb_annotations(fddb_dir)
