@@ -116,6 +116,17 @@ def match_detections(
     return scores, tp, num_gt
 
 
+def _ranked_curve(tp: np.ndarray, num_gt: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(AP, recall, precision)`` of detections ranked best first, ``tp`` flagging the true
+    positives, against ``num_gt`` faces (AP 0 and recall 0 without faces)."""
+    ctp = np.cumsum(tp)
+    cfp = np.cumsum(~tp)
+    precision = ctp / np.maximum(ctp + cfp, 1)
+    recall = ctp / num_gt if num_gt else np.zeros(len(ctp))
+    ap = voc_ap_all_points(recall, precision) if num_gt else 0.0
+    return ap, recall, precision
+
+
 def average_precision(
     detections: Mapping[str, Detections],
     ground_truth: Mapping[str, np.ndarray],
@@ -133,11 +144,7 @@ def average_precision(
     ``return_curve=True``.
     """
     scores, tp, num_gt = match_detections(detections, ground_truth, iou)
-    ctp = np.cumsum(tp)
-    cfp = np.cumsum(~tp)
-    precision = ctp / np.maximum(ctp + cfp, 1)
-    recall = ctp / num_gt if num_gt else np.zeros(len(ctp))
-    ap = voc_ap_all_points(recall, precision) if num_gt else 0.0
+    ap, recall, precision = _ranked_curve(tp, num_gt)
     if return_curve:
         return ap, recall, precision, scores
     return ap
@@ -160,11 +167,7 @@ def resampled_average_precision(
     samples = np.atleast_2d(np.asarray(samples, dtype=np.int64))
     out = np.zeros(len(samples))
     for r, idx in enumerate(samples):
-        num_gt = sum(matches[i][2] for i in idx)
-        if not num_gt:
-            continue
         scores = np.concatenate([matches[i][0] for i in idx])
         tp = np.concatenate([matches[i][1] for i in idx]).astype(bool)[np.argsort(-scores, kind="stable")]
-        ctp, cfp = np.cumsum(tp), np.cumsum(~tp)
-        out[r] = voc_ap_all_points(ctp / num_gt, ctp / np.maximum(ctp + cfp, 1))
+        out[r] = _ranked_curve(tp, sum(matches[i][2] for i in idx))[0]
     return out
