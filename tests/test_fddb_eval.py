@@ -158,6 +158,19 @@ def test_resampled_average_precision_hand_case():
         we.average_precision(doubled, doubled_gt))
 
 
+def test_ap_and_resampled_ap_reject_detections_for_unknown_images():
+    """A detection keyed by a name the ground truth lacks (a typo, another fold) is an error in
+    both, naming the image, never a silently smaller AP in one of them."""
+    gt = {"i1": np.array([[0, 0, 10, 10]], float)}
+    dets = {"i1": np.array([[0, 0, 10, 10, 0.9]]), "i9": np.array([[0, 0, 10, 10, 0.8]])}
+    with pytest.raises(we.PredictionFormatError, match="unknown image.*i9"):
+        we.average_precision(dets, gt)
+    with pytest.raises(we.PredictionFormatError, match="unknown image.*i9"):
+        we.resampled_average_precision(dets, gt, np.array([[0]]))
+    # an image of the ground truth without detections is not an error: its faces are missed
+    assert we.resampled_average_precision({}, gt, np.array([[0]]))[0] == 0.0
+
+
 @pytest.fixture(scope="module")
 def fddb_ann(fddb_dir):
     return we.load_fddb_annotations(fddb_dir)

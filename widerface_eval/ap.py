@@ -72,15 +72,21 @@ def as_boxes_scores(det: Detections, name: str = "?") -> tuple[np.ndarray, np.nd
     return boxes, scores
 
 
+def _reject_unknown_images(detections: Mapping, ground_truth: Mapping) -> None:
+    """A detection for an image the ground truth does not hold is a mismatch of names, never a
+    result: :class:`PredictionFormatError` naming (up to five of) them."""
+    unknown = [k for k in detections if k not in ground_truth]
+    if unknown:
+        raise PredictionFormatError(None, f"detections for unknown image(s) {', '.join(map(str, unknown[:5]))}")
+
+
 def match_detections(
     detections: Mapping[str, Detections],
     ground_truth: Mapping[str, np.ndarray],
     iou: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Rank all detections and flag true positives -> ``(scores_ranked, is_tp, num_gt)``."""
-    unknown = [k for k in detections if k not in ground_truth]
-    if unknown:
-        raise PredictionFormatError(None, f"detections for unknown image(s) {', '.join(map(str, unknown[:5]))}")
+    _reject_unknown_images(detections, ground_truth)
     num_gt = int(sum(np.asarray(g).reshape(-1, 4).shape[0] for g in ground_truth.values()))
     scores_all, keys_all, ok_all = [], [], []
     offset = 0
@@ -161,7 +167,9 @@ def resampled_average_precision(
     twice counts twice, as two copies of it would). Matching is decided within an image, so each
     image is matched once and a resample's ranking is its images' detections merged (stable: ties
     keep the order of the draw, then of the image). Give two detectors the same ``samples`` for a
-    paired comparison."""
+    paired comparison. A detection for an image not in ``ground_truth`` raises, as in
+    :func:`average_precision`."""
+    _reject_unknown_images(detections, ground_truth)
     matches = [match_detections({k: detections[k]} if k in detections else {}, {k: g}, iou)
                for k, g in ground_truth.items()]
     samples = np.atleast_2d(np.asarray(samples, dtype=np.int64))
