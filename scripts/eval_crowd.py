@@ -112,6 +112,11 @@ def run(detect, paths: list[Path], desc: str):
     return run_detector(detect, {p: p for p in paths}, desc)
 
 
+def best_iou(faces: np.ndarray, det: np.ndarray) -> np.ndarray:
+    """Each face's largest IoU with any box of ``det`` (xyxy; 0 for every face when there is none)."""
+    return box_iou(faces, det).max(1) if len(det) else np.zeros(len(faces))
+
+
 def recall_by_size(dets: dict, drawn: dict, mapped: dict) -> dict[str, float]:
     hit, size = [], []
     for key, boxes in drawn.items():
@@ -119,11 +124,7 @@ def recall_by_size(dets: dict, drawn: dict, mapped: dict) -> dict[str, float]:
             continue
         det, scores = dets[key]
         det = det[scores >= DEFAULT_THRESHOLD]
-        if len(det):
-            best = np.maximum(box_iou(boxes, det).max(1), box_iou(mapped[key], det).max(1))
-        else:
-            best = np.zeros(len(boxes))
-        hit.append(best >= 0.5)
+        hit.append(np.maximum(best_iou(boxes, det), best_iou(mapped[key], det)) >= 0.5)
         size.append(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]))
     hit, size = np.concatenate(hit), np.concatenate(size)
     return {name: round(float(hit[(size >= lo) & (size < hi)].mean()), 4)
@@ -180,9 +181,7 @@ def wider_recall_by_height(dets: dict, gt, setting: str) -> dict[str, float | No
             continue
         faces[:, 2:] += faces[:, :2]
         det, scores = by_stem[image]
-        det = det[scores >= DEFAULT_THRESHOLD]
-        best = box_iou(faces, det).max(1) if len(det) else np.zeros(len(faces))
-        hit.append(best >= 0.5)
+        hit.append(best_iou(faces, det[scores >= DEFAULT_THRESHOLD]) >= 0.5)
         height.append(faces[:, 3] - faces[:, 1])
     hit, height = np.concatenate(hit or [np.zeros(0, bool)]), np.concatenate(height or [np.zeros(0)])
     out = {}
