@@ -1,9 +1,9 @@
 """Face anonymisation: blur, pixelate or fill every face, leaving the rest of the picture untouched.
 
     >>> from retinaface_polynl import Detector, anonymize
-    >>> detector = Detector(threshold=ANONYMIZE_THRESHOLD)
+    >>> detector = Detector()
     >>> image = cv2.imread("street.jpg")
-    >>> safe = anonymize(image, detector.detect(image))          # blurred ellipses, a new array
+    >>> safe = anonymize(image, find_faces_for_anonymization(detector, image))  # a new array
     >>> safe = anonymize(image, faces, method="pixelate", shape="box", scale=1.5)
 
 Each face's *region* is its detected box grown about its centre by ``scale`` in
@@ -25,6 +25,16 @@ as a small one):
               side, each the mean colour of its pixels.
 ``solid``     one colour (``colour=``, default black).
 ``none``      nothing changes (the command line still records the faces in its JSON).
+
+Finding the faces to mask (:func:`find_faces_for_anonymization`): a missed face costs more
+than a blurred shoulder, so the defaults look harder than ``detect`` does: a lower threshold
+(:data:`ANONYMIZE_THRESHOLD`), tiles at the photo's own resolution when the detector's input
+rule would shrink a :data:`MIN_FACE` px face below what it finds (a 48-megapixel photo), passes
+on the picture turned a quarter each way (sideways faces), and a sanity rule against huge,
+low-scored boxes.  Measured by scripts/measure_anonymize_defaults.py (docs/anonymize.md).
+
+    >>> faces = find_faces_for_anonymization(Detector(), image)
+    >>> safe = anonymize(image, faces)
 
 Videos: :class:`Persistence` delays a stream of per-frame detections by ``n``
 frames and gives each frame the faces found within ``n`` frames of it, so that a
@@ -296,3 +306,168 @@ def persist_faces(frames: Iterable, n: int) -> Iterator:
     for payload, det in frames:
         yield from state.push(payload, det)
     yield from state.flush()
+
+
+# -- finding the faces to mask ----------------------------------------------------------------
+# The defaults below were chosen by scripts/measure_anonymize_defaults.py (docs/anonymize.md,
+# "Defaults and how they were measured"); the numbers quoted there come from that script.
+MIN_FACE = 24  # px in the photo: every face this tall or taller is looked for at any photo size
+# The shipped detector finds a face from about this many network-input pixels (with its small-face
+# zoom); a photo whose input rule would shrink a MIN_FACE face below it is also searched in tiles.
+DETECTABLE_FACE = 16
+TILE = 1024  # tile side at the photo's own resolution (one forward pass each)
+TILE_OVERLAP = 256  # px; a face up to this size lies whole in some tile, larger ones in the whole pass
+ROTATIONS = (90, 270)  # extra passes on the picture turned clockwise by these angles (sideways faces)
+ROTATED_THRESHOLD = 0.5  # a face found only on a turned picture needs this score
+TTA = None  # test-time augmentation of the upright pass (None or "flip")
+# Box sanity: a box scoring under SANITY_SCORE whose long side exceeds SANITY_EXTENT of the
+# picture's short side is dropped (a 0.12 box over a hand and a lectern would blur half a photo).
+SANITY_SCORE = 0.5
+SANITY_EXTENT = 0.5
+
+
+def _turn_back(det, angle: int, height: int, width: int):
+    """Detections found on the picture turned clockwise by ``angle`` (90, 180, 270) -> the
+    upright picture's pixels (``height`` x ``width``): boxes and landmarks."""
+    from .detector import Detections
+
+    if angle % 360 == 0 or not len(det):
+        return det
+    x, y = det.landmarks[..., 0], det.landmarks[..., 1]
+    b = det.boxes
+    if angle == 90:  # turned clockwise: x' = H - y, y' = x
+        boxes = np.stack([b[:, 1], height - b[:, 2], b[:, 3], height - b[:, 0]], 1)
+        marks = np.stack([y, height - x], -1)
+    elif angle == 270:  # counter-clockwise: x' = y, y' = W - x
+        boxes = np.stack([width - b[:, 3], b[:, 0], width - b[:, 1], b[:, 2]], 1)
+        marks = np.stack([width - y, x], -1)
+    elif angle == 180:
+        boxes = np.stack([width - b[:, 2], height - b[:, 3], width - b[:, 0], height - b[:, 1]], 1)
+        marks = np.stack([width - x, height - y], -1)
+    else:
+        raise ValueError(f"rotations are multiples of 90 degrees, got {angle}")
+    return Detections(boxes.astype(np.float32), det.scores.astype(np.float32), marks.astype(np.float32))
+
+
+_TURN = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+def tile_windows(height: int, width: int, tile: int = TILE, overlap: int = TILE_OVERLAP) -> list[tuple[int, int, int, int]]:
+    """Windows ``(x1, y1, x2, y2)`` of side ``tile`` (or the picture's side when smaller) that
+    cover a ``height`` x ``width`` picture, neighbours sharing at least ``overlap`` pixels, spread
+    evenly so that no window is a thin sliver."""
+    if tile <= overlap:
+        raise ValueError(f"tile ({tile}) must be larger than its overlap ({overlap})")
+
+    def starts(n: int) -> list[int]:
+        if n <= tile:
+            return [0]
+        count = int(np.ceil((n - overlap) / (tile - overlap)))
+        return [round(i * (n - tile) / (count - 1)) for i in range(count)]
+
+    return [(x, y, min(width, x + tile), min(height, y + tile)) for y in starts(height) for x in starts(width)]
+
+
+def needs_tiles(detector, height: int, width: int, min_face: int = MIN_FACE) -> bool:
+    """Whether the detector's input rule shrinks a ``min_face`` px face of this picture below
+    :data:`DETECTABLE_FACE` input pixels (then :func:`detection_passes` adds tiles)."""
+    return min_face * detector.input_scale(height, width) < DETECTABLE_FACE
+
+
+def detection_passes(detector, image: np.ndarray, threshold: float = ANONYMIZE_THRESHOLD, *,
+                     rotations=ROTATIONS, tiles: bool | None = None, tta=TTA, min_face: int = MIN_FACE) -> dict:
+    """Each pass of :func:`find_faces_for_anonymization` on one BGR picture, in its pixels,
+    faces scoring at least ``threshold``: ``{"upright": ..., "tiles": ..., "turned 90": ...}``.
+
+    ``tiles``: None (default) adds them when :func:`needs_tiles` says the input rule would
+    shrink a ``min_face`` face too far; True / False force them on / off."""
+    from .detector import Detections
+
+    h, w = image.shape[:2]
+    passes = {"upright": detector.detect(image, threshold=threshold, tta=tta)}
+    if tiles is None:
+        tiles = needs_tiles(detector, h, w, min_face)
+    if tiles:
+        found = []
+        for x1, y1, x2, y2 in tile_windows(h, w):
+            part = image[y1:y2, x1:x2]
+            # the tile at its own resolution: short side exactly its short side, long side capped at its long side
+            det = detector.detect(part, threshold=threshold, size=min(part.shape[:2]), max_size=max(part.shape[:2]))
+            if len(det):
+                offset = np.asarray([x1, y1], np.float32)
+                found.append(Detections(det.boxes + np.tile(offset, 2), det.scores, det.landmarks + offset))
+        passes["tiles"] = concat_faces(found)
+    for angle in rotations:
+        turned = cv2.rotate(image, _TURN[angle % 360]) if angle % 360 else image
+        passes[f"turned {angle}"] = _turn_back(detector.detect(turned, threshold=threshold), angle % 360, h, w)
+    return passes
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best score first."""
+    order = np.argsort(-scores, kind="stable")
+    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        xx1 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        yy1 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        xx2 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        yy2 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
+        overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        order = rest[overlap <= iou]
+    return np.asarray(keep, int)
+
+
+def choose_faces(passes: dict, image_shape, threshold: float = ANONYMIZE_THRESHOLD, *,
+                 rotated_threshold: float = ROTATED_THRESHOLD, sanity_score: float = SANITY_SCORE,
+                 sanity_extent: float = SANITY_EXTENT, nms_threshold: float = 0.4):
+    """The faces to mask from :func:`detection_passes`: upright and tile faces scoring at least
+    ``threshold``, faces of turned passes at least ``rotated_threshold``, less the boxes under
+    ``sanity_score`` whose long side exceeds ``sanity_extent`` of the picture's short side,
+    merged by NMS (``nms_threshold``) in the picture's pixels, scores descending."""
+    from .detector import Detections
+
+    h, w = image_shape[:2]
+    kept = []
+    for name, det in passes.items():
+        floor = rotated_threshold if name.startswith("turned") else threshold
+        if not len(det):
+            continue
+        extent = np.maximum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
+        ok = (det.scores >= floor) & ~((det.scores < sanity_score) & (extent > sanity_extent * min(h, w)))
+        kept.append(det.select(ok))
+    merged = concat_faces(kept)
+    if not len(merged):
+        return Detections.empty()
+    boxes = merged.boxes.copy()
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+    keep = _nms(boxes, merged.scores, nms_threshold)
+    return Detections(boxes[keep], merged.scores[keep], merged.landmarks[keep])
+
+
+def find_faces_for_anonymization(detector, image, threshold: float = ANONYMIZE_THRESHOLD, *,
+                                 rotations=ROTATIONS, tiles: bool | None = None, tta=TTA):
+    """Every face to mask in one picture, with the measured privacy-first defaults.
+
+    Args:
+        detector: a :class:`~retinaface_polynl.Detector` (its own ``threshold`` is not used).
+        image: a BGR array (or anything ``detector.detect`` reads: a path, file bytes).
+        threshold: lowest score of a face found upright (default :data:`ANONYMIZE_THRESHOLD`).
+        rotations: extra passes on the picture turned clockwise by these angles (default
+            :data:`ROTATIONS`: a quarter turn each way, for sideways faces); ``()`` for none
+            (video frames, where they triple the cost).
+        tiles: None (default): tiles at the photo's own resolution when the input rule would
+            shrink a :data:`MIN_FACE` px face below what the detector finds; True / False force it.
+        tta: test-time augmentation of the upright pass (default :data:`TTA`).
+
+    Returns :class:`~retinaface_polynl.Detections` in the picture's pixels, for :func:`anonymize`.
+    """
+    if not isinstance(image, np.ndarray):
+        image = detector.prepare(image)
+    passes = detection_passes(detector, image, min(threshold, ROTATED_THRESHOLD), rotations=rotations,
+                              tiles=tiles, tta=tta)
+    return choose_faces(passes, image.shape, threshold)
