@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm", ".pbm", ".pnm",
-     ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif", ".gif"}
+     ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif", ".gif", ".heic", ".heif"}
 )
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts",
@@ -55,19 +55,122 @@ def read_image(path: str | Path) -> np.ndarray:
     return decode_image(data, path)
 
 
+def _jpeg_truncated(data: bytes) -> bool:
+    """Whether a JPEG (``data`` starts with SOI) ends before its end-of-image marker, decided from
+    its structure: the marker segments are walked by their lengths (an EXIF thumbnail's own
+    markers lie inside its APP1 segment and are skipped with it), each scan's entropy-coded data
+    is skipped up to the next marker (``FF00`` stuffing and ``RSTn`` belong to it), and the file
+    is whole when an EOI marker follows.  Bytes after EOI (a phone's motion-photo video, an
+    appended thumbnail) do not matter.  A structure that is broken rather than cut short is not
+    called truncated here: the decoder names it."""
+    n, pos = len(data), 2
+    while True:
+        if pos < n and data[pos] != 0xFF:  # not a marker where one must be: broken, not cut
+            return False
+        while pos < n and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= n:
+            return True
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:  # EOI
+            return False
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM, RSTn: no length
+            continue
+        if pos + 2 > n:
+            return True
+        length = (data[pos] << 8) | data[pos + 1]
+        if length < 2:
+            return False
+        pos += length
+        if pos > n:
+            return True
+        if marker == 0xDA:  # SOS: entropy-coded data up to the next marker that is not FF00 / RSTn
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= n:
+                    return True
+                following = data[pos + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    pos += 2
+                elif following == 0xFF:  # fill byte before a marker
+                    pos += 1
+                else:
+                    break
+
+
 def _truncation(data: np.ndarray) -> str | None:
     """Why ``data`` is a truncated JPEG/PNG, or ``None``.  libjpeg decodes a cut-off
     JPEG into a partly grey picture with only a warning; refuse it instead."""
     head = data[:8].tobytes()
-    tail = data[-64:].tobytes()
-    if head[:2] == b"\xff\xd8" and b"\xff\xd9" not in tail:
-        # Some cameras append data after the end marker (e.g. motion photos); an EXIF
-        # thumbnail's own end marker lies within the first 64 KiB APP1 segment.
-        if data.tobytes().rfind(b"\xff\xd9") < 70_000:
-            return "truncated JPEG (no end-of-image marker)"
-    if head == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
+    if head[:2] == b"\xff\xd8" and _jpeg_truncated(data.tobytes()):
+        return "truncated JPEG (it ends before its end-of-image marker)"
+    if head == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:].tobytes():
         return "truncated PNG (no IEND chunk)"
     return None
+
+
+# HEIF (the container of HEIC photos, which iPhones write): 'ftyp' then one of these brands.
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+HEIF_HINT = "pip install pillow-heif (or pip install 'retinaface-polynl[heif]')"
+
+
+def _is_heif(data: np.ndarray) -> bool:
+    return data[4:8].tobytes() == b"ftyp" and data[8:12].tobytes() in HEIF_BRANDS
+
+
+def _decode_heif(data: np.ndarray, name) -> np.ndarray:
+    """A HEIC/HEIF photo through pillow-heif (its rotation and mirroring applied, upright), or a
+    refusal that says what to install."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise ImageReadError(f"{name}: a HEIC/HEIF photo, and reading it needs pillow-heif, which is not "
+                             f"installed: {HEIF_HINT}") from None
+    try:
+        heif = pillow_heif.open_heif(data.tobytes(), convert_hdr_to_8bit=True)
+        if len(heif) > 1:
+            log.info("%s: HEIF file holds %d images; reading its primary image", name, len(heif))
+        image = np.asarray(heif.to_pillow().convert("RGB"))
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ImageReadError(f"{name}: not a decodable HEIC/HEIF photo ({exc})") from None
+    return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
+
+MULTI_PAGE_HINT = "split it into single pictures first (one PNG per page or frame)"
+
+
+def _extra_pages(data: np.ndarray) -> tuple[int, str] | None:
+    """``(count, 'pages' | 'frames')`` for a multi-page TIFF or an animated GIF / PNG / WebP
+    (reduced-resolution TIFF pages, i.e. thumbnails, not counted), else ``None``."""
+    head = data[:16].tobytes()
+    kind = None
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        kind = "pages"
+    elif head[:4] == b"GIF8" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or \
+            (head[:8] == b"\x89PNG\r\n\x1a\n" and b"acTL" in data[:4096].tobytes()):
+        kind = "frames"
+    if kind is None:
+        return None
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with matplotlib, a dependency
+        return None
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as im:
+            count = int(getattr(im, "n_frames", 1) or 1)
+            if count > 1 and kind == "pages":
+                full = 0
+                for i in range(count):
+                    im.seek(i)
+                    subfile = getattr(im, "tag_v2", {}).get(254, 0) or 0
+                    full += not (int(subfile) & 1)  # bit 0 of NewSubfileType: a reduced-resolution copy
+                count = full
+    except Exception:  # noqa: BLE001 - Pillow cannot parse it: the decoder will say what is wrong
+        return None
+    return (count, kind) if count > 1 else None
 
 
 def decode_image(data: bytes | np.ndarray, name: str | Path = "<bytes>") -> np.ndarray:
@@ -78,6 +181,14 @@ def decode_image(data: bytes | np.ndarray, name: str | Path = "<bytes>") -> np.n
     why = _truncation(data)
     if why:
         raise ImageReadError(f"{name}: {why}")
+    if _is_heif(data):
+        return _decode_heif(data, name)
+    pages = _extra_pages(data)
+    if pages:
+        count, kind = pages
+        raise ImageReadError(f"{name}: holds {count} {kind}; refused rather than reading the first alone "
+                             f"(multi-page and animated pictures are not anonymised {kind[:-1]} by {kind[:-1]}): "
+                             f"{MULTI_PAGE_HINT}")
     # IMREAD_COLOR converts gray/RGBA/16-bit to 8-bit BGR and applies EXIF orientation.
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
