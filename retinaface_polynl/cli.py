@@ -3,7 +3,8 @@
 Each sub-command lives in ``retinaface_polynl/commands/<name>.py`` with two
 functions, ``add_parser(subparsers)`` and ``run(args) -> int``; this file only
 collects them.  Command modules import heavy libraries inside ``run`` so that
-``--help`` is instant.
+``--help`` is instant, and a command that needs an optional library the install lacks
+(PyTorch, onnx, scipy: the package's extras) says in one line which extra brings it.
 """
 from __future__ import annotations
 
@@ -13,10 +14,23 @@ import logging
 import pkgutil
 import sys
 
-from . import __version__, commands
+from . import commands
 
 # Order in --help; any other module in commands/ (but common) is listed after these.
 COMMAND_ORDER = ("detect", "anonymize", "submit", "evaluate", "train", "export", "webcam", "attention", "presets")
+
+# Optional libraries -> (their name for people, the extra of pyproject.toml that installs them);
+# tests/test_light_install.py checks that each extra named here lists the library.
+OPTIONAL = {
+    "torch": ("PyTorch", "train"),
+    "torchvision": ("torchvision", "train"),
+    "onnx": ("onnx", "export"),
+    "onnxscript": ("onnxscript", "export"),
+    "scipy": ("SciPy", "eval"),
+    "matplotlib": ("matplotlib", "eval"),
+}
+# Commands whose PyTorch need is a different extra's (export also needs onnx: one extra for both).
+COMMAND_EXTRA = {"export": "export"}
 
 
 def command_names() -> list[str]:
@@ -31,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run 'retinaface-polynl COMMAND --help' for the options of a command.",
     )
+    from . import __version__  # the installed distribution's, from its metadata
+
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -39,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub_parser = module.add_parser(sub)
         sub_parser.set_defaults(_run=module.run)
     return parser
+
+
+def missing_extra(command: str, exc: ModuleNotFoundError) -> str | None:
+    """The one-line error for ``command`` stopped because an optional library is not installed
+    (``exc`` names the missing top-level module), or ``None`` when ``exc`` is about anything else."""
+    if exc.name not in OPTIONAL:  # e.g. 'torch._dynamo' missing from an installed torch: a real error
+        return None
+    library, extra = OPTIONAL[exc.name]
+    if exc.name in ("torch", "torchvision"):
+        extra = COMMAND_EXTRA.get(command, extra)
+    return f"error: 'retinaface-polynl {command}' needs {library}: pip install 'retinaface-polynl[{extra}]'"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        message = missing_extra(args.command, exc)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, OSError) as exc:
         # Expected failures (bad input, wrong checkpoint, missing file): one line, no stack trace.
         print(f"error: {exc}", file=sys.stderr)

@@ -40,14 +40,14 @@ def _distributed() -> tuple[int, int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    import torch.distributed as dist
-
     from ..submission import write_submission, zip_submission
 
     rank, world, local_rank = _distributed()
     device = args.device
-    if world > 1:
+    if world > 1:  # under torchrun: the ranks meet through torch.distributed (one process needs no torch)
+        import torch
+        import torch.distributed as dist
+
         if device.startswith("cuda"):
             device = f"cuda:{local_rank}"
             torch.cuda.set_device(local_rank)
