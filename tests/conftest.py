@@ -3,9 +3,21 @@
 The project's real data (``../shared/data`` beside the repository) is read in
 place and never committed.  ``RETINAFACE_POLYNL_SHARED_DATA`` overrides the
 location.  Tests that need it are skipped with the reason when it is absent.
+
+Tests that need PyTorch carry the ``torch`` marker, set here from what each test file imports
+(read with :mod:`ast`, nothing imported): a file that imports ``torch``, ``torchvision``, one of
+the package's PyTorch modules (:data:`TORCH_MODULES`) or another test file that does, outside
+its ``test_*`` functions, is marked as a whole; a ``test_*`` function that imports one itself is
+marked alone; ``@pytest.mark.torch`` marks the rest.  Where torch cannot be imported (the light
+install, ``pip install .``) those tests are skipped with the reason, files that import torch at
+the top without being imported at all, so ``python -m pytest`` runs exactly the torch-free tests
+there; ``-m "not torch"`` selects the same tests anywhere.
 """
 from __future__ import annotations
 
+import ast
+import functools
+import importlib
 import os
 from pathlib import Path
 
@@ -21,6 +33,87 @@ def _require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real data not available: {path} is absent (set RETINAFACE_POLYNL_SHARED_DATA)")
     return path
+
+
+TESTS = Path(__file__).resolve().parent
+# Imports that mean "needs PyTorch": the libraries, and the package's modules that are PyTorch by
+# design (the network, training, FLOP counting); a prefix covers its submodules.
+TORCH_MODULES = ("torch", "torchvision", "retinaface_polynl.models", "retinaface_polynl.train",
+                 "retinaface_polynl.complexity")
+
+
+@functools.cache
+def torch_importable() -> bool:
+    try:
+        importlib.import_module("torch")
+    except ImportError:
+        return False
+    return True
+
+
+def _torch_import(node: ast.AST) -> bool:
+    """Whether ``node`` imports a torch module (or a test file that needs one at import)."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        names = [node.module]
+    elif (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "importorskip"
+          and node.args and isinstance(node.args[0], ast.Constant)):
+        names = [node.args[0].value]
+    else:
+        return False
+    for name in names:
+        if any(name == m or name.startswith(m + ".") for m in TORCH_MODULES):
+            return True
+        if (TESTS / f"{name}.py").is_file() and torch_needs(TESTS / f"{name}.py")[0]:
+            return True  # e.g. 'from test_detector_core import match'
+    return False
+
+
+@functools.cache
+def torch_needs(path: Path) -> tuple[bool, frozenset[str]]:
+    """(whether the test file as a whole needs torch, the ``test_*`` functions that import it themselves)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    whole, tests = False, set()
+    for stmt in tree.body:
+        uses = any(_torch_import(node) for node in ast.walk(stmt))
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name.startswith("test"):
+            if uses:
+                tests.add(stmt.name)
+        elif uses:  # a top-level import, a fixture, a helper or a class: the whole file
+            whole = True
+    return whole, frozenset(tests)
+
+
+class _SkippedFile(pytest.File):
+    """A test file that imports torch where torch is not importable: skipped, never imported."""
+
+    def collect(self):
+        pytest.skip(f"needs PyTorch ({self.path.name} imports it; install the train extra)")
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent):
+    if module_path.parent == TESTS and not torch_importable() and torch_needs(module_path)[0]:
+        return _SkippedFile.from_parent(parent, path=module_path)
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="needs PyTorch, which cannot be imported here (install the train extra)")
+    for item in items:
+        if item.path.parent == TESTS and item.path.suffix == ".py":
+            whole, tests = torch_needs(item.path)
+            name = getattr(item, "originalname", item.name)
+            if whole or name in tests:
+                item.add_marker(pytest.mark.torch)
+        if item.get_closest_marker("torch") and not torch_importable():
+            item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    if torch_importable():
+        return None
+    return "torch: not importable: tests marked 'torch' are skipped"
 
 
 @pytest.fixture(scope="session")
@@ -93,17 +186,19 @@ def training_killed_at(monkeypatch):
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
-    """One intra-op torch thread for the whole suite: the tests' tensors are small, and on a
-    2-core machine shared with anything else, more threads spin against each other (measured
-    here: a photo took 4 s with 2 threads and 25 ms with 1).  Subprocesses get OMP_NUM_THREADS=1."""
-    import torch
-
-    before = torch.get_num_threads()
+    """One intra-op torch thread for the whole suite (where torch is installed): the tests'
+    tensors are small, and on a 2-core machine shared with anything else, more threads spin
+    against each other (measured here: a photo took 4 s with 2 threads and 25 ms with 1).
+    Subprocesses get OMP_NUM_THREADS=1."""
+    torch = importlib.import_module("torch") if torch_importable() else None
+    before = torch.get_num_threads() if torch else None
     env_before = os.environ.get("OMP_NUM_THREADS")
-    torch.set_num_threads(1)
+    if torch:
+        torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"
     yield
-    torch.set_num_threads(before)
+    if torch:
+        torch.set_num_threads(before)
     if env_before is None:
         os.environ.pop("OMP_NUM_THREADS", None)
     else:
