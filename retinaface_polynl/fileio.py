@@ -1,6 +1,7 @@
 """Atomic file writes: a reader never sees half a checkpoint, model or submission."""
 from __future__ import annotations
 
+import glob
 import os
 import stat
 import tempfile
@@ -9,23 +10,58 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+class PendingFile:
+    """A temporary file beside ``path`` (same folder, so the rename is atomic; its name ends in
+    ``suffix``, so a writer that picks its format from the extension picks the right one):
+    :meth:`commit` renames it over ``path`` (or over another name, e.g. a ``.partial`` one) with
+    the permissions a plain ``open(path, "w")`` would leave, :meth:`discard` deletes it.  For a
+    file written over a long time (a video), where a ``with`` block does not fit."""
+
+    def __init__(self, path: str | Path, suffix: str = ".tmp") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        os.close(fd)
+        self.done = False
+
+    def commit(self, to: str | Path | None = None) -> Path:
+        target = Path(to) if to is not None else self.path
+        os.chmod(self.tmp, usual_mode(target))
+        os.replace(self.tmp, target)
+        self.done = True
+        return target
+
+    def discard(self) -> None:
+        self.done = True
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[str]:
     """Yield a temporary file name beside ``path``; when the block succeeds, rename it
     over ``path`` (``os.replace``, atomic on one file system) with the permissions a plain
     ``open(path, "w")`` would leave (:func:`usual_mode`); the temporary file never
-    survives, whatever happens."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
+    survives, whatever happens (a SIGKILL aside: then it stays, under its hidden name
+    ``.<name>.<random><suffix>``, and ``path`` is untouched)."""
+    pending = PendingFile(path, suffix)
     try:
-        yield tmp
-        os.chmod(tmp, usual_mode(path))
-        os.replace(tmp, path)
+        yield pending.tmp
+        pending.commit()
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if not pending.done:
+            pending.discard()
+
+
+def stale_temporaries(path: str | Path, suffix: str = ".tmp") -> list[Path]:
+    """Temporary files that :func:`atomic_path` / :class:`PendingFile` left for ``path`` in a run
+    that was killed (oldest first)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    found = [p for p in path.parent.glob(f".{glob.escape(path.name)}.*{glob.escape(suffix)}")
+             if p.is_file() and len(p.name) == len(path.name) + len(suffix) + 10]  # mkstemp: 8 random chars
+    return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
 def usual_mode(path: str | Path) -> int:

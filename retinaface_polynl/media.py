@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -339,6 +339,10 @@ class MediaItem:
     error: str | None = None
     last_frame: bool = False  # set on a video's final item (frame or error)
     time: float | None = None
+    pts: int | None = None  # the frame's presentation timestamp, in ``video.info.time_base``
+    video: object | None = None  # the video.VideoReader it came from: its ``info`` and ``audio_streams``
+    audio: list = field(default_factory=list)  # the source's audio packets demuxed with this frame
+    detection_failed: bool = False  # set by the run when the detector failed on it
 
     @property
     def path(self) -> Path:
@@ -412,52 +416,77 @@ def iter_video(source: Source, max_frames: int | None = None) -> Iterator[MediaI
 
 
 def _iter_video_av(source: Source, max_frames: int | None) -> Iterator[MediaItem]:
+    """One open of the file (:class:`~retinaface_polynl.video.VideoReader`): what it found travels
+    with every frame (``item.video``), and so do the audio packets demuxed with it."""
     from . import video
 
-    info = video.probe(source.path)
-    if info is None:
-        yield MediaItem(source, error=f"{source.path}: cannot open video (unreadable or unsupported)", last_frame=True)
-        return
-    fps, count = float(info.fps), info.frames
-    pending: MediaItem | None = None
-    error = None
     try:
-        for frame in video.iter_frames(source.path, max_frames):
+        reader = video.VideoReader(source.path)
+    except video.VideoError as exc:
+        yield MediaItem(source, error=str(exc), last_frame=True)
+        return
+    try:
+        info = reader.info
+        fps, count = float(info.fps), info.frames
+        pending: MediaItem | None = None
+        error = None
+        try:
+            for frame in reader.frames(max_frames):
+                if pending is not None:
+                    yield pending
+                pending = MediaItem(source, frame.image, frame=frame.index, fps=fps, frame_count=count,
+                                    time=frame.time, pts=frame.pts, video=reader, audio=frame.audio)
+        except video.VideoError as exc:
+            error = str(exc)
+        if error is not None or pending is None:
             if pending is not None:
                 yield pending
-            pending = MediaItem(source, frame.image, frame=frame.index, fps=fps, frame_count=count, time=frame.time)
-    except video.VideoError as exc:
-        error = str(exc)
-    if error is not None or pending is None:
-        if pending is not None:
-            yield pending
-        yield MediaItem(source, error=error or f"{source.path}: video has no readable frames (corrupt or unsupported)",
-                        fps=fps, last_frame=True)
-        return
-    pending.last_frame = True
-    yield pending
+            yield MediaItem(source, error=error or f"{source.path}: video has no readable frames (corrupt or "
+                            "unsupported)", fps=fps, last_frame=True, video=reader)
+            return
+        pending.last_frame = True
+        yield pending
+    finally:
+        # the file stays open until its consumer also calls reader.release("writer") (a writer may
+        # still copy the sound with its streams as templates); unreleased, it closes when collected
+        reader.release("reader")
+
+
+def media_kind(path: str | Path) -> str:
+    """``'video'`` or ``'image'``: by extension, else by content (OpenCV's readers for the image
+    formats it knows, HEIF's header; anything else is tried as a video)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    try:
+        with open(path, "rb") as f:
+            head = np.frombuffer(f.read(16), np.uint8)
+    except OSError:
+        return "image"  # unreadable: reading it as an image says why
+    if head.size == 0 or _is_heif(head):
+        return "image"
+    try:
+        return "image" if cv2.haveImageReader(str(path)) else "video"
+    except cv2.error:  # pragma: no cover
+        return "video"
 
 
 def iter_media(sources: Iterable[Source], max_frames: int | None = None) -> Iterator[MediaItem]:
-    """Decode sources one at a time: images by content, videos by extension (or by
-    content when a file is neither a decodable image nor a known extension)."""
+    """Decode sources one at a time, images and videos told apart by :func:`media_kind`."""
     for source in sources:
         if source.error:
             yield MediaItem(source, error=source.error)
             continue
-        path = source.path
-        if is_video_path(path):
+        if media_kind(source.path) == "video":
             yield from iter_video(source, max_frames)
             continue
         try:
-            yield MediaItem(source, read_image(path))
+            yield MediaItem(source, read_image(source.path))
         except ImageReadError as exc:
-            # Not an image: maybe a video with an unusual extension (sniffed by content).
-            if path.suffix.lower() not in IMAGE_EXTENSIONS and path.is_file() and path.stat().st_size > 0 \
-                    and video_info(path) is not None:
-                yield from iter_video(source, max_frames)
-            else:
-                yield MediaItem(source, error=str(exc))
+            yield MediaItem(source, error=str(exc))
 
 
 class Prefetcher:
@@ -571,12 +600,16 @@ def faithful_image_format(path: str | Path) -> tuple[str, list[int]]:
 
 
 def write_image(path: str | Path, image_bgr: np.ndarray, params: list[int] | None = None) -> Path:
-    """Write an 8-bit BGR image (format from the extension, ``cv2.imencode`` ``params``);
-    raises ``OSError`` on failure."""
+    """Write an 8-bit BGR image (format from the extension, ``cv2.imencode`` ``params``) under a
+    temporary name beside ``path``, renamed to ``path`` once whole: a full disk or a killed run
+    never leaves a truncated picture under its name.  Raises ``OSError`` on failure."""
+    from .fileio import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, data = cv2.imencode(path.suffix or ".png", image_bgr, params or [])
     if not ok:
         raise OSError(f"{path}: cannot encode image")
-    data.tofile(str(path))
+    with atomic_path(path, suffix=path.suffix or ".png") as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data.tobytes())
     return path

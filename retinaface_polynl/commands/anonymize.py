@@ -105,7 +105,8 @@ class VideoState:
 
 class AnonymizeOutputs(Sink):
     """Masks and writes each picture as its detections come; delays video frames by
-    ``--persist`` so each is masked with the faces of its neighbours."""
+    ``--persist`` so each is masked with the faces of its neighbours.  A video frame on which
+    detection failed is written masked whole (fail closed: never dropped, never shown as it is)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         if not args.scale > 0:
@@ -121,9 +122,24 @@ class AnonymizeOutputs(Sink):
                 raise ValueError(f"--codec {args.codec}: no such video encoder in this PyAV build")
         self.args = args
         self.out_dir = output_folder("--output", args.output)
-        self.json = JsonLines(args.json)
+        self.json = None
         self.names = OutputNames()
         self.videos: dict[Path, VideoState] = {}
+
+    # -- what is written where ------------------------------------------------------------
+    def _target(self, source, kind: str) -> Path:
+        from ..media import faithful_image_format
+        from ..video import output_suffix
+
+        suffix = output_suffix(source.path) if kind == "video" else faithful_image_format(source.path)[0]
+        return self.names.target(self.out_dir, source, suffix)
+
+    def plan(self, source, kind: str) -> list:
+        return [self._target(source, kind)]
+
+    def open(self, carry=None) -> None:
+        output_folder("--output", self.args.output, create=True)
+        self.json = JsonLines(self.args.json, carry=carry)
 
     # -- one picture ------------------------------------------------------------------
     def _masked(self, image, faces, carried=None):
@@ -133,6 +149,14 @@ class AnonymizeOutputs(Sink):
         if a.preview:
             return draw_regions(image, faces, shape=a.shape, scale=a.scale, carried=carried)
         return anonymize(image, faces, method=a.method, shape=a.shape, scale=a.scale)
+
+    def _masked_whole(self, image):
+        """A frame whose faces are unknown: the whole picture masked (``--method``; blur for --preview)."""
+        from ..anonymize import anonymize
+
+        h, w = image.shape[:2]
+        method = "blur" if self.args.preview else self.args.method
+        return anonymize(image, [[0, 0, w, h]], method=method, shape="box", scale=1.0)
 
     def _regions(self, image, faces) -> list:
         from ..anonymize import face_regions
@@ -148,30 +172,39 @@ class AnonymizeOutputs(Sink):
         if item.frame is None:
             from ..media import faithful_image_format, write_image
 
-            self.json.write(picture_record(item, det, regions=self._regions(item.image, det)))
+            target = self._target(item.source, "image")
             suffix, params = faithful_image_format(item.path)
-            write_image(self.names.target(self.out_dir, item.source, suffix), self._masked(item.image, det), params)
+            write_image(target, self._masked(item.image, det), params)
+            self.json.write(picture_record(item, det, regions=self._regions(item.image, det), output=str(target)))
             return
         state = self.videos.get(item.path)
         if state is None:
             state = self.videos[item.path] = self._open_video(item)
+        if det is None:  # detection failed: nothing found, the frame is masked whole when written
+            from ..detector import Detections
+
+            det = Detections.empty()
         for done in state.persistence.push(item, det):
             self._write_frame(state, *done)
 
     # -- videos -------------------------------------------------------------------------
     def _open_video(self, item) -> VideoState:
         from ..anonymize import Persistence
-        from ..video import output_suffix
 
-        target = self.names.target(self.out_dir, item.source, output_suffix(item.path))
+        target = self._target(item.source, "video")
         writer = open_video_output(target, item, self.args.max_frames, codec=self.args.codec, crf=self.args.crf)
         return VideoState(writer, Persistence(self.args.persist))
 
     def _write_frame(self, state: VideoState, item, det, masked, offsets) -> None:
-        record = picture_record(item, det, regions=self._regions(item.image, masked),
-                                region_frames=[int(item.frame + o) for o in offsets])
-        self.json.write(record)
-        state.writer.write(self._masked(item.image, masked, carried=offsets != 0), item.time)
+        if item.detection_failed:
+            image = self._masked_whole(item.image)  # its error record is written by the run
+        else:
+            record = picture_record(item, det, regions=self._regions(item.image, masked),
+                                    region_frames=[int(item.frame + o) for o in offsets],
+                                    output=str(state.writer.path))
+            self.json.write(record)
+            image = self._masked(item.image, masked, carried=offsets != 0)
+        state.writer.write(image, item.time, pts=item.pts, audio=item.audio)
 
     def end_video(self, path: Path) -> None:
         state = self.videos.pop(path, None)
@@ -180,8 +213,27 @@ class AnonymizeOutputs(Sink):
         try:
             for done in state.persistence.flush():
                 self._write_frame(state, *done)
-        finally:
-            state.writer.close()
+        except BaseException:
+            state.writer.abort()
+            raise
+        state.writer.close()
+
+    def abort_video(self, path: Path) -> None:
+        state = self.videos.pop(path, None)
+        if state is not None:
+            state.writer.abort()
+
+    def interrupt_video(self, path: Path):
+        """Ctrl-C / SIGTERM: the frames already masked are kept, with the sound cut where they end,
+        as ``<name>.partial<suffix>`` (the frames still waiting for ``--persist`` are dropped: their
+        later neighbours were never seen)."""
+        state = self.videos.pop(path, None)
+        if state is None:
+            return None
+        if state.writer.frames == 0:
+            state.writer.abort()
+            return None
+        return state.writer.close(partial=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -145,13 +147,22 @@ def tta_config(args: argparse.Namespace):
 # ----------------------------------------------------------------------------------------
 EXIT_STATUS = """exit status: 0 every input done; 1 some input failed (each named on an 'error:' line and
 recorded in the --json file as {"path": ..., "error": ...}; the others still processed and written);
-2 bad options, weights or output paths (nothing run).
+2 bad options, weights or output paths (nothing run, nothing written: also when an output would
+overwrite an input, or two inputs would write the same output file); 130 interrupted (Ctrl-C, SIGTERM).
 """
+
+
+def path_key(path) -> str:
+    """One spelling for every name of a file: absolute, symlinks resolved, case folded (macOS and
+    Windows file systems take IMG.JPG and IMG.jpg for one file)."""
+    return os.path.normcase(str(Path(path).resolve())).casefold()
 
 
 class OutputNames:
     """Output paths that mirror the inputs' tree below a folder: ``folder / <path below the
-    input folder>`` with a new suffix; never an input itself, never one path for two inputs."""
+    input folder>`` with a new suffix (``<stem>_faces<suffix>`` when that is the input itself).
+    Whether two outputs, or an output and another input, meet is checked before anything is
+    written, by :func:`plan_outputs`, which refuses the run then."""
 
     def __init__(self) -> None:
         self.used: dict[tuple, Path] = {}
@@ -161,53 +172,91 @@ class OutputNames:
         if key in self.used:
             return self.used[key]
         target = folder / source.relative.with_suffix(suffix)
-        if target.resolve() == source.path.resolve():  # never overwrite an input
+        if path_key(target) == path_key(source.path):  # never the input itself
             target = target.with_name(f"{target.stem}_faces{suffix}")
-        taken = set(self.used.values())
-        n = 1
-        while target in taken:
-            target = folder / source.relative.with_name(f"{source.relative.stem}_{n}{suffix}")
-            n += 1
         self.used[key] = target
         return target
 
 
 def open_video_output(target: Path, item, max_frames: int | None = None, codec: str = "auto", crf: int | None = None):
     """A :class:`~retinaface_polynl.video.VideoWriter` for the video ``item`` (its first frame)
-    comes from: its exact frame rate, its sound copied, cut where ``--max-frames`` stops the
-    pictures; FFV1 when the source is lossless (``codec='auto'``)."""
-    from ..video import DEFAULT_CRF, VideoWriter, probe
+    comes from, from what its reader found (``item.video``; the file is not opened again): its
+    exact frame rate and each frame's own timestamp, its sound copied from the packets that come
+    with the frames and cut where ``--max-frames`` stops the pictures, the tags of its streams;
+    FFV1 when the source is lossless (``codec='auto'``)."""
+    from ..video import DEFAULT_CRF, VideoWriter
 
-    info = probe(item.path)
+    reader = item.video
+    info = reader.info if reader is not None else None
     h, w = item.image.shape[:2]
     fps = info.fps if info is not None else (item.fps or 25.0)
     until = (item.time or 0.0) + max_frames / float(fps) if max_frames else None
-    return VideoWriter(target, fps, w, h, codec=codec, audio_from=item.path, source_codec=info.codec if info else None,
-                       crf=DEFAULT_CRF if crf is None else crf, audio_until=until)
+    return VideoWriter(target, fps, w, h, codec=codec, source_codec=info.codec if info else None,
+                       crf=DEFAULT_CRF if crf is None else crf, audio_until=until,
+                       time_base=info.time_base if info else None,
+                       audio_streams=reader.audio_streams if reader is not None else None,
+                       tags=info.tags if info else ())
 
 
-def output_folder(flag: str, value: str | None) -> Path | None:
-    """``value`` as a folder (created), or ``None``; a file of that name is an error."""
+def output_folder(flag: str, value: str | None, create: bool = False) -> Path | None:
+    """``value`` as a folder (created with ``create``), or ``None``; a file of that name is an error."""
     if not value:
         return None
     folder = Path(value)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{flag} {folder}: exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
 class JsonLines:
-    """The ``--json`` file: one JSON object a line, flushed per record; ``'-'`` is stdout."""
+    r"""The ``--json`` file: one JSON object a line, flushed per record; ``'-'`` is stdout.
 
-    def __init__(self, target: str | None) -> None:
+    A file is written under a temporary name beside it and renamed when the run ends (also when
+    it ends on an error or an interruption: each line is a whole record), so an earlier file of
+    that name stays whole until then.  ``carry`` (``--resume``): the set of :func:`path_key`\ s of
+    inputs finished earlier, whose records are copied from the earlier file (and from what a
+    killed run left under the temporary name) before the new ones."""
+
+    SUFFIX = ".tmp"
+
+    def __init__(self, target: str | None, carry: set | None = None) -> None:
         self.to_stdout = target == "-"
         self.file = None
+        self.carried = 0
+        self._pending = None
         if self.to_stdout:
             self.file = sys.stdout
         elif target:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(target, "w", encoding="utf-8")
+            from ..fileio import PendingFile, stale_temporaries
+
+            self.target = Path(target)
+            earlier = stale_temporaries(self.target, self.SUFFIX)
+            previous = self._previous(earlier, carry) if carry else []
+            self._pending = PendingFile(self.target, self.SUFFIX)
+            self.file = open(self._pending.tmp, "w", encoding="utf-8")
+            for line in previous:
+                self.file.write(line)
+            self.file.flush()
+            self.carried = len(previous)
+            self._stale = earlier
+
+    def _previous(self, stale: list, carry: set) -> list[str]:
+        """The earlier records (lines) of the inputs in ``carry``: from the file and from a killed
+        run's temporary files, newest last; one line per (path, frame, error?)."""
+        records: dict = {}
+        sources = [p for p in (self.target,) if p.is_file()] + list(stale)
+        for file in sorted(sources, key=lambda p: p.stat().st_mtime):
+            for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # the last line a killed run was writing
+                if not isinstance(record, dict) or "path" not in record or path_key(record["path"]) not in carry:
+                    continue
+                records[(record["path"], record.get("frame"), "error" in record)] = line + "\n"
+        return list(records.values())
 
     def write(self, record: dict) -> None:
         if self.file is not None:
@@ -217,15 +266,30 @@ class JsonLines:
     def close(self) -> None:
         if self.file is not None and self.file is not sys.stdout:
             self.file.close()
+            self.file = None
+            self._pending.commit()
+            for stale in self._stale:  # a killed run's records: carried over above, or not wanted
+                stale.unlink(missing_ok=True)
 
 
 class Sink:
-    """What :func:`run_detection` writes through: ``json`` (a :class:`JsonLines`), ``write(item,
-    detections)`` per picture, ``end_video(path)`` after a video's last frame; ``close()`` ends
-    the videos still open (``self.videos``, keyed by source path) and closes the JSON file."""
+    """What :func:`run_detection` writes through.
+
+    ``plan(source, kind)`` lists the files the sink will write for a source (``kind``: 'image'
+    or 'video'), before anything is written; ``open(carry)`` then opens the outputs (``json``,
+    a :class:`JsonLines`); ``write(item, detections)`` per picture; ``end_video(path)`` after a
+    video's last frame, ``abort_video(path)`` for a video whose output failed (deleted);
+    ``close(interrupted)`` ends the videos still open (``self.videos``, keyed by source path:
+    interrupted ones are kept as ``<name>.partial<suffix>``) and closes the JSON file."""
 
     json: JsonLines
     videos: dict
+
+    def plan(self, source, kind: str) -> list:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def open(self, carry: set | None = None) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
 
     def write(self, item, det) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -233,15 +297,28 @@ class Sink:
     def end_video(self, path) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def close(self) -> None:
+    def abort_video(self, path) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def interrupt_video(self, path):  # pragma: no cover - interface
+        """Keep what was written of ``path``'s output as a partial file; returns its path or ``None``."""
+        raise NotImplementedError
+
+    def close(self, interrupted: bool = False) -> None:
         try:
             for path in list(self.videos):
                 try:
-                    self.end_video(path)
-                except OSError:  # already reported, or the run is ending on an error
-                    pass
+                    if interrupted:
+                        kept = self.interrupt_video(path)
+                        if kept is not None:
+                            print(f"interrupted: {path}: the frames done so far are in {kept}", file=sys.stderr)
+                    else:
+                        self.end_video(path)
+                except (OSError, ValueError):  # already reported, or the run is ending on an error
+                    self.abort_video(path)
         finally:
-            self.json.close()
+            if getattr(self, "json", None) is not None:
+                self.json.close()
 
 
 def picture_record(item, det, **extra) -> dict:
@@ -271,10 +348,70 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def plan_outputs(args: argparse.Namespace, sources: list, sink) -> tuple[list, set]:
+    """Every output path of the run, before anything is written: refuses (``ValueError``: one
+    ``error:`` line, exit status 2) when an output would be an input (the same path, another
+    spelling of it on a case-insensitive file system, or the same file through a link) or two
+    outputs would be one file.  With ``--resume``, drops the inputs whose outputs all exist and
+    are newer than the input (written completely by an earlier run: outputs only ever appear
+    under their names once complete).  Returns (sources to run, keys of the finished inputs)."""
+    from ..media import media_kind
+
+    good = [s for s in sources if s.error is None]
+    inputs = {path_key(s.path): s.path for s in good}
+    written: dict[str, tuple] = {}
+    planned: dict = {}
+
+    def claim(path: Path, what: str) -> None:
+        key = path_key(path)
+        if key in inputs:
+            raise ValueError(f"{path}: {what} would overwrite the input {inputs[key]} (inputs are never "
+                             "overwritten; choose another --output folder)")
+        if path.exists():
+            for src in good:
+                try:
+                    if os.path.samefile(path, src.path):
+                        raise ValueError(f"{path}: {what} would overwrite the input {src.path} (the same file "
+                                         "under another name); choose another --output folder")
+                except OSError:
+                    continue
+        if key in written:
+            raise ValueError(f"{path}: {what} and {written[key][1]} would be the same file; "
+                             "rename one of the inputs or run them into different --output folders")
+        written[key] = (path, what)
+
+    json_target = getattr(args, "json", None)
+    if json_target and json_target != "-":
+        claim(Path(json_target), "the --json file")
+    for source in good:
+        outputs = sink.plan(source, media_kind(source.path))
+        planned[source.path] = outputs
+        for path in outputs:
+            claim(path, f"the output of {source.path}")
+    finished: set = set()
+    if getattr(args, "resume", False):
+        for source in good:
+            outputs = planned[source.path]
+            try:
+                born = source.path.stat().st_mtime
+                if outputs and all(p.is_file() and p.stat().st_size > 0 and p.stat().st_mtime >= born
+                                   for p in outputs):
+                    finished.add(path_key(source.path))
+            except OSError:
+                continue
+        sources = [s for s in sources if s.error is not None or path_key(s.path) not in finished]
+    return sources, finished
+
+
 def add_run_args(parser: argparse.ArgumentParser) -> None:
     r = parser.add_argument_group("run")
     r.add_argument("--batch-size", type=int, default=1, metavar="N", help="pictures per forward pass (default: 1)")
     r.add_argument("--max-frames", type=int, metavar="N", help="read at most N frames of each video (default: all)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue a run that stopped: skip each input whose outputs all exist and are newer than "
+                   "it (files appear under their names only once complete, so these are whole), keep the "
+                   "--json records of those inputs and add the rest. Without --resume every input is done "
+                   "again and existing outputs are replaced (each only once its new version is complete)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file lines")
 
 
@@ -287,16 +424,23 @@ def add_detection_args(parser: argparse.ArgumentParser, threshold: float = 0.5) 
 
 
 def run_command(args: argparse.Namespace, make_sink, desc: str, output_dirs=()) -> int:
-    """Check the options and inputs, build the detector, then :func:`run_detection` into ``make_sink(args)``."""
+    """Check the options and inputs, plan every output (:func:`plan_outputs`), build the detector,
+    then open the outputs and :func:`run_detection` into them: nothing is written before all
+    checks passed."""
     sources = prepare_sources(args, output_dirs=output_dirs)
+    sink = make_sink(args)
+    sources, finished = plan_outputs(args, sources, sink)
     detector = build_detector(args, size=args.size, max_size=args.max_size)
-    return run_detection(args, detector, sources, make_sink(args), desc=desc)
+    sink.open(carry=finished)
+    if finished and not args.quiet:
+        print(f"--resume: {len(finished)} input(s) already done, skipped", file=sys.stderr)
+    return run_detection(args, detector, sources, sink, desc=desc)
 
 
 def prepare_sources(args: argparse.Namespace, output_dirs=()) -> list:
-    """Check the run options, expand ``args.inputs``, drop files inside any of
-    ``output_dirs`` (a second run must not take the first run's outputs as inputs), and
-    refuse a ``--json`` that would overwrite a picture."""
+    """Check the run options, expand ``args.inputs`` (an input named twice, e.g. by a folder and a
+    glob, is kept once), drop files inside any of ``output_dirs`` (a second run must not take the
+    first run's outputs as inputs), and refuse a ``--json`` that would overwrite a picture."""
     from ..media import expand_inputs, is_media_path
 
     if args.batch_size < 1:
@@ -304,7 +448,13 @@ def prepare_sources(args: argparse.Namespace, output_dirs=()) -> list:
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
     tta_config(args)  # its errors before any output is opened
-    sources = expand_inputs(args.inputs)
+    sources, seen = [], set()
+    for s in expand_inputs(args.inputs):
+        key = path_key(s.path) if s.error is None else None
+        if key is not None and key in seen:
+            continue
+        seen.add(key)
+        sources.append(s)
     for value in output_dirs:
         if not value:
             continue
@@ -314,25 +464,10 @@ def prepare_sources(args: argparse.Namespace, output_dirs=()) -> list:
     if args.json and args.json != "-":
         # '--json photos/*.jpg' makes the first photo the JSON file: never overwrite a picture.
         target = Path(args.json)
-        if is_media_path(target) or any(s.path.resolve() == target.resolve() for s in sources if s.error is None):
+        if is_media_path(target) or any(path_key(s.path) == path_key(target) for s in sources if s.error is None):
             raise ValueError(f"--json {target}: is an image or video (it would be overwritten); "
                              "give a new file name such as faces.jsonl")
     return sources
-
-
-def count_pictures(sources, max_frames: int | None) -> int:
-    """Images plus video frames (as the container states them), for the progress bar."""
-    from ..media import is_video_path, video_info
-
-    total = 0
-    for s in sources:
-        if s.error is None and is_video_path(s.path):
-            info = video_info(s.path)
-            frames = info[1] if info else 0
-            total += min(frames, max_frames) if max_frames else frames
-        else:
-            total += 1
-    return total
 
 
 def describe(detector) -> str:
@@ -345,26 +480,40 @@ def describe(detector) -> str:
     return describe_() + (f", input {rule()}" if callable(rule) else "") + (f", {zoom.describe()}" if zoom else "")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the outputs being written are ended cleanly."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc: str) -> int:
     """Detect faces in every picture of ``sources`` and hand each result to ``sink``.
 
-    ``sink`` has ``json`` (a :class:`JsonLines`), ``write(item, detections)``,
-    ``end_video(path)`` and ``close()``; ``write``/``end_video`` may raise ``OSError`` or
-    ``ValueError`` for an output they cannot write.  Any failure (unreadable input, failed
-    detection, unwritable output) is one ``error:`` line naming the file plus a JSON error
-    record, and the run goes on.  Prints the summary; returns the exit status (1 when
-    anything failed).
+    ``sink`` is an opened :class:`Sink`; ``write``/``end_video`` may raise ``OSError`` or
+    ``ValueError`` for an output they cannot write (that video's output is then deleted).  Any
+    failure (unreadable input, failed detection, unwritable output) is one ``error:`` line naming
+    the file plus a JSON error record, and the run goes on; a video frame whose detection failed
+    is still handed to the sink (``item.detection_failed``), so the video keeps every frame
+    (anonymize masks it whole).  Ctrl-C and SIGTERM end the videos being written as partial files
+    and re-raise.  Prints the summary; returns the exit status (1 when anything failed).
     """
     from tqdm import tqdm
 
-    from ..media import Prefetcher, iter_media
+    from ..media import Prefetcher, iter_media, media_kind
 
     tta = tta_config(args)
-    total = count_pictures(sources, args.max_frames)
+    # images count one each; a video's frames join the total when it is opened (it is opened once)
+    total = sum(1 for s in sources if s.error is not None or media_kind(s.path) != "video")
+    videos_total = len(sources) - total
     log_stream = sys.stderr if sink.json.to_stdout else sys.stdout
     window = max(1, 4 * args.batch_size) if args.batch_size > 1 else 1
     stats = {"images": 0, "frames": 0, "videos": set(), "faces": 0, "failed": 0}
-    progress = tqdm(total=total or None, desc=desc, unit="img", disable=args.quiet or total < 2, file=sys.stderr)
+    progress = tqdm(total=total if not videos_total else None, desc=desc, unit="img",
+                    disable=args.quiet or (total + videos_total) < 2 and not videos_total, file=sys.stderr)
+    counted: set = set()
+    readers: dict = {}  # video path -> its VideoReader, released once its output is finished
     broken: set = set()  # videos whose output failed: reported once, their later frames dropped
 
     def report(path, frame, message: str) -> None:
@@ -377,11 +526,27 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
 
     def end_video(path) -> None:
         try:
-            sink.end_video(path)
-        except (OSError, ValueError) as exc:
-            if path not in broken:
+            if path in broken:
+                sink.abort_video(path)
+                broken.discard(path)
+                return
+            try:
+                sink.end_video(path)
+            except (OSError, ValueError) as exc:
+                sink.abort_video(path)
                 report(path, None, f"{path}: cannot write output ({first_line(exc)})")
-        broken.discard(path)
+        finally:
+            reader = readers.pop(path, None)
+            if reader is not None:
+                reader.release("writer")
+
+    def count(item) -> None:
+        if item.video is not None and item.path not in counted:
+            counted.add(item.path)
+            readers[item.path] = item.video
+            frames = item.video.info.frames
+            progress.total = (progress.total or total) + (min(frames, args.max_frames) if args.max_frames else frames)
+            progress.refresh()
 
     def process(buffer: list) -> None:
         if not buffer:
@@ -403,18 +568,23 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
             if isinstance(det, BaseException):
                 where = f"{item.path}" + (f" frame {item.frame}" if item.frame is not None else "")
                 report(item.path, item.frame, f"{where}: detection failed ({first_line(det)})")
-            else:
-                if item.path not in broken:
-                    try:
-                        sink.write(item, det)
-                    except (OSError, ValueError) as exc:
-                        report(item.path, None, f"{item.path}: cannot write output ({first_line(exc)})")
-                        if item.frame is not None:
-                            broken.add(item.path)
+                if item.frame is None:
+                    progress.update(1)
+                    continue
+                item.detection_failed = True  # a video keeps the frame: the sink decides how (masked whole)
+                det = None
+            if item.path not in broken:
+                try:
+                    sink.write(item, det)
+                except (OSError, ValueError) as exc:
+                    report(item.path, None, f"{item.path}: cannot write output ({first_line(exc)})")
+                    if item.frame is not None:
+                        broken.add(item.path)
+            if det is not None:
                 stats["faces"] += len(det)
                 if item.frame is None:
                     stats["images"] += 1
-                    if total == 1 and not args.quiet:
+                    if len(sources) == 1 and not args.quiet:
                         print(f"{item.path}: {len(det)} face(s)", file=log_stream)
                 else:
                     stats["frames"] += 1
@@ -426,8 +596,11 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
     start = time.perf_counter()
     stream = Prefetcher(iter_media(sources, args.max_frames), maxsize=2 * window + 2)
     buffer: list = []
+    interrupted = False
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
         for item in stream:
+            count(item)
             if item.error is not None:
                 process(buffer)
                 buffer = []
@@ -441,10 +614,19 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
                 process(buffer)
                 buffer = []
         process(buffer)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         stream.close()
-        sink.close()
-        progress.close()
+        try:
+            sink.close(interrupted=interrupted)
+        finally:
+            progress.close()
+            for reader in readers.values():
+                reader.release("writer")
     seconds = time.perf_counter() - start
     pictures = stats["images"] + stats["frames"]
     print(
@@ -454,3 +636,9 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
         file=log_stream,
     )
     return 1 if stats["failed"] else 0
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -92,6 +92,7 @@ class Outputs(Sink):
     def __init__(self, args: argparse.Namespace) -> None:
         if args.crops and args.crop_size < 8:
             raise ValueError(f"--crop-size must be >= 8 pixels, got {args.crop_size}")
+        self.args = args
         self.out_dir = output_folder("--output", args.output)
         self.wider_dir = output_folder("--wider-txt", args.wider_txt)
         self.crops_dir = output_folder("--crops", args.crops)
@@ -99,9 +100,35 @@ class Outputs(Sink):
         self.max_frames = args.max_frames
         self.show_scores = args.show_scores
         self.landmarks = not args.no_landmarks
-        self.json = JsonLines(args.json)
+        self.json = None
         self.names = OutputNames()
         self.videos: dict[Path, object] = {}  # source path -> video.VideoWriter
+
+    # -- what is written where ------------------------------------------------------------
+    def _target(self, source, kind: str) -> Path:
+        from ..media import WRITABLE_IMAGE_EXTENSIONS
+
+        if kind == "video":
+            return self.names.target(self.out_dir, source, ".mp4")
+        suffix = source.path.suffix.lower()
+        return self.names.target(self.out_dir, source, suffix if suffix in WRITABLE_IMAGE_EXTENSIONS else ".png")
+
+    def plan(self, source, kind: str) -> list:
+        """The annotated picture or video (--output) and an image's WIDER file (--wider-txt);
+        crops (named after the faces found) and a video's per-frame WIDER files go in folders of
+        their own, checked as they are written."""
+        out = []
+        if self.out_dir is not None:
+            out.append(self._target(source, kind))
+        if self.wider_dir is not None and kind == "image":
+            out.append(self.names.target(self.wider_dir, source, ".txt"))
+        return out
+
+    def open(self, carry=None) -> None:
+        for flag, value in (("--output", self.args.output), ("--wider-txt", self.args.wider_txt),
+                            ("--crops", self.args.crops)):
+            output_folder(flag, value, create=True)
+        self.json = JsonLines(self.args.json, carry=carry)
 
     def _crop_paths(self, item, count: int) -> list[Path]:
         if item.frame is None:
@@ -111,26 +138,27 @@ class Outputs(Sink):
         return [folder / f"{item.frame:06d}_{i}.png" for i in range(count)]
 
     def write(self, item, det) -> None:
-        from ..media import WRITABLE_IMAGE_EXTENSIONS, draw_detections, write_image
+        from ..media import draw_detections, write_image
 
+        if det is None:  # a video frame on which detection failed: kept as it is, so the video keeps its timing
+            if self.out_dir is not None:
+                self._video(item).write(item.image, item.time, pts=item.pts, audio=item.audio)
+            return
         crops = self._crop_paths(item, len(det)) if self.crops_dir is not None else None
         extra = {"crops": [str(c) for c in crops]} if crops is not None else {}
+        if self.out_dir is not None:
+            drawn = draw_detections(item.image, det, self.show_scores, landmarks=self.landmarks)
+            if item.frame is None:
+                target = write_image(self._target(item.source, "image"), drawn)
+            else:
+                writer = self._video(item)
+                writer.write(drawn, item.time, pts=item.pts, audio=item.audio)
+                target = writer.path
+            extra["output"] = str(target)
         self.json.write(picture_record(item, det, **extra))
         if crops:
             for path, crop in zip(crops, det.align(item.image, self.crop_size)):
                 write_image(path, crop)
-        if self.out_dir is not None:
-            drawn = draw_detections(item.image, det, self.show_scores, landmarks=self.landmarks)
-            if item.frame is None:
-                suffix = item.path.suffix.lower()
-                suffix = suffix if suffix in WRITABLE_IMAGE_EXTENSIONS else ".png"
-                write_image(self.names.target(self.out_dir, item.source, suffix), drawn)
-            else:
-                writer = self.videos.get(item.path)
-                if writer is None:
-                    target = self.names.target(self.out_dir, item.source, ".mp4")
-                    writer = self.videos[item.path] = open_video_output(target, item, self.max_frames)
-                writer.write(drawn, item.time)
         if self.wider_dir is not None:  # last: a name the official layout cannot hold is refused here
             from widerface_eval import write_prediction_file
 
@@ -142,10 +170,31 @@ class Outputs(Sink):
             target.parent.mkdir(parents=True, exist_ok=True)
             write_prediction_file(target, name, det.to_xywh(), det.scores)
 
+    def _video(self, item):
+        writer = self.videos.get(item.path)
+        if writer is None:
+            target = self._target(item.source, "video")
+            writer = self.videos[item.path] = open_video_output(target, item, self.max_frames)
+        return writer
+
     def end_video(self, path: Path) -> None:
         writer = self.videos.pop(path, None)
         if writer is not None:
             writer.close()
+
+    def abort_video(self, path: Path) -> None:
+        writer = self.videos.pop(path, None)
+        if writer is not None:
+            writer.abort()
+
+    def interrupt_video(self, path: Path):
+        writer = self.videos.pop(path, None)
+        if writer is None:
+            return None
+        if writer.frames == 0:
+            writer.abort()
+            return None
+        return writer.close(partial=True)
 
 
 def run(args: argparse.Namespace) -> int:
