@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def add_model_args(parser: argparse.ArgumentParser, threshold: float = 0.5, engines: bool = True) -> None:
@@ -388,6 +391,7 @@ def plan_outputs(args: argparse.Namespace, sources: list, sink) -> tuple[list, s
         planned[source.path] = outputs
         for path in outputs:
             claim(path, f"the output of {source.path}")
+    sink.planned = [path for outputs in planned.values() for path in outputs]
     finished: set = set()
     if getattr(args, "resume", False):
         for source in good:
@@ -432,6 +436,7 @@ def run_command(args: argparse.Namespace, make_sink, desc: str, output_dirs=()) 
     sources, finished = plan_outputs(args, sources, sink)
     detector = build_detector(args, size=args.size, max_size=args.max_size)
     sink.open(carry=finished)
+    remove_stale_temporaries(getattr(sink, "planned", ()))
     if finished and not args.quiet:
         print(f"--resume: {len(finished)} input(s) already done, skipped", file=sys.stderr)
     return run_detection(args, detector, sources, sink, desc=desc)
@@ -468,6 +473,17 @@ def prepare_sources(args: argparse.Namespace, output_dirs=()) -> list:
             raise ValueError(f"--json {target}: is an image or video (it would be overwritten); "
                              "give a new file name such as faces.jsonl")
     return sources
+
+
+def remove_stale_temporaries(outputs) -> None:
+    """Delete the temporary files a killed run left beside these outputs (``.<name>.<random><suffix>``:
+    never under an output's own name; a run that ends, even on an error, removes its own)."""
+    from ..fileio import stale_temporaries
+
+    for path in outputs:
+        for stale in stale_temporaries(path, path.suffix or ".tmp"):
+            log.info("%s: removing %s, left by a run that was killed", path, stale.name)
+            stale.unlink(missing_ok=True)
 
 
 def describe(detector) -> str:
