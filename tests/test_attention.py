@@ -142,13 +142,39 @@ def test_forward_parts(name: str) -> None:
         assert_close(x_ + y, z)
 
 
-def test_polynl_reduced_inner_width() -> None:
+def test_polynl_reduced_inner_width_by_hand() -> None:
+    """C = 2, C' = 1 (reduction 2: the ``⊙ X`` term goes through W0), two positions, worked by hand:
+    x_1 = (1, 2), x_2 = (3, 4); W1 = (1, 0), W2 = (0, 1), W0 = (1, 1), W3 = (1, 2)ᵀ.
+    X W1 ⊙ X W2 = (1·2, 3·4) = (2, 12), Φ = their mean = 7; X W0 = (1+2, 3+4) = (3, 7);
+    Φ ⊙ X W0 = (21, 49); times W3: channel 0 (21, 49), channel 1 (42, 98)."""
+    block = PolyNL(2, reduction=2).eval()
+    assert block.inner_channels == 1 and block.w0 is not None
+    with torch.no_grad():
+        block.w1.weight.copy_(torch.tensor([1.0, 0.0]).view(1, 2, 1, 1))
+        block.w2.weight.copy_(torch.tensor([0.0, 1.0]).view(1, 2, 1, 1))
+        block.w0.weight.copy_(torch.tensor([1.0, 1.0]).view(1, 2, 1, 1))
+        block.w3.weight.copy_(torch.tensor([1.0, 2.0]).view(2, 1, 1, 1))
+        x = torch.tensor([[1.0, 3.0], [2.0, 4.0]]).view(1, 2, 1, 2)  # (B, C, H, W): positions (1, 2), (3, 4)
+        y = block.polynomial_term(x)
+    assert y.tolist() == [[[[21.0, 49.0]], [[42.0, 98.0]]]]
+
+
+def test_polynl_reduced_inner_width_is_the_third_order_sum() -> None:
+    """C' = C / 4: ``y[n, b] = (1/N) Σ_m Σ_d w3(b,d) (x_m·w1_d) (x_m·w2_d) (x_n·w0_d)`` term by term in
+    float64 numpy (the supplementary's third-order polynomial, written out), against the block."""
+    import numpy as np
+
     block = _randomise(PolyNL(C, reduction=4)).eval()
     assert block.inner_channels == 4
     x = torch.randn(2, C, 5, 3)
     with torch.no_grad():
-        expected = block.w3(PolyNL.context(block, x) * block.w0(x))
-        assert_close(block.polynomial_term(x), expected)
+        got = block.polynomial_term(x).numpy()
+    w1, w2, w0, w3 = (conv.weight.detach().double().numpy()[:, :, 0, 0] for conv in (block.w1, block.w2, block.w0, block.w3))
+    for b in range(2):
+        xs = x[b].double().numpy().reshape(C, -1).T  # (N, C): one row per position
+        n = len(xs)
+        want = np.einsum("kd,dh,mh,df,mf,da,na->nk", w3, w1, xs, w2, xs, w0, xs) / n  # (N, C)
+        np.testing.assert_allclose(got[b].reshape(C, -1).T, want, rtol=1e-4, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- identity at init

@@ -1,4 +1,8 @@
-"""The shipped default weights: found without a download, from any folder, and they find faces."""
+"""The shipped default weights: found without a download, from any folder, and they find faces.
+
+What ``Detector()`` runs needs no PyTorch; the tests that fine-tune, export or compare with the
+PyTorch model import torch themselves or are marked ``torch`` (tests/conftest.py).
+"""
 import os
 import subprocess
 import sys
@@ -6,13 +10,9 @@ from pathlib import Path
 
 import cv2
 import pytest
-import torch
-from torchvision.ops import box_iou
 
 from retinaface_polynl import Detector
 from retinaface_polynl.detector import default_weights_path
-
-from test_detector_core import match
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,15 +25,20 @@ def default_detector():
 
 
 def test_default_weights_find_the_annotated_faces(default_detector, dlib_faces_dir, dlib_testing):
-    found = false_pos = 0
+    """dlib's testing.xml (5 photos, 25 faces) at the default threshold 0.5, as measured with the
+    shipped weights on 2026-12-06 (onnxruntime and PyTorch alike): all 25 faces found and one
+    unmatched detection, scored 0.65 in 2008_004176.jpg; every face scored 0.97 or more."""
+    from test_detector_core import match
+
+    found, false_pos, unmatched_in = {}, {}, []
     for name, boxes in dlib_testing.items():
         det = default_detector.detect(cv2.imread(str(dlib_faces_dir / name)))
-        f, fp = match(boxes, det.boxes)
-        found, false_pos = found + f, false_pos + fp
-    assert found >= 20, f"found {found}/25"
-    # measured with the shipped weights: 25/25 and no unmatched detection at 0.5
-    # (the previous release had 1: the chest of a performer on a background stage)
-    assert false_pos <= 5, f"{false_pos} false positives"
+        found[name], false_pos[name] = match(boxes, det.boxes)
+        if false_pos[name]:
+            unmatched_in.append(name)
+        assert det.scores[: len(boxes)].min() >= 0.97, (name, det.scores)
+    assert sum(found.values()) == 25, found
+    assert sum(false_pos.values()) == 1 and unmatched_in == ["2008_004176.jpg"], false_pos
 
 
 def test_default_weights_load_from_any_folder_without_a_download(default_detector, tmp_path):
@@ -60,6 +65,8 @@ def test_default_weights_load_from_any_folder_without_a_download(default_detecto
 def test_fine_tuning_starts_from_the_shipped_checkpoint(default_detector, dlib_faces_dir, tmp_path):
     """``train --weights <shipped>`` without --preset: the checkpoint's own preset is trained (it is no
     training checkpoint, so --resume refuses it and says to use --weights)."""
+    import torch
+
     out = subprocess.run(
         [sys.executable, "-m", "retinaface_polynl", "train", "--weights", str(default_weights_path()),
          "--labels", str(dlib_faces_dir / "training.xml"), "--images", str(dlib_faces_dir),
@@ -72,7 +79,7 @@ def test_fine_tuning_starts_from_the_shipped_checkpoint(default_detector, dlib_f
     tuned = Detector(weights=tmp_path / "ft" / "last.pth")
     assert tuned.config == default_detector.config
     # it keeps the input size the shipped weights record, so detection does not silently change scale
-    assert tuned.input_rule() == default_detector.input_rule() == (480, 1024, True)
+    assert tuple(tuned.input_rule()) == tuple(default_detector.input_rule()) == (480, 1024, True)
     assert "keep the input size" in out.stderr
     shipped = torch.load(default_weights_path(), map_location="cpu", weights_only=True)["model"]
     changed = torch.load(tmp_path / "ft" / "last.pth", map_location="cpu", weights_only=True)["model"]
@@ -90,7 +97,7 @@ def test_photos_enter_at_the_size_the_shipped_model_was_trained_for(default_dete
     their size (a VGA frame enters as it is), and the long side is capped at 1024 px (at full
     size a large photo made an earlier release fire on textures: a 4x-upscaled demo photo gave
     57 detections; at a 1365 px cap this one drew three false positives there)."""
-    assert default_detector.input_rule() == (480, 1024, True)
+    assert tuple(default_detector.input_rule()) == (480, 1024, True)
     assert default_detector.input_scale(2048, 2048) == 1024 / 2048
     assert default_detector.input_scale(300, 400) == 480 / 300  # small photos are enlarged
     assert default_detector.input_scale(480, 640) == 1.0  # VGA as it is
@@ -110,7 +117,9 @@ def test_photos_enter_at_the_size_the_shipped_model_was_trained_for(default_dete
 def test_exported_default_model_keeps_the_recorded_input_size(default_detector, tmp_path, capsys):
     """The recorded input size travels into the ONNX metadata (and survives INT8
     quantisation), so the exported model behaves like the checkpoint on a large photo."""
-    pytest.importorskip("onnxruntime")
+    import torch
+    from torchvision.ops import box_iou
+
     from retinaface_polynl.cli import main
 
     onnx_path, int8_path = tmp_path / "default.onnx", tmp_path / "default.int8.onnx"
@@ -121,7 +130,7 @@ def test_exported_default_model_keeps_the_recorded_input_size(default_detector, 
     want = default_detector.detect(big)
     for path in (onnx_path, int8_path):
         exported = Detector(weights=path, intra_op_threads=1)
-        assert exported.input_rule() == (480, 1024, True)
+        assert tuple(exported.input_rule()) == (480, 1024, True)
         got = exported.detect(big)  # at full size: dozens of detections (see the test above)
         iou = float(box_iou(torch.from_numpy(got.boxes[:1]), torch.from_numpy(want.boxes[:1]))[0, 0])
         assert 1 <= len(got) <= 3 and iou >= 0.75, (path.name, iou, got.to_dict())
@@ -140,11 +149,11 @@ def test_shipped_checksum_matches_the_weights_readme(default_detector):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == stated.group(1)
 
 
+@pytest.mark.torch
 def test_export_check_compares_at_the_recorded_input_size(tmp_path, capsys):
     """``export --check`` builds its PyTorch reference from the in-memory model, which records
     no input size: it must still see the picture at the exported file's size (capped at 1024
     px here), or a large photo compares 1024 px against full-size detections and always fails."""
-    pytest.importorskip("onnxruntime")
     from retinaface_polynl.cli import main
 
     if default_weights_path() is None:
@@ -157,13 +166,13 @@ def test_export_check_compares_at_the_recorded_input_size(tmp_path, capsys):
 # -- the shipped ONNX file (weights/default.onnx): what Detector() runs on a CPU ------------------
 @pytest.fixture(scope="module")
 def shipped_onnx():
-    pytest.importorskip("onnxruntime")
     path = default_weights_path()
     if path is None or not (path.parent / "default.onnx").is_file():
         pytest.skip("no weights/default.onnx shipped")
     return path.parent / "default.onnx"
 
 
+@pytest.mark.torch
 def test_shipped_onnx_is_the_shipped_checkpoint_exported_again(shipped_onnx, tmp_path, dlib_faces_dir):
     """A fresh export of default.pth gives the shipped file's outputs on real photos, and the file
     records the .pth's checksum and input size: new weights without scripts/ship_default_onnx.py
@@ -203,6 +212,7 @@ def test_shipped_onnx_checksum_matches_the_weights_readme(shipped_onnx):
         "weights/default.onnx changed: run python scripts/ship_default_onnx.py --update-readme")
 
 
+@pytest.mark.torch
 def test_shipped_onnx_finds_pytorchs_faces_within_the_fp32_tolerances(shipped_onnx, dlib_faces_dir):
     """What the ship script checks (export --check's rule), here on two photos of the check set."""
     from retinaface_polynl.export.verify import TOLERANCES, verify_export
