@@ -204,3 +204,90 @@ def test_dataset_batches_identical_with_and_without_workers(dlib_faces_dir):
     rest = list(loader)
     assert len(rest) == 1
     torch.testing.assert_close(rest[0][0], batches[0][1][0])
+
+
+def _write_image(path, width, height):
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.full((height, width, 3), 127, np.uint8))
+
+
+def test_bad_boxes_are_dropped_with_one_warning_per_file_naming_the_lines(tmp_path, caplog):
+    """A generated RetinaFace label.txt: on a 100x80 image, one good face, one of zero width (line 4),
+    one of negative height (line 5), one wholly outside the image (line 6), one partly outside (line 7,
+    kept: a face cut by the border); a second 60x60 image with a good face (line 9) and one below it
+    (line 10). One warning, for the file, naming lines 4, 5, 6 and 10 and no other; the good faces and
+    their landmarks stay paired."""
+    import logging
+
+    _write_image(tmp_path / "images" / "a.jpg", 100, 80)
+    _write_image(tmp_path / "images" / "b.jpg", 60, 60)
+    lm = " ".join(["20 30 0.0"] * 5)
+    labels = tmp_path / "label.txt"
+    labels.write_text("\n".join([
+        "# a.jpg",
+        f"10 10 30 30 {lm} 0.9",           # line 2: good, with landmarks
+        "50 10 20 25",                     # line 3: good, no landmarks
+        "40 40 0 10",                      # line 4: zero width
+        "40 40 10 -5",                     # line 5: negative height
+        "120 10 20 20",                    # line 6: right of the 100 px wide image
+        "90 60 30 30",                     # line 7: partly outside: kept
+        "# b.jpg",
+        "5 5 10 10",                       # line 9: good
+        "5 70 10 10",                      # line 10: below the 60 px tall image
+    ]) + "\n")
+    with caplog.at_level(logging.WARNING, logger="retinaface_polynl.data.validate"):
+        records = load_annotations(labels, tmp_path / "images")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    w = warnings[0]
+    assert str(labels) in w and "dropped 4 box(es)" in w
+    for line in (4, 5, 6, 10):
+        assert f"line {line} " in w
+    for line in (2, 3, 7, 9):
+        assert f"line {line} " not in w
+    assert "outside the 100x80 image" in w and "outside the 60x60 image" in w and "non-positive" in w
+    a, b = records
+    np.testing.assert_allclose(a.boxes, [[10, 10, 40, 40], [50, 10, 70, 35], [90, 60, 120, 90]])
+    assert a.has_landmarks.tolist() == [True, False, False]
+    assert a.lines.tolist() == [2, 3, 7]
+    np.testing.assert_allclose(b.boxes, [[5, 5, 15, 15]])
+
+
+def test_bad_boxes_in_made_by_json_name_the_entry_line_and_ignore_regions(tmp_path, caplog):
+    """The label files of make_crowd_labels.py ({"made_by": ..., "images": [...]}, one image a line):
+    a box outside its image and an ignore region of zero height are dropped with one warning naming
+    the entry's line; the landmarks present or absent stay with their faces."""
+    import logging
+
+    _write_image(tmp_path / "a.jpg", 64, 48)
+    _write_image(tmp_path / "b.jpg", 64, 48)
+    lm = [[10, 10], [20, 10], [15, 15], [11, 20], [19, 20]]
+    entries = [{"image": "a.jpg", "boxes": [[5, 5, 25, 25], [30, 5, 50, 25]], "landmarks": [lm, None],
+                "ignore": [[0, 30, 10, 40]]},
+               {"image": "b.jpg", "boxes": [[5, 5, 25, 25], [70, 5, 90, 25]], "landmarks": [None, lm],
+                "ignore": [[0, 30, 10, 30]]}]
+    text = '{"made_by": {"teachers": {"scrfd": {}}},\n "images": [\n' + ",\n".join(json.dumps(e) for e in entries) + "\n]}\n"
+    labels = tmp_path / "labels.json"
+    labels.write_text(text)
+    assert detect_layout(labels) == "json"
+    with caplog.at_level(logging.WARNING, logger="retinaface_polynl.data.validate"):
+        a, b = load_annotations(labels)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(labels) in warnings[0]
+    assert "line 4 (b.jpg" in warnings[0] and "ignore region" in warnings[0] and "line 3" not in warnings[0]
+    assert a.has_landmarks.tolist() == [True, False] and len(a.ignore) == 1
+    np.testing.assert_allclose(b.boxes, [[5, 5, 25, 25]])
+    assert b.has_landmarks.tolist() == [False] and len(b.ignore) == 0
+
+
+def test_clean_labels_warn_nothing(tmp_path, caplog):
+    import logging
+
+    _write_image(tmp_path / "a.jpg", 64, 48)
+    (tmp_path / "l.csv").write_text("image,x,y,w,h\na.jpg,1,1,20,20\na.jpg,30,20,34,28\n")
+    with caplog.at_level(logging.WARNING):
+        (r,) = load_annotations(tmp_path / "l.csv")
+    assert not [m for m in caplog.records if m.levelno >= logging.WARNING]
+    assert len(r) == 2 and r.lines.tolist() == [2, 3]

@@ -7,6 +7,11 @@ JSON, any of::
     {"a.jpg": [[x1, y1, x2, y2], ...], ...}
     {"a.jpg": {"boxes": [...], "landmarks": [...]}, ...}
 
+or the list form inside an object that says how the labels were made (what
+``scripts/make_crowd_labels.py`` writes, one image a line)::
+
+    {"made_by": {...}, "images": [{"image": "a.jpg", "boxes": [...]}, ...]}
+
 An optional ``"ignore": [[x1, y1, x2, y2], ...]`` (list or dict entries) marks regions
 that hold faces left unannotated: training treats anchors there as neither face nor
 background.  A face whose landmarks are ``null`` (or an image without a ``landmarks`` key)
@@ -46,9 +51,53 @@ def _face_landmarks(entries, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lms, has
 
 
-def records_from_json_object(data, images_dir: Path) -> list[ImageRecord]:
-    """The parsed generic JSON (list or dict form) -> records."""
+def _list_entry_lines(text: str, start: int) -> list[int]:
+    """The line (1-based) on which each element of the JSON array opening at ``text[start]`` begins."""
+    decoder = json.JSONDecoder()
+    out, i = [], start + 1
+    while True:
+        while i < len(text) and text[i] in " \t\r\n,":
+            i += 1
+        if i >= len(text) or text[i] == "]":
+            return out
+        out.append(text.count("\n", 0, i) + 1)
+        _, i = decoder.raw_decode(text, i)
+
+
+def json_entry_lines(text: str, data) -> list[int] | None:
+    """The line of each image entry of a generic JSON file's ``text`` (parsed as ``data``), in the
+    order :func:`records_from_json_object` reads them; ``None`` when they cannot be placed."""
+    try:
+        if isinstance(data, list):
+            return _list_entry_lines(text, text.index("["))
+        if isinstance(data, dict) and is_labelled_list(data):
+            key = text.index('"images"')
+            return _list_entry_lines(text, text.index("[", key))
+        if isinstance(data, dict):
+            out, pos = [], 0
+            for name in data:
+                pos = text.index(json.dumps(name), pos)
+                out.append(text.count("\n", 0, pos) + 1)
+                pos += 1
+            return out
+    except ValueError:
+        return None
+    return None
+
+
+def is_labelled_list(data) -> bool:
+    """Whether ``data`` is the ``{"made_by": ..., "images": [...]}`` form."""
+    return (isinstance(data, dict) and isinstance(data.get("images"), list) and "made_by" in data
+            and all(isinstance(e, dict) for e in data["images"]))
+
+
+def records_from_json_object(data, images_dir: Path, source: Path | None = None,
+                             lines: list[int] | None = None) -> list[ImageRecord]:
+    """The parsed generic JSON (list, dict or ``made_by`` form) -> records; ``source`` and ``lines`` (each
+    entry's line, :func:`json_entry_lines`) say where each came from, for the warnings of :mod:`.validate`."""
     items = []
+    if is_labelled_list(data):
+        data = data["images"]
     if isinstance(data, list):
         for e in data:
             if not isinstance(e, dict) or "image" not in e:
@@ -62,18 +111,23 @@ def records_from_json_object(data, images_dir: Path) -> list[ImageRecord]:
                 items.append((name, v, None, None))
     else:
         raise ValueError("generic JSON must be a list of {image, boxes} or a {image: boxes} mapping")
+    if lines is not None and len(lines) != len(items):
+        lines = None
     records = []
-    for name, boxes, landmarks, ignore in items:
+    for k, (name, boxes, landmarks, ignore) in enumerate(items):
         b = np.asarray(boxes, np.float32).reshape(-1, 4)
         lms, has = _face_landmarks(landmarks, len(b))
-        records.append(ImageRecord(images_dir / name, b, lms, has, ignore))
+        records.append(ImageRecord(images_dir / name, b, lms, has, ignore, source,
+                                   None if lines is None else np.full(len(b), lines[k])))
     return records
 
 
 def read_generic_json(json_file: str | Path, images_dir: str | Path | None = None) -> list[ImageRecord]:
     json_file = Path(json_file)
     images_dir = Path(images_dir) if images_dir else json_file.parent
-    return records_from_json_object(json.loads(json_file.read_text(encoding="utf-8")), images_dir)
+    text = json_file.read_text(encoding="utf-8")
+    data = json.loads(text)
+    return records_from_json_object(data, images_dir, json_file, json_entry_lines(text, data))
 
 
 def read_generic_csv(csv_file: str | Path, images_dir: str | Path | None = None) -> list[ImageRecord]:
@@ -89,6 +143,7 @@ def read_generic_csv(csv_file: str | Path, images_dir: str | Path | None = None)
         faces: dict[str, list] = {}
         for row in reader:
             entry = faces.setdefault(row["image"], [])
+            lineno = reader.line_num
             keys = ("x", "y", "w", "h") if xywh else ("x1", "y1", "x2", "y2")
             if any((row.get(k) or "").strip() == "" for k in keys):
                 continue  # an image without faces
@@ -98,10 +153,10 @@ def read_generic_csv(csv_file: str | Path, images_dir: str | Path | None = None)
             lm = None
             if has_lm_cols and all((row.get(k) or "").strip() for k in LANDMARK_COLUMNS):
                 lm = [float(row[k]) for k in LANDMARK_COLUMNS]
-            entry.append((b, lm))
+            entry.append((b, lm, lineno))
     records = []
     for name, entries in faces.items():
-        boxes = np.asarray([b for b, _ in entries], np.float32).reshape(-1, 4)
-        lms, has = _face_landmarks([lm for _, lm in entries] if entries else None, len(boxes))
-        records.append(ImageRecord(images_dir / name, boxes, lms, has))
+        boxes = np.asarray([b for b, _, _ in entries], np.float32).reshape(-1, 4)
+        lms, has = _face_landmarks([lm for _, lm, _ in entries] if entries else None, len(boxes))
+        records.append(ImageRecord(images_dir / name, boxes, lms, has, None, csv_file, [n for _, _, n in entries]))
     return records

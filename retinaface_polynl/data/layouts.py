@@ -27,8 +27,9 @@ from pathlib import Path
 
 from .dlib_xml import read_dlib_xml
 from .fddb import read_fddb_annotations_json, read_fddb_folds
-from .generic import read_generic_csv, records_from_json_object
+from .generic import read_generic_csv, read_generic_json
 from .records import ImageRecord, summarize
+from .validate import drop_bad_boxes
 from .voc import is_voc_name_list, is_voc_xml, read_voc
 from .webfaces import is_webfaces_file, read_webfaces
 from .wider import read_retinaface_labels, read_wider_bbx_gt
@@ -108,6 +109,7 @@ def load_annotations(
     folds=None,
     layout: str | None = None,
     min_size: float = 1.0,
+    check: bool = True,
 ) -> list[ImageRecord]:
     """Read any supported layout into records.
 
@@ -119,6 +121,9 @@ def load_annotations(
         folds: FDDB fold selection (``"1-7"``, ``"1,3"``, a list); ignored otherwise.
         layout: force a layout instead of detecting it.
         min_size: WIDER boxes smaller than this (pixels) are dropped.
+        check: drop the boxes and ignore regions that cannot be faces (outside their image, or of
+            non-positive width or height) with one warning per annotation file naming its lines
+            (:mod:`.validate`; the image sizes come from the files' headers).
     """
     labels = Path(labels)
     if labels.is_dir() and not any(labels.glob("FDDB-fold-*-ellipseList.txt")):
@@ -146,11 +151,12 @@ def load_annotations(
     elif layout == "webfaces":
         records = read_webfaces(labels, images)
     elif layout == "json":
-        records = records_from_json_object(json.loads(labels.read_text(encoding="utf-8")),
-                                           Path(images) if images else labels.parent)
+        records = read_generic_json(labels, images)
     else:
         records = read_generic_csv(labels, images)
     if not records:
         raise ValueError(f"{labels}: no images found in the annotations (layout {layout})")
+    if check:
+        records = drop_bad_boxes(records, labels)
     log.info("%s (%s): %s", labels, layout, summarize(records))
     return records

@@ -12,7 +12,9 @@ Conventions (those of :mod:`retinaface_polynl.anchors`):
       give (the unannotated back rows of a group photo, a face a teacher is
       unsure of): anchors there are neither positives nor negatives;
     * a face without landmarks has ``has_landmarks[i] = False`` (its landmark
-      values are zeros and never read), never a magic ``-1`` label.
+      values are zeros and never read), never a magic ``-1`` label;
+    * ``source`` and ``lines`` say where the faces were read (the annotation file,
+      each face's line in it), for the warnings of :mod:`.validate`.
 """
 from __future__ import annotations
 
@@ -34,6 +36,9 @@ class ImageRecord:
         landmarks: (N, 5, 2) float32 pixel coordinates (zeros where absent).
         has_landmarks: (N,) bool, whether face ``i`` has landmarks.
         ignore: (M, 4) float32 ``x1, y1, x2, y2`` regions neither face nor background.
+        source: the annotation file the record was read from (``None``: unknown).
+        lines: (N,) int, the line of each face in ``source`` (``None``: not known; an
+            entry of a JSON layout gives every face its entry's line).
     """
 
     path: Path
@@ -41,6 +46,8 @@ class ImageRecord:
     landmarks: np.ndarray
     has_landmarks: np.ndarray
     ignore: np.ndarray | None = None
+    source: Path | None = None
+    lines: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -49,10 +56,16 @@ class ImageRecord:
         self.landmarks = np.asarray(self.landmarks, np.float32).reshape(n, NUM_LANDMARKS, 2)
         self.has_landmarks = np.asarray(self.has_landmarks, bool).reshape(n)
         self.ignore = np.asarray([] if self.ignore is None else self.ignore, np.float32).reshape(-1, 4)
+        if self.source is not None:
+            self.source = Path(self.source)
+        if self.lines is not None:
+            self.lines = np.asarray(self.lines, np.int64).reshape(n)
 
     @classmethod
-    def from_boxes(cls, path: str | Path, boxes, landmarks=None, has_landmarks=None, ignore=None) -> "ImageRecord":
-        """A record from boxes, with optional landmarks (all faces, or flagged per face) and ignore regions."""
+    def from_boxes(cls, path: str | Path, boxes, landmarks=None, has_landmarks=None, ignore=None, source=None,
+                   lines=None) -> "ImageRecord":
+        """A record from boxes, with optional landmarks (all faces, or flagged per face), ignore regions
+        and where it was read (``source`` file, each face's ``lines``)."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         n = len(boxes)
         if landmarks is None:
@@ -60,7 +73,7 @@ class ImageRecord:
             has_landmarks = np.zeros(n, bool)
         elif has_landmarks is None:
             has_landmarks = np.ones(n, bool)
-        return cls(Path(path), boxes, landmarks, has_landmarks, ignore)
+        return cls(Path(path), boxes, landmarks, has_landmarks, ignore, source, lines)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -70,6 +83,14 @@ def valid_box_mask(boxes: np.ndarray, min_size: float = 1.0) -> np.ndarray:
     """Boxes whose width and height are both at least ``min_size`` pixels."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     return ((boxes[:, 2] - boxes[:, 0]) >= min_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_size)
+
+
+def too_small_mask(boxes: np.ndarray, min_size: float) -> np.ndarray:
+    """Boxes with a positive width and height of which one is under ``min_size`` pixels (a reader's
+    own size floor; boxes of non-positive size are :mod:`.validate`'s, dropped with a warning)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return (w > 0) & (h > 0) & ((w < min_size) | (h < min_size))
 
 
 def summarize(records: list[ImageRecord]) -> str:

@@ -87,7 +87,7 @@ def read_voc_xml(xml_file: Path, images_dir: Path | None = None, box_rule=MASK_R
     ignore = np.asarray(ignore, np.float32).reshape(-1, 4)
     if box_rule is not None:
         boxes, ignore = voc_to_face_box(boxes, *box_rule), voc_to_face_box(ignore, *box_rule)
-    return ImageRecord.from_boxes(Path(images_dir) / name, boxes, ignore=ignore)
+    return ImageRecord.from_boxes(Path(images_dir) / name, boxes, ignore=ignore, source=xml_file)
 
 
 def is_voc_name_list(path: Path) -> bool:

@@ -76,8 +76,9 @@ def five_landmarks_from_points(points: np.ndarray, mouth_half_width: float = WEB
     return np.stack([p[:, 0], p[:, 1], p[:, 2], p[:, 3] - offset, p[:, 3] + offset], axis=1)
 
 
-def read_webfaces_points(path: str | Path) -> dict[str, np.ndarray]:
-    """``landmarks.txt`` -> {image name: (N, 4, 2) points}, in file order."""
+def read_webfaces_points(path: str | Path, lines: dict[str, list[int]] | None = None) -> dict[str, np.ndarray]:
+    """``landmarks.txt`` -> {image name: (N, 4, 2) points}, in file order (``lines``, if given, receives
+    each face's line number, image by image)."""
     path = Path(path)
     faces: dict[str, list] = {}
     with open(path, encoding="utf-8") as f:
@@ -92,6 +93,8 @@ def read_webfaces_points(path: str | Path) -> dict[str, np.ndarray]:
             except ValueError:
                 raise ValueError(f"{path}:{number}: non-numeric point in {line.strip()!r}") from None
             faces.setdefault(parts[0], []).append(values)
+            if lines is not None:
+                lines.setdefault(parts[0], []).append(number)
     return {name: np.asarray(v, np.float32).reshape(-1, 4, 2) for name, v in faces.items()}
 
 
@@ -99,8 +102,8 @@ def read_webfaces(labels: str | Path, images: str | Path | None = None) -> list[
     """``landmarks.txt`` -> records with derived boxes and five landmarks per face."""
     labels = Path(labels)
     root = Path(images) if images else labels.parent / "images"
-    records = []
-    for name, points in read_webfaces_points(labels).items():
+    records, lines = [], {}
+    for name, points in read_webfaces_points(labels, lines).items():
         records.append(ImageRecord.from_boxes(root / name, face_boxes_from_points(points),
-                                              five_landmarks_from_points(points)))
+                                              five_landmarks_from_points(points), source=labels, lines=lines[name]))
     return records

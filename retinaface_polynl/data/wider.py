@@ -20,12 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .records import ImageRecord, valid_box_mask
+from .records import ImageRecord, too_small_mask
 
 log = logging.getLogger(__name__)
 
 
-def _records_from_faces(path: Path, faces: list[list[float]], min_size: float) -> ImageRecord:
+def _records_from_faces(path: Path, faces: list[list[float]], min_size: float, source: Path | None = None,
+                        lines: list[int] | None = None) -> ImageRecord:
+    """One image's face rows -> its record; boxes of positive size under ``min_size`` px are dropped here,
+    those of non-positive size are left to :mod:`.validate` (dropped with a warning naming the line)."""
     arr = np.asarray(faces, np.float32).reshape(-1, len(faces[0]) if faces else 4)
     boxes = arr[:, :4].copy()
     boxes[:, 2:] += boxes[:, :2]
@@ -36,8 +39,9 @@ def _records_from_faces(path: Path, faces: list[list[float]], min_size: float) -
         landmarks = pts[:, :, :2].copy()
         has = (pts[:, :, :2] >= 0).all(axis=(1, 2))
         landmarks[~has] = 0
-    keep = valid_box_mask(boxes, min_size)
-    return ImageRecord(path, boxes[keep], landmarks[keep], has[keep])
+    keep = ~too_small_mask(boxes, min_size)
+    line_numbers = None if lines is None else np.asarray(lines, np.int64).reshape(-1)[keep]
+    return ImageRecord(path, boxes[keep], landmarks[keep], has[keep], None, source, line_numbers)
 
 
 def read_retinaface_labels(label_file: str | Path, images_dir: str | Path, min_size: float = 1.0) -> list[ImageRecord]:
@@ -49,6 +53,7 @@ def read_retinaface_labels(label_file: str | Path, images_dir: str | Path, min_s
     records: list[ImageRecord] = []
     current: str | None = None
     faces: list[list[float]] = []
+    lines: list[int] = []
     with open(label_file, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             line = line.strip()
@@ -56,8 +61,8 @@ def read_retinaface_labels(label_file: str | Path, images_dir: str | Path, min_s
                 continue
             if line.startswith("#"):
                 if current is not None:
-                    records.append(_records_from_faces(images_dir / current, faces, min_size))
-                current, faces = line[1:].strip(), []
+                    records.append(_records_from_faces(images_dir / current, faces, min_size, label_file, lines))
+                current, faces, lines = line[1:].strip(), [], []
                 continue
             if current is None:
                 raise ValueError(f"{label_file}:{lineno}: face line before the first '# path' line")
@@ -67,8 +72,9 @@ def read_retinaface_labels(label_file: str | Path, images_dir: str | Path, min_s
             if len(values) < 19:  # a box without the landmark fields
                 values = values[:4] + [-1.0] * 15
             faces.append(values[:19])
+            lines.append(lineno)
     if current is not None:
-        records.append(_records_from_faces(images_dir / current, faces, min_size))
+        records.append(_records_from_faces(images_dir / current, faces, min_size, label_file, lines))
     return records
 
 
@@ -81,7 +87,8 @@ def read_wider_bbx_gt(
     than ``min_size`` pixels are dropped.
     """
     gt_file, images_dir = Path(gt_file), Path(images_dir)
-    lines = [ln.strip() for ln in open(gt_file, encoding="utf-8") if ln.strip()]
+    numbered = [(k, ln.strip()) for k, ln in enumerate(open(gt_file, encoding="utf-8"), 1) if ln.strip()]
+    lines = [ln for _, ln in numbered]
     records: list[ImageRecord] = []
     i = 0
     while i < len(lines):
@@ -91,9 +98,10 @@ def read_wider_bbx_gt(
         except (IndexError, ValueError):
             raise ValueError(f"{gt_file}: expected a face count after {name!r} (line {i + 2})") from None
         rows = lines[i + 2 : i + 2 + max(count, 1)]
+        row_lines = [k for k, _ in numbered[i + 2 : i + 2 + count]]
         i += 2 + max(count, 1)
-        faces = []
-        for row in rows[:count]:
+        faces, face_lines = [], []
+        for row, lineno in zip(rows[:count], row_lines):
             v = [float(x) for x in row.split()]
             if len(v) < 4:
                 raise ValueError(f"{gt_file}: bad face line {row!r} for {name}")
@@ -101,5 +109,6 @@ def read_wider_bbx_gt(
             if invalid and not keep_invalid:
                 continue
             faces.append(v[:4])
-        records.append(_records_from_faces(images_dir / name, faces, min_size))
+            face_lines.append(lineno)
+        records.append(_records_from_faces(images_dir / name, faces, min_size, gt_file, face_lines))
     return records
