@@ -307,3 +307,46 @@ def test_a_refused_run_leaves_the_earlier_json_whole(tmp_path, capsys, detector)
     cv2.imwrite(str(src / "a_faces.png"), picture(2))
     assert run(capsys, "anonymize", src, "-o", src, "--json", jsonl, "--quiet")[0] == 2
     assert jsonl.read_bytes() == before
+
+
+# -- what worked and stays so: no metadata copied ---------------------------------------------------------
+def test_no_metadata_reaches_the_outputs(tmp_path, capsys, detector):
+    """EXIF (with a GPS position and a thumbnail), XMP and IPTC in a JPEG, text chunks in a PNG, the
+    place and camera keys of an MP4: none of it is in the outputs."""
+    import av
+
+    src = tmp_path / "in"
+    src.mkdir()
+    secret = b"+48.8584+002.2945/"  # where the photo was taken
+    ok, body = cv2.imencode(".jpg", picture(1))
+    thumb = cv2.imencode(".jpg", picture(2, 24, 32))[1].tobytes()
+    exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00\x25\x88\x04\x00\x01\x00\x00\x00\x1a\x00\x00\x00" + \
+        b"\x00\x00\x00\x00GPS " + secret + thumb
+    xmp = b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>" + secret + b"</x:xmpmeta>"
+    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x14\x1c\x02\x5a\x00\x10" + secret
+    segments = b"".join(b"\xff" + m + (len(p) + 2).to_bytes(2, "big") + p
+                        for m, p in ((b"\xe1", exif), (b"\xe1", xmp), (b"\xed", iptc)))
+    data = body.tobytes()
+    (src / "a.jpg").write_bytes(data[:2] + segments + data[2:])
+    png = cv2.imencode(".png", picture(3))[1].tobytes()
+    import zlib
+
+    chunk = b"tEXtLocation\x00" + secret
+    text = len(chunk[4:]).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
+    (src / "b.png").write_bytes(png[:33] + text + png[33:])
+    video = write_test_video(tmp_path / "plain.mp4", [picture(i) for i in range(3)])
+    with av.open(str(video)) as i, av.open(str(src / "c.mov"), "w") as o:
+        o.metadata.update({"location": secret.decode(), "make": "Apple", "model": "iPhone 15"})
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for packet in i.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+    assert all(secret in p.read_bytes() for p in src.iterdir())
+    assert run(capsys, "anonymize", src, "-o", tmp_path / "out", "--quiet")[0] == 0
+    outputs = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in outputs] == ["a.jpg", "b.png", "c.mov"]
+    for path in outputs:
+        data = path.read_bytes()
+        assert secret not in data and b"iPhone" not in data and b"Exif" not in data and b"xmpmeta" not in data, path
+    assert b"tEXt" not in outputs[1].read_bytes()
