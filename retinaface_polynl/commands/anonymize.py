@@ -55,8 +55,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "every detected face's region is blurred (default), pixelated or filled, and nothing else in the "
         "picture changes.  Outputs mirror the input tree under --output: pictures in their own format when "
         "it is lossless (PNG, BMP, TIFF, WebP written lossless), JPEG at quality 95 (4:4:4 chroma), PNG for other formats "
-        "(no metadata copied: EXIF and GPS tags are dropped); videos with the same frame rate, frame count, "
-        "size and audio (copied without re-encoding when the container allows).  " + SIZE_HELP,
+        "(no metadata copied: EXIF and GPS tags are dropped); HEIC photos (with pillow-heif installed) become "
+        "PNG; multi-page TIFFs and animated GIF/WebP/PNG are refused with an error line.  Videos keep every "
+        "frame with its own presentation time (variable frame rates too), their size and sound (copied "
+        "without re-encoding when the container allows) and the language and title of their streams; a frame "
+        "on which detection fails is masked whole and reported; a video that ends before its header says is "
+        "an error.  Safety: every output path is planned before anything is written and the run is refused "
+        "(exit status 2) when an output would overwrite an input or two inputs would write one file (names "
+        "that differ only in case count as one); every file is written under a temporary name beside it and "
+        "renamed when complete, so a killed run never leaves half a file under an output's name (Ctrl-C or "
+        "SIGTERM keep the frames of the video in progress as <name>.partial<ext>, its sound cut where they "
+        "end); --resume goes on from a run that stopped.  " + SIZE_HELP,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -79,12 +88,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g = p.add_argument_group("outputs")
     g.add_argument("--output", "-o", metavar="DIR", required=True,
                    help="folder for the anonymised pictures and videos, mirroring the inputs' folders (required; "
-                   "when it lies inside an input folder, its files are not taken as inputs)")
+                   "when it lies inside an input folder, its files are not taken as inputs; an output that would be "
+                   "its own input gets _faces added, one that would be another input is refused)")
     g.add_argument("--json", metavar="FILE",
                    help="JSON lines, one record per image / video frame: {path, frame (videos), width, height, "
                    "boxes, scores, landmarks (the faces found in it), regions [[x1,y1,x2,y2]...] (what was masked, "
-                   "in pixels), region_frames (videos: the frame each masked face was found in)}, and "
-                   "{path, error} for each input that failed; '-' for stdout")
+                   "in pixels), region_frames (videos: the frame each masked face was found in), output (the file "
+                   "written)}, and {path, frame (videos), error} for each input or frame that failed; '-' for "
+                   "stdout. Written under a temporary name and renamed when the run ends; with --resume the "
+                   "records of the inputs already done are kept")
     g.add_argument("--codec", default="auto", metavar="NAME",
                    help="video encoder, any FFmpeg one in the PyAV build (libx264, libx265, libvpx-vp9, mpeg4, "
                    "ffv1...); default auto: H.264 (libx264) for .mp4/.mov/.mkv/.avi, VP9 for .webm, FFV1 "

@@ -62,7 +62,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--json",
         metavar="FILE",
         help="JSON lines, one record per image / video frame: {path, frame (videos), width, height, "
-        "boxes [[x1,y1,x2,y2]...], scores, landmarks [[[x,y] x5]...], crops (with --crops)} in pixels, "
+        "boxes [[x1,y1,x2,y2]...], scores, landmarks [[[x,y] x5]...], crops (with --crops), output (the "
+        "annotated file, with --output)} in pixels, "
         "and {path, error} for each input that failed; '-' for stdout",
     )
     g.add_argument(
