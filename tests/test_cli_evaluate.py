@@ -50,3 +50,44 @@ def test_usage_errors_name_this_command(capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2 and "retinaface-polynl evaluate: error: no prediction folder" in err
     assert "widerface_eval" not in err
+
+
+def test_a_symlink_out_of_the_prediction_folder_is_named_and_never_shown(widerface_gt_dir, tmp_path):
+    """Issue 38: the command followed a link out of --pred and printed the first line of /etc/passwd."""
+    from widerface_eval import load_ground_truth
+
+    gt = load_ground_truth(widerface_gt_dir)
+    event, image = gt.events[0], gt.images[0]
+    secret = tmp_path / "private" / "passwd"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:SECRET-LINE:/root:/bin/bash\n")
+    link = tmp_path / "pred" / event / f"{image}.txt"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+    out = subprocess.run(
+        [sys.executable, "-m", "retinaface_polynl", "evaluate", "--pred", str(tmp_path / "pred"),
+         "--gt", str(widerface_gt_dir), "--no-progress"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert out.returncode != 0
+    assert f"{image}.txt" in out.stderr and "leads out of the prediction folder" in out.stderr
+    assert "SECRET" not in out.stdout + out.stderr and "root:x" not in out.stdout + out.stderr
+
+
+def test_fddb_detections_linked_from_outside_are_refused_too(tmp_path):
+    import pytest
+
+    fddb = REPO.parent / "shared" / "data" / "faces_fddb"
+    if not (fddb / "annotations.json").exists():
+        pytest.skip(f"FDDB annotations not found in {fddb}")
+    secret = tmp_path / "private.txt"
+    secret.write_text("SECRET-LINE\n")
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred" / "fold-01.txt").symlink_to(secret)
+    out = subprocess.run(
+        [sys.executable, "-m", "retinaface_polynl", "evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(fddb),
+         "--no-progress"],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert out.returncode != 0 and "fold-01.txt" in out.stderr and "leads out of the prediction folder" in out.stderr
+    assert "SECRET" not in out.stdout + out.stderr

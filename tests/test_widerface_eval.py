@@ -726,3 +726,72 @@ def test_resampled_image_drawn_twice_counts_as_two_copies(gt):
 def test_resampled_ap_refuses_indices_outside_the_images(gt):
     with pytest.raises(ValueError, match="samples index images"):
         we.resampled_ap({}, gt, np.array([[0, len(gt.images)]]))
+
+
+# ----------------------------------------------------------------------------- streaming, symlinks (issue 38)
+
+
+def test_a_large_prediction_file_is_read_streaming_in_bounded_memory(tmp_path):
+    """100,000 boxes (3.4 MB of text): reading holds the (N, 5) array and a bounded chunk of lines,
+    not the text split into Python strings (which peaked at 40x the file: 11.6 GB for 267 MB)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n = 100_000
+    boxes = np.round(rng.uniform(0, 1000, (n, 5)), 2)
+    path = tmp_path / "0--A" / "a1.txt"
+    path.parent.mkdir(parents=True)
+    with open(path, "w") as fh:
+        fh.write(f"a1\n{n}\n")
+        fh.writelines("%g %g %g %g %g\n" % tuple(row) for row in boxes)
+    tracemalloc.start()
+    try:
+        arr = we.read_prediction_file(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(arr, boxes)  # every value read back, in file order
+    assert peak < arr.nbytes + 4_000_000, f"peak {peak / 1e6:.1f} MB for a {arr.nbytes / 1e6:.1f} MB array"
+    # the same answer as parsing the whole text at once
+    from widerface_eval.io import parse_prediction_text
+
+    np.testing.assert_array_equal(parse_prediction_text(path.read_text(), path, "a1"), arr)
+
+
+def test_streaming_keeps_line_accurate_errors_across_chunks(tmp_path):
+    from widerface_eval import io as wio
+
+    n = 3 * wio._CHUNK + 5
+    lines = ["0 0 20 20 0.9"] * n
+    lines[2 * wio._CHUNK + 1] = "0 0 20 twenty 0.9"
+    path = write_file(tmp_path / "a1.txt", "a1\n%d\n" % n + "\n".join(lines) + "\n")
+    with pytest.raises(we.PredictionFormatError) as ei:
+        we.read_prediction_file(path)
+    assert ei.value.line == 3 + 2 * wio._CHUNK + 1 and "'twenty'" in str(ei.value)
+    # a count line far beyond what the file can hold is refused without allocating for it
+    path = write_file(tmp_path / "a2.txt", "a2\n999999999999\n0 0 20 20 0.9\n")
+    with pytest.raises(we.PredictionFormatError) as ei:
+        we.read_prediction_file(path)
+    assert "says 999999999999 boxes but only 1" in str(ei.value) and ei.value.line == 4
+    # CRLF files read as before
+    path.write_bytes(b"a2\r\n2\r\n0 0 20 20 0.9\r\n1 1 5 5 0.5\r\n\r\n")
+    assert we.read_prediction_file(path).tolist() == [[0, 0, 20, 20, 0.9], [1, 1, 5, 5, 0.5]]
+
+
+def test_a_symlink_out_of_the_prediction_folder_is_refused_without_reading_it(small, tmp_path):
+    g, pred = small
+    secret = write_file(tmp_path / "outside" / "secret.txt", "root:SECRET-HASH:0:0\n1\n0 0 20 20 0.9\n")
+    link = pred / "0--A" / "a1.txt"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+    with pytest.raises(we.PredictionFormatError) as ei:
+        we.evaluate(pred, g, progress=False)
+    message = str(ei.value)
+    assert ei.value.path == link and "a1.txt" in message and "leads out of the prediction folder" in message
+    assert "SECRET" not in message and "root:" not in message and str(secret) not in message
+    # a link that stays inside the folder is an ordinary file
+    link.unlink()
+    inside = write_file(pred / "0--A" / "kept" / "a1-source", "a1\n1\n0 0 20 20 0.9\n")
+    link.symlink_to(Path("kept") / "a1-source")
+    assert we.read_predictions(pred, progress=False)["a1"].tolist() == [[0, 0, 20, 20, 0.9]]
+    assert inside.exists()
