@@ -2,12 +2,13 @@
 
     image (BGR uint8, as OpenCV reads it) -> resize (optional) -> minus BGR mean
     -> backend (the network + anchor decoding) -> score threshold -> top-k
-    -> NMS (torchvision) -> boxes / scores / landmarks in original-image pixels
+    -> NMS (numpy, :mod:`retinaface_polynl.boxes`) -> boxes / scores / landmarks in original-image pixels
 
 ``Detector`` composes parts that live below it and know nothing of it: the steps
 before and after the network (:mod:`retinaface_polynl.pipeline`: ``resize_scale``,
 ``preprocess``, ``pad_batch``, ``postprocess``, ``scale_back``, ``Detections``), the
-backends (:mod:`retinaface_polynl.export`: PyTorch, onnxruntime, TensorRT) and
+backend, opened by :func:`retinaface_polynl.backends.open_backend` (PyTorch, onnxruntime,
+TensorRT; numpy arrays at its boundary, so the default path needs no torch) and
 test-time augmentation (:mod:`retinaface_polynl.tta`, handed the Detector as its
 runner).  Those names are re-exported here, where they used to be defined.
 
@@ -44,15 +45,11 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from .checkpoints import load_model
-from .export.auto import auto_backend
-from .export.runtime import detect_format, load_backend
-from .export.torch_backend import TorchBackend, torch_threads
+from .backends import Device, open_backend
 from .media import Prefetcher, decode_image, read_image, to_bgr_uint8
 # The shared steps live below this module (``Detector`` composes them); their names are
 # re-exported here, where they were first defined, so ``from retinaface_polynl.detector
@@ -62,6 +59,7 @@ from .pipeline import (
     STRIDE,
     Detections,
     Face,
+    InputRule,
     hint_rule,
     pad_batch,
     postprocess,
@@ -70,9 +68,12 @@ from .pipeline import (
     scale_back,
 )
 from .presets import ModelConfig, get_preset
-from .shipped import default_weights_path, demo_dir
+from .shipped import default_weights_path, demo_dir  # noqa: F401 (demo_dir re-exported)
 from .tta import detect_tta, resolve_tta
 from .zoom import ZoomRule, cut_by_region, merge_zoom, needs_zoom, resolve_zoom, shift, zoom_region, zoom_scale
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -163,25 +164,28 @@ class Detector:
             exported file runs at the precision it was exported in), ``"fp32"`` or
             ``"fp16"`` (PyTorch: the network under float16 autocast, decoding in float32).
         threads: intra-op threads of whichever engine runs (torch's are set for each
-            call and restored after it); default: torch's current count (the number of
-            cores, or ``OMP_NUM_THREADS``), so the two engines never ask for more
+            call and restored after it, one such call at a time, since the count is the
+            process's); default: ``OMP_NUM_THREADS``, else the number of cores this
+            process may use (PyTorch: torch's own setting), so engines never ask for more
             threads than the machine has.  onnxruntime's threads do not spin between
             calls, so a caller that alternates detectors is not slowed by idle ones.
         providers: onnxruntime execution providers; ``intra_op_threads``: old name of ``threads``.
 
     ``self.backend`` is the one seam to the network: any callable taking a
     float32 batch (B, 3, H, W) and returning decoded ``boxes (B, A, 4)``,
-    ``scores (B, A)`` and ``landmarks (B, A, 5, 2)`` torch tensors (as
-    :class:`TorchBackend` does) can replace it.
+    ``scores (B, A)`` and ``landmarks (B, A, 5, 2)`` float32 numpy arrays (as every
+    backend of :func:`~retinaface_polynl.backends.open_backend` does) can replace it.
+
+    Threads: ``detect`` may be called from several threads at once on one Detector (onnxruntime
+    sessions run concurrently; PyTorch calls that set a thread count are serialised); the
+    ``timings`` it keeps are then approximate.
     """
 
     # The checkpoint's own advice on input size (``inference: {"min_size": S, "max_size": N}``:
     # short side at least S, never shrunk, long side at most N; or ``{"size": S, ...}``: short
     # side S exactly), used only when neither the Detector nor the call chooses a size (see
-    # ``input_scale``).
-    recommended_size: int | None = None
-    recommended_max_size: int | None = None
-    recommended_upscale_only: bool = False
+    # ``input_rule``).
+    recorded_rule: InputRule = InputRule()
     # ``Detector(min_size=...)``: a floor on the short side chosen by the caller (None: none)
     min_size: int | None = None
     # the checkpoint's small-face zoom (``inference["zoom"]``) and the caller's choice (see ``zoom_rule``)
@@ -204,25 +208,20 @@ class Detector:
         backend: str = "auto",
         providers: list | None = None,
         intra_op_threads: int | None = None,
-        model: torch.nn.Module | None = None,
+        model: "torch.nn.Module | None" = None,
         threads: int | None = None,
         precision: str = "auto",
         zoom: "bool | str | ZoomRule | None" = None,
     ) -> None:
-        self.device = _device(device)
+        self.device = Device.parse(device)
         resolve_zoom(zoom, None)  # refuse a malformed choice before loading anything
         threads = _resolve_threads(threads, intra_op_threads)
-        if precision not in ("auto", "fp32", "fp16"):
-            raise ValueError(f"unknown precision {precision!r}; choose auto, fp32 or fp16")
         _check_options(threshold, size, max_size, min_size)
         if size is not None and min_size is not None:
             raise ValueError("give size= (the short side exactly) or min_size= (a floor on it), not both")
         if not 0.0 <= nms_threshold <= 1.0:
             raise ValueError(f"nms_threshold must be between 0 and 1 (an IoU), got {nms_threshold}")
-        config = get_preset(preset) if isinstance(preset, str) else preset
-        if model is not None and (weights is not None or config is not None):
-            raise ValueError("give model= alone: it carries its own weights and configuration")
-        if weights is None and config is None and model is None:
+        if weights is None and preset is None and model is None:
             weights = default_weights_path()
             if weights is None:
                 raise ValueError(
@@ -230,48 +229,11 @@ class Detector:
                     "(e.g. a Pytorch_Retinaface mobilenet0.25_Final.pth) or preset=NAME for an untrained model"
                 )
         self.weights = Path(weights) if weights is not None else None
-        self.model: torch.nn.Module | None = None
-        if backend not in ("auto", "torch", "onnxruntime", "tensorrt"):
-            raise ValueError(f"unknown backend {backend!r}; choose auto, torch, onnxruntime or tensorrt")
-        exported = self.weights is not None and _exported(self.weights)
-        picked = None
-        if exported and precision == "fp16":
-            raise ValueError(f"{self.weights} is an exported file: it runs at the precision it was exported in; "
-                             "drop precision= (export with --format onnx-fp16 for float16)")
-        if backend == "auto" and not exported and self.weights is not None and config is None:
-            picked = auto_backend(self.weights, self.device, threads=threads, providers=providers, precision=precision,
-                                  default_weights=default_weights_path())
-        if picked is not None or (self.weights is not None and (backend not in ("auto", "torch") or exported)):
-            if config is not None:
-                raise ValueError(f"{self.weights} runs as an exported model that carries its own preset; "
-                                 "drop preset= (or pass backend='torch')")
-            if picked is not None:
-                self.backend, self.config = picked, picked.config
-            else:
-                self.backend, self.config = load_backend(
-                    self.weights, device=self.device, providers=providers, intra_op_threads=threads,
-                    backend=backend,
-                )
-            metadata = getattr(self.backend, "metadata", None)
-            self._take_inference_hint(getattr(metadata, "inference", None))
-            if precision != "auto" and self.precision != precision:
-                raise ValueError(f"{self.weights} runs on {self.backend_name} at {self.precision}, not {precision}; "
-                                 "pass backend='torch' to choose the precision")
-        else:
-            if model is not None:
-                self.model, self.config = model.to(self.device).eval(), model.config
-            elif self.weights is not None:
-                loaded = load_model(self.weights, config=config, device=self.device)
-                self.model, self.config = loaded.model, loaded.config
-                self._take_inference_hint(loaded.extra.get("inference"))
-            else:
-                from .models.retinaface import RetinaFace
-
-                log.warning("preset %s without weights: the network is untrained, its detections are noise", config.name)
-                self.model, self.config = RetinaFace(config).eval(), config
-            if precision == "auto":
-                precision = "fp16" if self.device.type == "cuda" else "fp32"
-            self.backend = TorchBackend(self.model, self.device, threads=threads, precision=precision)
+        opened = open_backend(self.weights, backend=backend, device=self.device, precision=precision,
+                              threads=threads, providers=providers, config=preset, model=model,
+                              shipped=default_weights_path())
+        self.backend, self.config, self.model = opened.backend, opened.config, opened.model
+        self.recorded_rule, self.recommended_zoom = opened.rule, opened.zoom
         self.threads = threads
         self.threshold = threshold
         self.nms_threshold = nms_threshold
@@ -301,7 +263,11 @@ class Detector:
         if threads is not None:
             return int(threads)
         if self.backend_name == "torch" and self.device.type == "cpu":
-            return self.threads if self.threads is not None else torch.get_num_threads()
+            if self.threads is not None:
+                return self.threads
+            import torch  # the torch backend is running: torch is there
+
+            return torch.get_num_threads()
         return None
 
     def describe(self) -> str:
@@ -321,10 +287,26 @@ class Detector:
             f"threads={self.intra_op_threads!r}, device={str(self.device)!r})"
         )
 
-    def _take_inference_hint(self, inference: dict | None) -> None:
-        self.recommended_size, self.recommended_max_size, self.recommended_upscale_only = hint_rule(inference)
-        zoom = (inference or {}).get("zoom")
-        self.recommended_zoom = ZoomRule.from_dict(zoom) if zoom else None
+    # The recorded rule's parts, by their old names (scripts set them to None to run at original size).
+    @property
+    def recommended_size(self) -> int | None:
+        return self.recorded_rule.size
+
+    @recommended_size.setter
+    def recommended_size(self, value: int | None) -> None:
+        self.recorded_rule = self.recorded_rule._replace(size=value)
+
+    @property
+    def recommended_max_size(self) -> int | None:
+        return self.recorded_rule.max_size
+
+    @recommended_max_size.setter
+    def recommended_max_size(self, value: int | None) -> None:
+        self.recorded_rule = self.recorded_rule._replace(max_size=value)
+
+    @property
+    def recommended_upscale_only(self) -> bool:
+        return self.recorded_rule.upscale_only
 
     @property
     def zoom_rule(self) -> ZoomRule | None:
@@ -336,30 +318,22 @@ class Detector:
         rule = self.zoom_rule
         return rule.describe() if rule is not None else "no zoom"
 
-    def input_rule(self, size: int | None = None, max_size: int | None = None) -> tuple[int | None, int | None, bool]:
-        """``(short side, long-side cap, upscale_only)`` of a call: each of its ``size`` /
-        ``max_size`` or else the Detector's (``size`` exactly, or ``min_size`` as a floor that
-        a call's ``size`` replaces); when none of them is set, the checkpoint's recommendation.
-        ``None`` for both sides means the original size."""
+    def input_rule(self, size: int | None = None, max_size: int | None = None) -> InputRule:
+        """The :class:`~retinaface_polynl.pipeline.InputRule` of a call: each of its ``size`` /
+        ``max_size`` or else the Detector's (``size`` exactly, or ``min_size`` as a floor that a
+        call's ``size`` replaces); when none of them is set, the rule the weights record.
+        Unpacks as ``(short side, long-side cap, upscale_only)``."""
         short = self.size if size is None else size
         cap = self.max_size if max_size is None else max_size
         if size is None and self.min_size is not None:
-            return self.min_size, cap, True
+            return InputRule(self.min_size, cap, True)
         if short is not None or cap is not None:
-            return short, cap, False
-        return self.recommended_size, self.recommended_max_size, self.recommended_upscale_only
+            return InputRule(short, cap, False)
+        return self.recorded_rule
 
     def describe_input(self, size: int | None = None, max_size: int | None = None) -> str:
         """The input-size rule in words, for summaries: ``short side at least 480, long side <= 1024``."""
-        size, max_size, upscale_only = self.input_rule(size, max_size)
-        if size is None and max_size is None:
-            return "original size"
-        parts = []
-        if size is not None:
-            parts.append(f"short side {'at least ' if upscale_only else ''}{size}")
-        if max_size is not None:
-            parts.append(f"long side <= {max_size}")
-        return ", ".join(parts)
+        return self.input_rule(size, max_size).describe()
 
     # -- helpers shared with TTA -------------------------------------------------------
     def prepare(self, image: ImageLike, rgb: bool = False) -> np.ndarray:
@@ -372,32 +346,25 @@ class Detector:
             return to_bgr_uint8(image, rgb=rgb)
 
     def input_size(self, size: int | None = None, max_size: int | None = None) -> tuple[int | None, int | None]:
-        """The (short side, long-side cap) a call uses: its arguments, else the Detector's,
-        else the checkpoint's ``recommended_size`` / ``recommended_max_size``; ``None`` for both
+        """The (short side, long-side cap) a call uses (see :meth:`input_rule`); ``None`` for both
         means the original size."""
-        size, max_size, _ = self.input_rule(size, max_size)
-        return size, max_size
+        rule = self.input_rule(size, max_size)
+        return rule.size, rule.max_size
 
     def input_scale(self, height: int, width: int, size: int | None = None, max_size: int | None = None) -> float:
-        """Single-scale resize factor for an image at :meth:`input_size` (limited by
-        ``size_limit`` when no ``max_size`` is set)."""
-        size, max_size, upscale_only = self.input_rule(size, max_size)
-        scale = resize_scale(height, width, size, max_size, upscale_only)
-        if max_size is None and self.size_limit is not None and max(height, width) * scale > self.size_limit:
-            limited = self.size_limit / max(height, width)
+        """Single-scale resize factor for an image under :meth:`input_rule` (limited by
+        ``size_limit`` when no ``max_size`` is set, with a warning)."""
+        rule = self.input_rule(size, max_size)
+        if rule.exceeds(height, width, self.size_limit):
+            wanted = rule.scale(height, width)
             log.warning(
                 "image of %dx%d would enter the network at %dx%d; downscaled to a long side of %d "
                 "(size_limit; pass max_size= / --max-size to choose)",
-                width,
-                height,
-                round(width * scale),
-                round(height * scale),
-                self.size_limit,
+                width, height, round(width * wanted), round(height * wanted), self.size_limit,
             )
-            scale = limited
-        return scale
+        return rule.scale(height, width, self.size_limit)
 
-    def predict_raw(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def predict_raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Preprocessed batch (B, 3, H, W) -> decoded boxes (B, A, 4), scores (B, A), landmarks (B, A, 5, 2)
         in network-input pixels, for every anchor."""
         return self.backend(batch)
@@ -613,18 +580,3 @@ def _is_many(images: Any) -> bool:
     if isinstance(images, (str, Path, bytes, bytearray, memoryview)):
         return False
     return isinstance(images, Iterable)
-
-
-def _exported(path: Path) -> bool:
-    """Whether ``path`` is an exported model (ONNX or TensorRT engine) rather than a checkpoint."""
-    return path.is_file() and detect_format(path) != "torch"
-
-
-def _device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine; use device='cpu'")
-    return dev

@@ -2,7 +2,7 @@
 
     image (BGR uint8) -> resize_scale / preprocess (resize, minus BGR_MEAN, CHW float32)
     -> pad_batch (zero = mean colour, to a multiple of STRIDE) -> [a backend: the network]
-    -> postprocess (score threshold, top-k, NMS) -> scale_back (original-image pixels)
+    -> postprocess (score threshold, top-k, NMS: :mod:`retinaface_polynl.boxes`) -> scale_back (original-image pixels)
     -> Detections
 
 ``Detector`` (:mod:`retinaface_polynl.detector`), test-time augmentation
@@ -19,14 +19,15 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-import torch
-from torchvision.ops import nms
+
+from .boxes import nms
 
 __all__ = [
     "BGR_MEAN",
     "STRIDE",
     "Detections",
     "Face",
+    "InputRule",
     "hint_rule",
     "merge_nms",
     "pad_batch",
@@ -110,15 +111,59 @@ class Detections:
         return align_faces(image, self.landmarks, size)
 
 
-def hint_rule(inference: dict | None) -> tuple[int | None, int | None, bool]:
+class InputRule(NamedTuple):
+    """How big a picture enters the network: the one input-size policy, used by ``Detector``,
+    test-time augmentation, the small-face zoom and export checks alike.
+
+    ``size``: the short side in pixels (with ``upscale_only``, a floor: smaller pictures are
+    enlarged to it, larger ones keep their size); ``max_size``: a cap on the long side (it wins
+    over ``size``); both ``None``: the original size.  A tuple ``(size, max_size,
+    upscale_only)``, so it unpacks and compares as the tuple it replaced.
+    """
+
+    size: int | None = None
+    max_size: int | None = None
+    upscale_only: bool = False
+
+    @classmethod
+    def from_hint(cls, inference: dict | None) -> "InputRule":
+        """A checkpoint's ``inference`` hint: ``{"min_size": S, "max_size": N}`` is a floor (smaller
+        pictures enlarged to a short side of S, larger ones kept), ``{"size": S, "max_size": N}`` the
+        short side exactly; no hint, the original size."""
+        hint = inference or {}
+        if hint.get("min_size") is not None:
+            return cls(hint["min_size"], hint.get("max_size"), True)
+        return cls(hint.get("size"), hint.get("max_size"), False)
+
+    def scale(self, height: int, width: int, limit: int | None = None) -> float:
+        """The resize factor for a picture of ``height`` x ``width``; ``limit``: a safety cap on
+        the long side that applies only when the rule sets no ``max_size`` (``Detector.size_limit``)."""
+        scale = resize_scale(height, width, self.size, self.max_size, self.upscale_only)
+        if self.exceeds(height, width, limit):
+            scale = limit / max(height, width)
+        return scale
+
+    def exceeds(self, height: int, width: int, limit: int | None) -> bool:
+        """Whether the safety ``limit`` shrinks this picture below what the rule alone asks."""
+        return (self.max_size is None and limit is not None
+                and max(height, width) * self.scale(height, width) > limit)
+
+    def describe(self) -> str:
+        """The rule in words, for summaries: ``short side at least 480, long side <= 1024``."""
+        if self.size is None and self.max_size is None:
+            return "original size"
+        parts = []
+        if self.size is not None:
+            parts.append(f"short side {'at least ' if self.upscale_only else ''}{self.size}")
+        if self.max_size is not None:
+            parts.append(f"long side <= {self.max_size}")
+        return ", ".join(parts)
+
+
+def hint_rule(inference: dict | None) -> InputRule:
     """A checkpoint's ``inference`` hint as ``(short side, long-side cap, upscale_only)``:
-    ``{"min_size": S, "max_size": N}`` is a floor (smaller pictures enlarged to a short side
-    of S, larger ones kept), ``{"size": S, "max_size": N}`` the short side exactly; no hint,
-    the original size."""
-    hint = inference or {}
-    if hint.get("min_size") is not None:
-        return hint["min_size"], hint.get("max_size"), True
-    return hint.get("size"), hint.get("max_size"), False
+    :meth:`InputRule.from_hint`."""
+    return InputRule.from_hint(inference)
 
 
 def resize_scale(height: int, width: int, size: int | None, max_size: int | None,
@@ -179,25 +224,25 @@ def pad_batch(arrays: Sequence[np.ndarray], multiple: int = STRIDE) -> np.ndarra
 
 
 def postprocess(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    landmarks: torch.Tensor,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    landmarks: np.ndarray,
     threshold: float,
     nms_threshold: float,
     top_k: int,
     max_detections: int,
 ) -> Detections:
-    """One image's decoded anchors -> thresholded, NMS-ed detections (input pixels)."""
-    if scores.device.type == "cpu":  # numpy finds the few anchors above the threshold ~10x faster
-        keep = torch.from_numpy(np.flatnonzero(scores.numpy() > threshold))
-    else:
-        keep = torch.nonzero(scores > threshold).squeeze(1)
+    """One image's decoded anchors (numpy: boxes (A, 4), scores (A,), landmarks (A, 5, 2), input
+    pixels) -> thresholded, NMS-ed detections, scores descending."""
+    keep = np.flatnonzero(scores > threshold)
     boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
-    if scores.numel() > top_k:
-        scores, order = scores.topk(top_k)
-        boxes, landmarks = boxes[order], landmarks[order]
-    keep = nms(boxes, scores, nms_threshold)[:max_detections]  # one class: what batched_nms would do
-    return Detections(boxes[keep].numpy(), scores[keep].numpy(), landmarks[keep].numpy())
+    if scores.shape[0] > top_k:
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        boxes, scores, landmarks = boxes[order], scores[order], landmarks[order]
+    keep = nms(boxes, scores, nms_threshold)[:max_detections]
+    return Detections(
+        np.asarray(boxes[keep], np.float32), np.asarray(scores[keep], np.float32), np.asarray(landmarks[keep], np.float32)
+    )
 
 
 def merge_nms(parts: Sequence[Detections], nms_threshold: float, max_detections: int) -> Detections:
@@ -212,8 +257,7 @@ def merge_nms(parts: Sequence[Detections], nms_threshold: float, max_detections:
     boxes = np.concatenate([d.boxes for d in parts])
     scores = np.concatenate([d.scores for d in parts])
     landmarks = np.concatenate([d.landmarks for d in parts])
-    keep = nms(torch.from_numpy(boxes).float(), torch.from_numpy(scores).float(), nms_threshold)[:max_detections]
-    keep = keep.numpy()
+    keep = nms(boxes.astype(np.float32), scores.astype(np.float32), nms_threshold)[:max_detections]
     return Detections(boxes[keep], scores[keep], landmarks[keep])
 
 

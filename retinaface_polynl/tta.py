@@ -50,9 +50,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou, nms
 
+from .boxes import box_iou, nms
 from .pipeline import STRIDE, Detections, merge_nms, postprocess, preprocess, resize_scale
 
 __all__ = [
@@ -343,65 +342,67 @@ def box_vote(
         empty_marks = None if landmarks is None else np.zeros((0,) + landmarks.shape[1:], np.float32)
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), empty_marks, np.zeros(0, np.int64)
     order = np.argsort(-scores, kind="stable")
-    b = torch.from_numpy(np.ascontiguousarray(boxes[order], dtype=np.float64))
-    s = torch.from_numpy(np.ascontiguousarray(scores[order], dtype=np.float64))
+    b = np.ascontiguousarray(boxes[order], dtype=np.float64)
+    s = np.ascontiguousarray(scores[order], dtype=np.float64)
     # Heads: NMS suppresses IoU > t; bbox_vote merges IoU >= t.  Nudge t down by an ulp-ish
     # amount so that both agree on ties (two identical boxes have IoU exactly 1).
     t = float(iou_threshold)
     heads = nms(b, s, max(t - 1e-9, 0.0))
-    heads = heads[torch.argsort(-s[heads], stable=True)]
-    assign = torch.full((n,), -1, dtype=torch.int64)
-    assign[heads] = torch.arange(heads.numel())
-    for start in range(0, heads.numel(), chunk):
+    heads = heads[np.argsort(-s[heads], kind="stable")]
+    assign = np.full(n, -1, np.int64)
+    assign[heads] = np.arange(heads.size)
+    for start in range(0, heads.size, chunk):
         idx = heads[start : start + chunk]
         over = box_iou(b[idx], b) >= t - 1e-9  # (k, n)
         free = (assign < 0) & over.any(0)
-        first = over.to(torch.uint8).argmax(0)  # the first head (in score order) it overlaps
+        first = over.argmax(0)  # the first head (in score order) it overlaps
         assign[free] = start + first[free]
     # Degenerate (zero-area) non-heads overlap nothing: make them their own clusters.
-    lost = assign < 0
-    if lost.any():  # pragma: no cover - nms keeps boxes that overlap nothing
-        extra = torch.nonzero(lost).flatten()
-        assign[extra] = heads.numel() + torch.arange(extra.numel())
+    lost = np.flatnonzero(assign < 0)
+    if lost.size:  # pragma: no cover - nms keeps boxes that overlap nothing
+        assign[lost] = heads.size + np.arange(lost.size)
     k = int(assign.max()) + 1
-    w = s.clone()
-    wsum = torch.zeros(k, dtype=torch.float64).index_add_(0, assign, w)
-    votes = torch.bincount(assign, minlength=k)
-    safe = torch.where(wsum > 0, wsum, torch.ones_like(wsum))
-    vboxes = torch.zeros(k, 4, dtype=torch.float64).index_add_(0, assign, b * w[:, None]) / safe[:, None]
+    w = s
+    wsum = np.bincount(assign, weights=w, minlength=k)
+    votes = np.bincount(assign, minlength=k)
+    safe = np.where(wsum > 0, wsum, 1.0)
+
+    def cluster_sum(values: np.ndarray) -> np.ndarray:  # (n, d) -> (k, d), summed per cluster
+        return np.stack([np.bincount(assign, weights=values[:, j], minlength=k) for j in range(values.shape[1])], 1)
+
+    vboxes = cluster_sum(b * w[:, None]) / safe[:, None]
     # Clusters whose weights are all zero (scores of 0) fall back to the plain mean.
     zero = wsum <= 0
     if zero.any():
-        mean = torch.zeros(k, 4, dtype=torch.float64).index_add_(0, assign, b) / votes[:, None].clamp(min=1)
-        vboxes[zero] = mean[zero]
+        vboxes[zero] = (cluster_sum(b) / np.maximum(votes, 1)[:, None])[zero]
     if score == "max":
-        vscores = torch.full((k,), -1.0, dtype=torch.float64).scatter_reduce_(0, assign, s, reduce="amax")
+        vscores = np.full(k, -1.0)
+        np.maximum.at(vscores, assign, s)
     elif score == "mean":
-        vscores = wsum / votes.clamp(min=1)
+        vscores = wsum / np.maximum(votes, 1)
     elif score == "views":
-        v = torch.from_numpy(np.asarray(views, np.int64)[order])
-        best = torch.zeros(k * n_views, dtype=torch.float64).scatter_reduce_(0, assign * n_views + v, s, reduce="amax")
-        vscores = best.view(k, n_views).sum(1) / n_views
+        v = np.asarray(views, np.int64)[order]
+        best = np.zeros(k * n_views)
+        np.maximum.at(best, assign * n_views + v, s)
+        vscores = best.reshape(k, n_views).sum(1) / n_views
     else:
         raise ValueError(f"score must be 'max', 'mean' or 'views', got {score!r}")
     vmarks = None
     if landmarks is not None:
-        m = torch.from_numpy(np.ascontiguousarray(landmarks[order], dtype=np.float64)).reshape(n, -1)
-        vmarks = torch.zeros(k, m.shape[1], dtype=torch.float64).index_add_(0, assign, m * w[:, None]) / safe[:, None]
+        m = np.ascontiguousarray(landmarks[order], dtype=np.float64).reshape(n, -1)
+        vmarks = cluster_sum(m * w[:, None]) / safe[:, None]
         if zero.any():
-            mm = torch.zeros_like(vmarks).index_add_(0, assign, m) / votes[:, None].clamp(min=1)
-            vmarks[zero] = mm[zero]
-    keep = votes >= min_votes
-    keep_idx = torch.nonzero(keep).flatten()
-    keep_idx = keep_idx[torch.argsort(-vscores[keep_idx], stable=True)]
+            vmarks[zero] = (cluster_sum(m) / np.maximum(votes, 1)[:, None])[zero]
+    keep_idx = np.flatnonzero(votes >= min_votes)
+    keep_idx = keep_idx[np.argsort(-vscores[keep_idx], kind="stable")]
     if max_detections is not None:
         keep_idx = keep_idx[:max_detections]
-    out_marks = None if vmarks is None else vmarks[keep_idx].reshape(-1, *landmarks.shape[1:]).float().numpy()
+    out_marks = None if vmarks is None else vmarks[keep_idx].reshape(-1, *landmarks.shape[1:]).astype(np.float32)
     return (
-        vboxes[keep_idx].float().numpy(),
-        vscores[keep_idx].float().numpy(),
+        vboxes[keep_idx].astype(np.float32),
+        vscores[keep_idx].astype(np.float32),
         out_marks,
-        votes[keep_idx].numpy(),
+        votes[keep_idx].astype(np.int64),
     )
 
 
@@ -459,7 +460,7 @@ class TTARunner(Protocol):
     def input_scale(self, height: int, width: int, size: int | None = None, max_size: int | None = None) -> float:
         ...
 
-    def predict_raw(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def predict_raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ...
 
     def detect(self, image: Any, threshold: float | None = None, size: int | None = None,

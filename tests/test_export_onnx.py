@@ -135,9 +135,10 @@ def test_one_file_serves_every_size_and_batch(r18_polynl, batch, height, width):
     assert_raw_close(got, want, f"{batch}x{height}x{width}", max(height, width))
     expected_anchors = AnchorGenerator().for_image(height, width).shape[0]
     assert got[1].shape == (batch, expected_anchors)
-    # and the Detector-facing call returns torch tensors in the TorchBackend layout
+    # and the Detector-facing call returns float32 numpy arrays in the TorchBackend layout
     boxes, scores, landmarks = backend(x)
-    assert boxes.dtype == scores.dtype == landmarks.dtype == torch.float32
+    assert all(isinstance(a, np.ndarray) for a in (boxes, scores, landmarks))
+    assert boxes.dtype == scores.dtype == landmarks.dtype == np.float32
     assert landmarks.shape == (batch, expected_anchors, 5, 2)
 
 

@@ -157,7 +157,7 @@ def test_engine_serves_dynamic_batch_and_size_and_caches(trt_setup):
         boxes, scores, landmarks = backend(x)
         with torch.inference_mode():
             p = detector.model.predict(torch.from_numpy(x).cuda())
-        torch.testing.assert_close(scores, p.scores.float().cpu(), rtol=1e-2, atol=2e-3)
+        torch.testing.assert_close(torch.from_numpy(scores), p.scores.float().cpu(), rtol=1e-2, atol=2e-3)
         assert boxes.shape == p.boxes.shape and landmarks.shape == p.landmarks.shape
     with pytest.raises(ValueError, match="optimisation profile"):
         backend(np.zeros((8, 3, 64, 64), np.float32))

@@ -8,21 +8,55 @@ and the backends that run them (and the PyTorch model: ``export.torch_backend.To
     backend, config = load_backend("m.onnx")          # retinaface_polynl.export.runtime
     verify_export(Detector(...), Detector(weights="m.int8.onnx"), photos)   # retinaface_polynl.export.verify
 
-``tensorrt`` and ``onnxruntime`` are imported only when used.
+Every name is imported from its module when first used (torch only by the exporter, the
+quantiser's calibration, TensorRT and the PyTorch backend; ``tensorrt`` and ``onnxruntime`` when used).
 """
-from .onnx import (
-    DEFAULT_OPSET,
-    PREPROCESSING,
-    ExportError,
-    NmsOptions,
-    export_onnx,
-    read_metadata,
-)
-from .quantize import DEFAULT_CALIBRATION, calibration_batches, calibration_images, quantize_int8, quantize_qdq
-from .runtime import OnnxRuntimeBackend, detect_format, load_backend
-from .tensorrt import ShapeProfile, TensorRTBackend, TensorRTUnavailable, build_engine, tensorrt_status
-from .torch_backend import TorchBackend
-from .verify import TOLERANCES, Tolerance, compare_faces, format_checks, tolerance_for, verify_export
+import importlib
+
+# Each name is loaded from its module when first asked for (PEP 562), so that importing this
+# package, or its torch-free parts (format, runtime, auto, cache), does not import torch.
+_HOMES = {
+    "DEFAULT_OPSET": "onnx",
+    "export_onnx": "onnx",
+    "PREPROCESSING": "format",
+    "ExportError": "format",
+    "NmsOptions": "format",
+    "read_metadata": "format",
+    "DEFAULT_CALIBRATION": "quantize",
+    "calibration_batches": "quantize",
+    "calibration_images": "quantize",
+    "quantize_int8": "quantize",
+    "quantize_qdq": "quantize",
+    "OnnxRuntimeBackend": "runtime",
+    "detect_format": "runtime",
+    "load_backend": "runtime",
+    "ShapeProfile": "tensorrt",
+    "TensorRTBackend": "tensorrt",
+    "TensorRTUnavailable": "format",
+    "build_engine": "tensorrt",
+    "tensorrt_status": "tensorrt",
+    "TorchBackend": "torch_backend",
+    "TOLERANCES": "verify",
+    "Tolerance": "verify",
+    "compare_faces": "verify",
+    "format_checks": "verify",
+    "tolerance_for": "verify",
+    "verify_export": "verify",
+}
+
+
+def __getattr__(name: str):
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
 
 __all__ = [
     "DEFAULT_CALIBRATION",

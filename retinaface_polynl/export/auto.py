@@ -81,7 +81,7 @@ def shipped_onnx(checkpoint: str | Path) -> Path | None:
 
 def recorded_source(backend: Any) -> str | None:
     """The ``source_sha256`` a loaded ONNX/TensorRT backend's metadata records, if any."""
-    from .onnx import META_PREFIX
+    from .format import META_PREFIX
 
     metadata = getattr(backend, "metadata", None)
     raw = getattr(metadata, "raw", None) or {}
@@ -106,11 +106,11 @@ def auto_backend(
     onnxruntime, no TensorRT, a stale shipped file and an unwritable cache) means PyTorch,
     with the reason logged.
     """
-    import torch
+    from ..backends import Device
 
     if not is_shipped_default(weights, default_weights):
         return None
-    dev = torch.device(device)
+    dev = Device.parse(device)
     if precision not in ("auto", "fp32" if dev.type == "cpu" else "fp16"):
         return None
     if dev.type == "cpu":
@@ -120,6 +120,8 @@ def auto_backend(
             return None
         from .runtime import OnnxRuntimeBackend
 
+        # Trusted without torch: the file's recorded SHA-256 of the checkpoint it came from (and the
+        # input rule and zoom it records) is all that ties it to default.pth.
         digest = file_sha256(weights)
         path = shipped_onnx(weights)
         if path is not None:
@@ -131,7 +133,7 @@ def auto_backend(
                         path, weights)
         try:
             path = cached_onnx(weights)
-        except (ValueError, OSError, ImportError) as exc:
+        except (ValueError, OSError, ImportError) as exc:  # ImportError: no torch/onnx to export with
             log.warning("cannot export %s for onnxruntime (%s): running it on PyTorch", weights, exc)
             return None
         return OnnxRuntimeBackend(path, device=dev, providers=providers, intra_op_threads=threads)
@@ -141,7 +143,7 @@ def auto_backend(
         # portrait and landscape pictures up to 1920 px on either side (the shipped size cap is 1024)
         profile = ShapeProfile(max_batch=8, opt_hw=(480, 640), max_hw=(1920, 1920))
         try:
-            return TensorRTBackend.from_onnx(cached_onnx(weights, half=True), device=dev, profile=profile)
+            return TensorRTBackend.from_onnx(cached_onnx(weights, half=True), device=dev.torch(), profile=profile)
         except (ValueError, OSError, RuntimeError) as exc:
             log.warning("TensorRT engine for %s not available (%s): running PyTorch in float16", weights, exc)
     return None

@@ -3,7 +3,7 @@
 Every backend is a callable::
 
     backend(batch: np.ndarray float32 (B, 3, H, W), BGR minus (104, 117, 123))
-        -> (boxes (B, A, 4), scores (B, A), landmarks (B, A, 5, 2))   float32 CPU torch tensors
+        -> (boxes (B, A, 4), scores (B, A), landmarks (B, A, 5, 2))   float32 numpy arrays
 
 with a ``name`` ("torch", "onnxruntime", "tensorrt"), so ``Detector`` does the same
 thresholding / top-k / NMS whatever runs the network.  :func:`load_backend`
@@ -19,17 +19,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from ..backends import BACKENDS, Device, default_threads as _default_threads
 from ..presets import ModelConfig
 from .cache import cached_onnx
-from .onnx import NMS_OUTPUT, OUTPUT_NAMES, PREPROCESSING, ExportError, OnnxMetadata, keep_selected, parse_metadata
-from .tensorrt import ENGINE_MAGIC, TensorRTBackend, TensorRTUnavailable
-from .torch_backend import TorchBackend
+from .format import (
+    ENGINE_MAGIC,
+    NMS_OUTPUT,
+    OUTPUT_NAMES,
+    PREPROCESSING,
+    ExportError,
+    OnnxMetadata,
+    TensorRTUnavailable,
+    keep_selected,
+    parse_metadata,
+)
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 FILE_FORMATS = ("torch", "onnx", "tensorrt")
 
 
@@ -78,7 +85,7 @@ def _check_preprocessing(pre: dict[str, Any], where: str) -> None:
         raise ExportError(f"{where}: expects preprocessing {got}; Detector feeds {want}")
 
 
-def _ort_providers(device: str | torch.device, providers: list | None) -> list:
+def _ort_providers(device: "str | Device", providers: list | None) -> list:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -90,7 +97,7 @@ def _ort_providers(device: str | torch.device, providers: list | None) -> list:
                 f"onnxruntime providers {unknown} are not available here (available: {', '.join(available)})"
             )
         return list(providers)
-    dev = torch.device(device)
+    dev = Device.parse(device)
     if dev.type == "cuda":
         if "CUDAExecutionProvider" not in available:
             raise ExportError(
@@ -102,10 +109,11 @@ def _ort_providers(device: str | torch.device, providers: list | None) -> list:
 
 
 def default_intra_op_threads() -> int:
-    """Threads an onnxruntime session gets when none are asked for: torch's current intra-op
-    count (the number of cores, or ``OMP_NUM_THREADS``), so the two engines size their
-    pools alike and never ask for more threads than the machine has."""
-    return max(1, torch.get_num_threads())
+    """Threads an onnxruntime session gets when none are asked for: ``OMP_NUM_THREADS`` or the
+    cores this process may use (:func:`retinaface_polynl.backends.default_threads`; what torch's
+    own default comes to), so engines size their pools alike and never ask for more threads
+    than the machine has."""
+    return _default_threads()
 
 
 def session_options(
@@ -175,7 +183,7 @@ class OnnxRuntimeBackend:
     def __init__(
         self,
         path: str | Path,
-        device: str | torch.device = "cpu",
+        device: "str | Device" = "cpu",
         providers: list | None = None,
         intra_op_threads: int | None = None,
         inter_op_threads: int | None = None,
@@ -222,11 +230,11 @@ class OnnxRuntimeBackend:
             raise ValueError(f"expected a (B, 3, H, W) batch, got shape {batch.shape}")
         return self.session.run(self.output_names, {self.input_name: batch})
 
-    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         out = self.run_numpy(batch)
-        boxes, scores, landmarks = (torch.from_numpy(np.asarray(a, dtype=np.float32)) for a in out[:3])
+        boxes, scores, landmarks = (np.asarray(a, dtype=np.float32) for a in out[:3])
         if self.has_nms:
-            scores = keep_selected(scores, torch.from_numpy(out[3]))
+            scores = keep_selected(scores, out[3])
         return boxes, scores, landmarks
 
     def __repr__(self) -> str:
@@ -235,7 +243,7 @@ class OnnxRuntimeBackend:
 
 def load_backend(
     path: str | Path,
-    device: str | torch.device = "cpu",
+    device: "str | Device" = "cpu",
     providers: list | None = None,
     intra_op_threads: int | None = None,
     backend: str = "auto",
@@ -281,19 +289,19 @@ def load_backend(
                 f"checkpoint as it is: 'retinaface-polynl export --weights {path} --preset NAME --output model.onnx', "
                 "then run that file"
             )
-        if backend == "tensorrt" and torch.device(device).type != "cuda":
+        if backend == "tensorrt" and Device.parse(device).type != "cuda":
             raise TensorRTUnavailable(f"the tensorrt backend runs on a GPU: pass device='cuda' (got {str(device)!r})")
         # exported once into the cache (named by the checkpoint's SHA-256), then run like any export
-        path, fmt = cached_onnx(path, half=backend == "tensorrt" and torch.device(device).type == "cuda"), "onnx"
+        path, fmt = cached_onnx(path, half=backend == "tensorrt" and Device.parse(device).type == "cuda"), "onnx"
     if fmt != "torch" and backend == "torch":
         raise ExportError(f"{path} is an exported {fmt} file; the torch backend needs a .pth checkpoint")
     if config is not None and fmt != "torch":
         raise ExportError(f"{path}: an exported file carries its own configuration; preset= cannot change it")
     if backend == "torch":
-        from ..checkpoints import load_model
+        from ..backends import open_backend
 
-        loaded = load_model(path, config=config, device=device)
-        return TorchBackend(loaded.model, torch.device(device)), loaded.config
+        opened = open_backend(path, backend="torch", device=device, config=config, threads=intra_op_threads)
+        return opened.backend, opened.config
     if backend == "onnxruntime":
         if fmt == "tensorrt":
             raise ExportError(f"{path} is a TensorRT engine: use backend='tensorrt' (or pass the .onnx file)")
@@ -310,9 +318,11 @@ def load_backend(
     # tensorrt
     if providers or intra_op_threads or inter_op_threads or session_options:
         log.warning("onnxruntime settings (providers, threads, session options) do not apply to TensorRT; ignored")
-    dev = torch.device(device)
-    if dev.type != "cuda":
+    if Device.parse(device).type != "cuda":
         raise TensorRTUnavailable(f"the tensorrt backend runs on a GPU: pass device='cuda' (got {str(device)!r})")
+    from .tensorrt import TensorRTBackend
+
+    dev = Device.parse(device).torch()
     if fmt == "onnx":
         trt_backend = TensorRTBackend.from_onnx(path, device=dev, cache_dir=engine_cache_dir, profile=engine_profile)
     else:
@@ -324,3 +334,16 @@ def load_backend(
 def default_threads() -> int:
     """Physical-core-ish thread count onnxruntime would pick (for reporting)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def __getattr__(name: str):
+    # the torch-based backends, importable from here as before, loaded only when asked for
+    if name == "TorchBackend":
+        from .torch_backend import TorchBackend
+
+        return TorchBackend
+    if name == "TensorRTBackend":
+        from .tensorrt import TensorRTBackend
+
+        return TensorRTBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

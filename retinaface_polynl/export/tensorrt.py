@@ -41,16 +41,21 @@ import numpy as np
 import torch
 
 from ..fileio import atomic_path
-from .onnx import INPUT_NAME, NMS_OUTPUT, OUTPUT_NAMES, ExportError, OnnxMetadata, keep_selected, parse_metadata
+from .format import (  # noqa: F401 (ENGINE_MAGIC, TensorRTUnavailable re-exported: first defined here)
+    ENGINE_MAGIC,
+    INPUT_NAME,
+    NMS_OUTPUT,
+    OUTPUT_NAMES,
+    ExportError,
+    OnnxMetadata,
+    TensorRTUnavailable,
+    keep_selected,
+    parse_metadata,
+)
 
 log = logging.getLogger(__name__)
 
-ENGINE_MAGIC = b"RFPNLTRT"
 ENGINE_HEADER_VERSION = 1
-
-
-class TensorRTUnavailable(ExportError):
-    """TensorRT, or a CUDA GPU, is not available here."""
 
 
 def tensorrt_status() -> tuple[bool, str]:
@@ -391,13 +396,14 @@ class TensorRTBackend:
             outputs[NMS_OUTPUT] = raw[: n * 8].view(torch.int64).reshape(shape).clone()
         return outputs
 
-    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Numpy in, numpy out (the inference path's currency): tensors live only inside this call."""
         with torch.cuda.stream(self.stream):
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device, non_blocking=True)
             out = self.run_torch(x)
-        boxes, scores, landmarks = (out[n].float().cpu() for n in OUTPUT_NAMES)
+        boxes, scores, landmarks = (out[n].float().cpu().numpy() for n in OUTPUT_NAMES)
         if self.has_nms:
-            scores = keep_selected(scores, out[NMS_OUTPUT].cpu())
+            scores = keep_selected(scores, out[NMS_OUTPUT].cpu().numpy())
         return boxes, scores, landmarks
 
     def __repr__(self) -> str:

@@ -1,11 +1,12 @@
 """The PyTorch backend: the in-memory model behind the same call as the exported-file backends
 (:class:`~retinaface_polynl.export.runtime.OnnxRuntimeBackend`,
 :class:`~retinaface_polynl.export.tensorrt.TensorRTBackend`): a float32 batch (B, 3, H, W) in,
-decoded ``boxes``, ``scores``, ``landmarks`` torch tensors out.  Knows nothing of ``Detector``,
+decoded ``boxes``, ``scores``, ``landmarks`` numpy arrays out (torch stays inside this module).  Knows nothing of ``Detector``,
 which composes whichever backend runs with :mod:`retinaface_polynl.pipeline`.
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -14,20 +15,31 @@ import torch
 __all__ = ["TorchBackend", "torch_threads"]
 
 
+# torch's intra-op thread count is one number for the whole process: a call that changes it holds
+# this lock until it has put the count back, so two threads calling detectors at once (or two
+# detectors with different ``threads``) can never leave it wrong or run with each other's count.
+_THREAD_COUNT_LOCK = threading.RLock()
+
+
 @contextmanager
 def torch_threads(threads: int | None):
     """Run a block with ``threads`` torch intra-op threads, then restore the caller's count
     (``None``: leave torch's setting alone).  Per call rather than process-wide, so two
-    detectors with different settings, or the caller's own torch code, do not change each other."""
-    before = torch.get_num_threads()
-    if threads is None or threads == before:
+    detectors with different settings, or the caller's own torch code, do not change each
+    other; calls that set a count are serialised (``_THREAD_COUNT_LOCK``), since the count is
+    the process's."""
+    if threads is None:
         yield
         return
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    with _THREAD_COUNT_LOCK:
+        before = torch.get_num_threads()
+        if threads != before:
+            torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            if threads != before:
+                torch.set_num_threads(before)
 
 
 class TorchBackend:
@@ -53,14 +65,14 @@ class TorchBackend:
         self.precision = precision
 
     @torch.inference_mode()
-    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with torch_threads(self.threads):
-            x = torch.from_numpy(batch).to(self.device)
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
             if self.precision == "fp16":
                 p = self._predict_half(x)
             else:
                 p = self.model.predict(x)
-            return p.boxes.float().cpu(), p.scores.float().cpu(), p.landmarks.float().cpu()
+            return p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(), p.landmarks.float().cpu().numpy()
 
     def _predict_half(self, x: torch.Tensor):
         m = self.model

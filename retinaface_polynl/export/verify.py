@@ -100,16 +100,15 @@ class ImageCheck:
 
 def _match(want: Any, pool: Any, tol: Tolerance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each face of ``want`` -> (index of its best-IoU box in ``pool`` or -1, IoU, matched mask)."""
-    from torchvision.ops import box_iou
-    import torch
+    from ..boxes import box_iou
 
     if len(want) == 0:
         return np.zeros(0, int), np.zeros(0, np.float32), np.zeros(0, bool)
     if len(pool) == 0:
         return np.full(len(want), -1), np.zeros(len(want), np.float32), np.zeros(len(want), bool)
-    iou = box_iou(torch.from_numpy(want.boxes), torch.from_numpy(pool.boxes))
-    best, idx = iou.max(dim=1)
-    best, idx = best.numpy(), idx.numpy()
+    iou = box_iou(want.boxes, pool.boxes)
+    idx = iou.argmax(1)
+    best = iou[np.arange(len(idx)), idx]
     return idx, best, best >= tol.min_iou
 
 
