@@ -350,3 +350,13 @@ def test_no_metadata_reaches_the_outputs(tmp_path, capsys, detector):
         data = path.read_bytes()
         assert secret not in data and b"iPhone" not in data and b"Exif" not in data and b"xmpmeta" not in data, path
     assert b"tEXt" not in outputs[1].read_bytes()
+
+
+def test_detect_crops_of_two_inputs_with_one_name_are_refused(tmp_path, capsys, detector):
+    for folder, seed in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "x.jpg"), picture(seed))
+    rc, errors = run(capsys, "detect", tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg", "--crops",
+                     tmp_path / "crops", "--quiet")
+    assert rc == 2 and len(errors) == 1 and "the crops of" in errors[0], errors
+    assert not (tmp_path / "crops").exists()

@@ -387,10 +387,13 @@ def plan_outputs(args: argparse.Namespace, sources: list, sink) -> tuple[list, s
     if json_target and json_target != "-":
         claim(Path(json_target), "the --json file")
     for source in good:
-        outputs = sink.plan(source, media_kind(source.path))
+        kind = media_kind(source.path)
+        outputs = sink.plan(source, kind)
         planned[source.path] = outputs
         for path in outputs:
             claim(path, f"the output of {source.path}")
+        for path, what in getattr(sink, "claims", lambda s, k: [])(source, kind):
+            claim(path, f"{what} of {source.path}")
     sink.planned = [path for outputs in planned.values() for path in outputs]
     finished: set = set()
     if getattr(args, "resume", False):
@@ -414,8 +417,9 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--resume", action="store_true",
                    help="continue a run that stopped: skip each input whose outputs all exist and are newer than "
                    "it (files appear under their names only once complete, so these are whole), keep the "
-                   "--json records of those inputs and add the rest. Without --resume every input is done "
-                   "again and existing outputs are replaced (each only once its new version is complete)")
+                   "--json records of those inputs and add the rest (an input without output files, e.g. detect with "
+                   "--json alone, is always done again). Without --resume every input is done again and existing "
+                   "outputs are replaced (each only once its new version is complete)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-file lines")
 
 
@@ -623,7 +627,7 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
                 report(item.path, None, item.error)
                 if item.last_frame:
                     end_video(item.path)
-                progress.update(0 if item.is_video else 1)
+                progress.update(0 if item.is_video or item.last_frame else 1)  # a video's frames were counted
                 continue
             buffer.append(item)
             if len(buffer) >= window:

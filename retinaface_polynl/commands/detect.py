@@ -125,6 +125,18 @@ class Outputs(Sink):
             out.append(self.names.target(self.wider_dir, source, ".txt"))
         return out
 
+    def claims(self, source, kind: str) -> list:
+        """Names two inputs must not share though no file has exactly that name: an image's
+        crops (``<stem>_<i>.png``), a video's folder of crops or of WIDER files."""
+        out = []
+        if self.crops_dir is not None:
+            base = self.names.target(self.crops_dir, source, ".png" if kind == "image" else "")
+            out.append((base.with_name(f"{base.stem}_<i>.png") if kind == "image" else base / "<frame>_<i>.png",
+                        "the crops"))
+        if self.wider_dir is not None and kind == "video":
+            out.append((self.wider_dir / source.relative.with_suffix("") / "<frame>.txt", "the WIDER files"))
+        return out
+
     def open(self, carry=None) -> None:
         for flag, value in (("--output", self.args.output), ("--wider-txt", self.args.wider_txt),
                             ("--crops", self.args.crops)):
