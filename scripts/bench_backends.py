@@ -189,7 +189,7 @@ def peer_contenders(args, image, tmp: Path) -> list[Contender]:
     except ImportError:
         ort = None
     if ort is not None:
-        from torchvision.ops import nms
+        from retinaface_polynl.boxes import nms
 
         for variant, (w, h) in (("RFB-640", (640, 480)), ("RFB-320", (320, 240))):
             path = ULTRA / f"version-{variant}.onnx"
@@ -208,8 +208,8 @@ def peer_contenders(args, image, tmp: Path) -> list[Contender]:
                 x = ((rgb - 127.0) / 128.0).transpose(2, 0, 1)[None].copy()
                 scores, boxes = sess.run(["scores", "boxes"], {"input": x})
                 keep = scores[0, :, 1] > THRESHOLD
-                b = torch.from_numpy(boxes[0][keep] * np.array([iw, ih, iw, ih], np.float32))
-                return b[nms(b, torch.from_numpy(scores[0, :, 1][keep]), 0.3)]
+                b = boxes[0][keep] * np.array([iw, ih, iw, ih], np.float32)
+                return b[nms(b, scores[0, :, 1][keep], 0.3)]
 
             out.append(Contender(f"Ultra-Light {variant}", "onnxruntime", "fp32", f"{w}x{h}", ultra))
     if MNET.is_file():

@@ -49,8 +49,8 @@ def detect_records(
             scale = resize_scale(h, w, size, max_size)
             batch = torch.from_numpy(pad_batch([preprocess(image, scale)], STRIDE)).to(device)
             p = model.predict(batch)
-            det = postprocess(p.boxes[0].float().cpu(), p.scores[0].float().cpu(), p.landmarks[0].float().cpu(),
-                              threshold, nms_threshold, top_k, max_detections)
+            det = postprocess(p.boxes[0].float().cpu().numpy(), p.scores[0].float().cpu().numpy(),
+                              p.landmarks[0].float().cpu().numpy(), threshold, nms_threshold, top_k, max_detections)
             out.append(scale_back(det, scale, h, w))
     finally:
         model.train(was_training)
