@@ -64,6 +64,7 @@ def _jpeg_truncated(data: bytes) -> bool:
     appended thumbnail) do not matter.  A structure that is broken rather than cut short is not
     called truncated here: the decoder names it."""
     n, pos = len(data), 2
+    markers = None  # where entropy-coded data can end: FF followed by a byte other than 00, RSTn, FF
     while True:
         if pos < n and data[pos] != 0xFF:  # not a marker where one must be: broken, not cut
             return False
@@ -86,17 +87,15 @@ def _jpeg_truncated(data: bytes) -> bool:
         if pos > n:
             return True
         if marker == 0xDA:  # SOS: entropy-coded data up to the next marker that is not FF00 / RSTn
-            while True:
-                pos = data.find(b"\xff", pos)
-                if pos < 0 or pos + 1 >= n:
-                    return True
-                following = data[pos + 1]
-                if following == 0x00 or 0xD0 <= following <= 0xD7:
-                    pos += 2
-                elif following == 0xFF:  # fill byte before a marker
-                    pos += 1
-                else:
-                    break
+            if markers is None:
+                a = np.frombuffer(data, np.uint8)
+                ff = np.flatnonzero(a[:-1] == 0xFF)
+                following = a[ff + 1]
+                markers = ff[(following != 0) & (following != 0xFF) & ((following < 0xD0) | (following > 0xD7))]
+            i = int(np.searchsorted(markers, pos))
+            if i >= len(markers):
+                return True
+            pos = int(markers[i])
 
 
 def _truncation(data: np.ndarray) -> str | None:

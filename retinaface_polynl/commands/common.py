@@ -634,7 +634,7 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
                 process(buffer)
                 buffer = []
         process(buffer)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, SIGTERM, or a failure no input explains: no video gets its final name
         interrupted = True
         raise
     finally:
