@@ -6,7 +6,7 @@ location.  Tests that need it are skipped with the reason when it is absent.
 
 Tests that need PyTorch carry the ``torch`` marker, set here from what each test file imports
 (read with :mod:`ast`, nothing imported): a file that imports ``torch``, ``torchvision``, one of
-the package's PyTorch modules (:data:`TORCH_MODULES`) or another test file that does, outside
+the package's PyTorch modules (:data:`TORCH_MODULES`) or a test file or script that does, outside
 its ``test_*`` functions, is marked as a whole; a ``test_*`` function that imports one itself is
 marked alone; ``@pytest.mark.torch`` marks the rest.  Where torch cannot be imported (the light
 install, ``pip install .``) those tests are skipped with the reason, files that import torch at
@@ -37,9 +37,11 @@ def _require(path: Path) -> Path:
 
 TESTS = Path(__file__).resolve().parent
 # Imports that mean "needs PyTorch": the libraries, and the package's modules that are PyTorch by
-# design (the network, training, FLOP counting); a prefix covers its submodules.
+# design (the network, training, .pth checkpoints, FLOP counting); a prefix covers its submodules.
 TORCH_MODULES = ("torch", "torchvision", "retinaface_polynl.models", "retinaface_polynl.train",
-                 "retinaface_polynl.complexity")
+                 "retinaface_polynl.checkpoints", "retinaface_polynl.complexity")
+# where a plain ``import name`` of a test finds another test file or a script (tests put scripts/ on sys.path)
+LOCAL_MODULES = (TESTS, REPO_ROOT / "scripts")
 
 
 @functools.cache
@@ -65,8 +67,9 @@ def _torch_import(node: ast.AST) -> bool:
     for name in names:
         if any(name == m or name.startswith(m + ".") for m in TORCH_MODULES):
             return True
-        if (TESTS / f"{name}.py").is_file() and torch_needs(TESTS / f"{name}.py")[0]:
-            return True  # e.g. 'from test_detector_core import match'
+        local = [folder / f"{name}.py" for folder in LOCAL_MODULES if (folder / f"{name}.py").is_file()]
+        if local and torch_needs(local[0])[0]:
+            return True  # e.g. 'from test_detector_core import match', 'import eval_crowd'
     return False
 
 
