@@ -582,10 +582,10 @@ class VideoWriter:
     def frames(self) -> int:
         return self._count
 
-    def close(self, partial: bool = False) -> Path:
+    def close(self, partial: bool = False, cut_audio: bool = False) -> Path:
         """Flush the video encoder, mux the rest of the audio (up to ``audio_until``; with
-        ``partial``, up to the end of the last frame written), close the file and rename it to
-        its name (``partial``: to :func:`partial_name`).  Returns where it is."""
+        ``cut_audio`` or ``partial``, up to the end of the last frame written), close the file and
+        rename it to its name (``partial``: to :func:`partial_name`).  Returns where it is."""
         if self._closed:
             return self.path
         self._closed = True
@@ -594,7 +594,7 @@ class VideoWriter:
             try:
                 for packet in self.stream.encode():
                     self.container.mux(packet)
-                self._mux_audio(self._end if partial else None)
+                self._mux_audio(self._end if partial or cut_audio else None)
                 for out, copy in self._audio.values():
                     if not copy:
                         for p in out.encode():

@@ -21,6 +21,7 @@ from .common import (
     Sink,
     add_detection_args,
     add_run_args,
+    close_video,
     open_video_output,
     output_folder,
     picture_record,
@@ -228,7 +229,7 @@ class AnonymizeOutputs(Sink):
         except BaseException:
             state.writer.abort()
             raise
-        state.writer.close()
+        close_video(state.writer, self.args.max_frames)
 
     def abort_video(self, path: Path) -> None:
         state = self.videos.pop(path, None)

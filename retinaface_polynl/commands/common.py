@@ -185,20 +185,25 @@ def open_video_output(target: Path, item, max_frames: int | None = None, codec: 
     """A :class:`~retinaface_polynl.video.VideoWriter` for the video ``item`` (its first frame)
     comes from, from what its reader found (``item.video``; the file is not opened again): its
     exact frame rate and each frame's own timestamp, its sound copied from the packets that come
-    with the frames and cut where ``--max-frames`` stops the pictures, the tags of its streams;
-    FFV1 when the source is lossless (``codec='auto'``)."""
+    with the frames (cut where the pictures end by :func:`close_video` when ``--max-frames``
+    stopped them), the tags of its streams; FFV1 when the source is lossless (``codec='auto'``)."""
     from ..video import DEFAULT_CRF, VideoWriter
 
     reader = item.video
     info = reader.info if reader is not None else None
     h, w = item.image.shape[:2]
     fps = info.fps if info is not None else (item.fps or 25.0)
-    until = (item.time or 0.0) + max_frames / float(fps) if max_frames else None
     return VideoWriter(target, fps, w, h, codec=codec, source_codec=info.codec if info else None,
-                       crf=DEFAULT_CRF if crf is None else crf, audio_until=until,
+                       crf=DEFAULT_CRF if crf is None else crf,
                        time_base=info.time_base if info else None,
                        audio_streams=reader.audio_streams if reader is not None else None,
                        tags=info.tags if info else ())
+
+
+def close_video(writer, max_frames: int | None) -> None:
+    """Finish a video written by :func:`open_video_output`: its sound stops where its pictures do
+    when ``--max-frames`` cut them (at the end of the last frame: exact for variable frame rates)."""
+    writer.close(cut_audio=bool(max_frames) and writer.frames >= max_frames)
 
 
 def output_folder(flag: str, value: str | None, create: bool = False) -> Path | None:

@@ -22,6 +22,7 @@ from .common import (
     Sink,
     add_detection_args,
     add_run_args,
+    close_video,
     open_video_output,
     output_folder,
     picture_record,
@@ -193,7 +194,7 @@ class Outputs(Sink):
     def end_video(self, path: Path) -> None:
         writer = self.videos.pop(path, None)
         if writer is not None:
-            writer.close()
+            close_video(writer, self.max_frames)
 
     def abort_video(self, path: Path) -> None:
         writer = self.videos.pop(path, None)
