@@ -310,3 +310,28 @@ def test_missing_encoder_falls_back_with_a_log_line(caplog, monkeypatch):
     with caplog.at_level(logging.WARNING, logger="retinaface_polynl.video"):
         assert video.choose_codec(".mp4", "libx264") != "libx264"
     assert video.choose_codec(".mkv", source_codec="ffv1") == "ffv1"
+
+
+def test_reader_packets_feed_the_writer_copied_or_transcoded(tmp_path):
+    """One open of the source (VideoReader): the audio packets that come with its frames are copied
+    into a container that takes them and decoded and re-encoded for one that does not (PCM into
+    WebM), also after the reader has finished reading."""
+    from retinaface_polynl.video import VideoReader, VideoWriter, probe
+
+    frames = [np.full((48, 64, 3), 30 * i, np.uint8) for i in range(6)]
+    src = write_test_video(tmp_path / "pcm.mkv", frames, audio_codec="pcm_s16le")
+    for name, mode in (("copy.mkv", "copied"), ("out.webm", "transcoded to libopus")):
+        reader = VideoReader(src)
+        read = list(reader.frames())  # the whole file read before anything is written
+        reader.release("reader")
+        info = reader.info
+        assert (info.frames, info.width, info.height, info.frames_stated) == (6, 64, 48, False)
+        assert sum(len(f.audio) for f in read) > 0
+        with VideoWriter(tmp_path / name, info.fps, 64, 48, time_base=info.time_base,
+                         audio_streams=reader.audio_streams) as writer:
+            for f in read:
+                writer.write(f.image, f.time, pts=f.pts, audio=f.audio)
+        reader.release("writer")
+        assert writer.audio_mode[0].startswith(mode.split()[0]), writer.audio_mode
+        assert probe(tmp_path / name).frames == 6
+        assert audio_seconds(tmp_path / name) == pytest.approx(audio_seconds(src), abs=0.03)
