@@ -33,16 +33,39 @@ def _parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
-def import_graph(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
-    """Module -> the package modules it imports (anywhere in the file)."""
+def _import_nodes(tree: ast.AST, deferred: bool):
+    """The import statements of a module: all of them, or (``deferred=False``) only those that run
+    when it is imported: none inside a function body or under ``if TYPE_CHECKING:``."""
+    if deferred:
+        yield from (n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)))
+        return
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def module_imports(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES, deferred: bool = True
+                   ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(module -> the package modules it imports, module -> the top-level names of the other
+    modules it imports, e.g. 'torch'), counting every import (``deferred``) or only those that run
+    when the module is imported."""
     modules = _modules(root, packages)
     graph: dict[str, set[str]] = {m: set() for m in modules}
+    external: dict[str, set[str]] = {m: set() for m in modules}
     for name, path in modules.items():
         is_package = path.name == "__init__.py"
         package = name if is_package else name.rpartition(".")[0]
         ancestors = set(_parents(name))  # loaded before this module runs: implied, not edges
         targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in _import_nodes(ast.parse(path.read_text(), filename=str(path)), deferred):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     targets.add(alias.name)
@@ -62,7 +85,13 @@ def import_graph(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dic
                     # pkg/__init__.py, even when pkg is this module's own package.
                     targets.add(sub if sub in modules else base_name)
         graph[name] = {t for t in targets if t in modules and t != name}
-    return graph
+        external[name] = {t.partition(".")[0] for t in targets if t.partition(".")[0] not in packages and t}
+    return graph, external
+
+
+def import_graph(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES, deferred: bool = True) -> dict[str, set[str]]:
+    """Module -> the package modules it imports (anywhere in the file, or only at import: ``deferred=False``)."""
+    return module_imports(root, packages, deferred)[0]
 
 
 def import_cycles(graph: dict[str, set[str]]) -> list[tuple[set[str], list[str]]]:
@@ -159,6 +188,54 @@ def test_deferred_relative_and_package_imports_make_cycles(tmp_path):
     assert find_cycles(graph) == [["pkg.api", "pkg.sub.steps", "pkg.api"]]
     _write(tmp_path, {"pkg/api.py": "from . import uses_init\n"})  # pkg -> api -> uses_init -> pkg
     assert find_cycles(import_graph(tmp_path, ("pkg",))) == [["pkg", "pkg.api", "pkg.uses_init", "pkg"]]
+
+
+def test_import_time_imports_leave_out_function_bodies_and_type_checking(tmp_path):
+    _write(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "import numpy\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import torch\n"
+                    "def f():\n    import scipy\n    from . import b\nclass K:\n    import cv2\n",
+        "pkg/b.py": "try:\n    import torch.nn\nexcept ImportError:\n    torch = None\n",
+    })
+    graph, external = module_imports(tmp_path, ("pkg",), deferred=False)
+    assert external["pkg.a"] == {"numpy", "typing", "cv2"} and graph["pkg.a"] == set()
+    assert external["pkg.b"] == {"torch"}  # an optional import still runs (and costs) when present
+    graph, external = module_imports(tmp_path, ("pkg",))
+    assert external["pkg.a"] == {"numpy", "typing", "torch", "scipy", "cv2"} and graph["pkg.a"] == {"pkg.b"}
+
+
+# The extras' libraries (pyproject.toml): the light install has none of them.
+EXTRAS_ONLY = {"torch", "torchvision", "onnx", "onnxscript", "scipy", "matplotlib"}
+
+
+def light_roots() -> list[str]:
+    """What the light install imports first: the package (``import retinaface_polynl``), the command
+    line and every command module (``--help`` imports them all), ``Detector``'s module, the evaluator."""
+    commands = sorted(m for m in _modules(ROOT, PACKAGES) if m.startswith("retinaface_polynl.commands."))
+    return ["retinaface_polynl", "retinaface_polynl.cli", "retinaface_polynl.detector", "widerface_eval", *commands]
+
+
+def test_the_light_install_imports_no_extra_when_loading():
+    """From each of :func:`light_roots`, the modules loaded at import time (imports inside functions
+    run later, when the work that needs them is asked for) import none of the extras' libraries: a
+    module-level ``import torch`` anywhere on the way breaks ``pip install .`` and costs seconds."""
+    graph, external = module_imports(deferred=False)
+    found = []
+    for root in light_roots():
+        previous = {root: None}
+        frontier = [root]
+        while frontier:  # breadth first, so each chain shown is a shortest one
+            module = frontier.pop(0)
+            for library in sorted(external[module] & EXTRAS_ONLY):
+                chain = [module]
+                while previous[chain[-1]] is not None:
+                    chain.append(previous[chain[-1]])
+                found.append(" -> ".join(chain[::-1]) + f" imports {library}")
+            for nxt in sorted(graph[module]):
+                if nxt not in previous:
+                    previous[nxt] = module
+                    frontier.append(nxt)
+    assert not found, "imported at load time without being asked for:\n" + "\n".join(sorted(set(found)))
 
 
 def test_cycle_finder_finds_a_cycle():
