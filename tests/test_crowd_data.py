@@ -230,3 +230,112 @@ def test_small_face_and_mixture_settings_are_validated():
     with pytest.raises(ValueError, match="mix"):
         TrainConfig(mix=(0.0, 0.0))
     assert TrainConfig.from_dict(TrainConfig(mix=(1, 2), small_face_prob=0.5).to_dict()).mix == (1.0, 2.0)
+
+
+# -- the label files of make_crowd_labels.py, and ShanghaiTech --------------------------
+
+def _scripts():
+    import sys
+
+    scripts = str(Path(__file__).resolve().parents[1] / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    import make_crowd_labels
+
+    return make_crowd_labels
+
+
+def test_teacher_labels_train_in_a_short_real_run(shared_data, tmp_path):
+    """Two dlib photos labelled by the four teachers (make_crowd_labels' own code: their caches, fusion
+    and the {made_by, images} file), their annotation without landmarks, so that the faces get the
+    teachers' points where one finds them and none elsewhere; the file records who made it; training
+    reads it (ignore regions, landmarks present and absent) and runs 4 real iterations with finite losses."""
+    mcl = _scripts()
+    for rel in (mcl.MNET, mcl.YUNET, mcl.SCRFD.replace(".param", ".bin"), mcl.CENTERFACE):
+        if not (shared_data / rel).exists():
+            pytest.skip(f"teacher file not available: {shared_data / rel} is absent")
+    from retinaface_polynl.cli import main
+
+    dlib = _shared_set(shared_data, "faces_dlib")
+    records = [r for r in load_annotations(dlib / "training.xml")][:2]
+    for r in records:  # as a set without points: the teachers must give them
+        r.landmarks[:] = 0
+        r.has_landmarks[:] = False
+    teachers = mcl.TEACHER_NAMES
+    cache = mcl.run_teachers("dlib", records, tmp_path, lambda: mcl.Teachers(shared_data, teachers), names=teachers)
+    assert all(mcl.CACHE_KEYS["scrfd"][0] in d and mcl.CACHE_KEYS["centerface"][0] in d for d in cache.values())
+    entries = [mcl.merge_record(r, cache[str(r.path)], 0.6, 0.15, teachers) for r in records]
+    entries[0]["ignore"].append([0, 0, 30, 30])  # one ignore region at least, whatever the teachers say
+    labels = tmp_path / "dlib.json"
+    mcl.write_labels(labels, entries, {"teachers": {t: {"box_rule": list(mcl.RULES[t])} for t in teachers}})
+    made = __import__("json").loads(labels.read_text())
+    assert set(made["made_by"]["teachers"]) == set(teachers) and len(made["images"]) == 2
+    assert labels.read_text().count("\n") == 2 + 2 + 1  # one image a line
+    read = load_annotations(labels)
+    assert sum(int(r.has_landmarks.sum()) for r in read) >= sum(len(r) for r in records) - 1  # teachers' points
+    assert any(len(r.ignore) for r in read)
+    out = tmp_path / "run"
+    args = ["train", "--preset", "r18x025", "--labels", str(labels), "--output", str(out), "--image-size", "128",
+            "--batch-size", "2", "--max-iters", "4", "--workers", "0", "--no-progress", "--log-every", "1"]
+    assert main(args) == 0
+    logged = [__import__("json").loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    losses = [x["loss"] for x in logged if x.get("type") == "train"]
+    assert len(losses) == 4 and np.isfinite(losses).all()
+
+
+def _fake_shanghaitech(root: Path, held_out: Path) -> None:
+    """Part A train IMG_1..2 and part B train IMG_1..3 (noise pictures, head points), and a held-out
+    folder whose train_IMG_2.jpg names part B's IMG_2 and whose test_IMG_9.jpg is part A's IMG_1 re-encoded."""
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(0)
+    for part, count in (("part_A", 2), ("part_B", 3)):
+        images, gt = root / part / "train_data" / "images", root / part / "train_data" / "ground-truth"
+        images.mkdir(parents=True), gt.mkdir(parents=True)
+        for n in range(1, count + 1):
+            cv2.imwrite(str(images / f"IMG_{n}.jpg"), cv2.GaussianBlur(rng.integers(0, 255, (96, 128, 3), np.uint8), (9, 9), 3))
+            points = np.array([[20.0, 20.0], [30.0, 20.0], [20.0, 30.0], [30.0, 30.0], [120.0, 90.0]])
+            info = np.empty((1, 1), dtype=object)
+            info[0, 0] = np.array([[(points, np.array([[len(points)]]))]], dtype=[("location", "O"), ("number", "O")])
+            savemat(str(gt / f"GT_IMG_{n}.mat"), {"image_info": info})
+    (root / "part_A" / "train_data" / "images" / "000.png").write_bytes(b"not a counted photo")
+    held_out.mkdir()
+    cv2.imwrite(str(held_out / "train_IMG_2.jpg"), np.zeros((10, 10, 3), np.uint8))
+    again = cv2.imread(str(root / "part_A" / "train_data" / "images" / "IMG_1.jpg"))
+    cv2.imwrite(str(held_out / "test_IMG_9.jpg"), again, [cv2.IMWRITE_JPEG_QUALITY, 80])
+
+
+def test_shanghaitech_builder_leaves_out_the_held_out_photos_by_name_and_content(tmp_path):
+    from retinaface_polynl.data.shanghaitech import head_boxes, read_head_points, shanghaitech_records
+
+    root, held = tmp_path / "sht", tmp_path / "crowds_shanghaitech"
+    _fake_shanghaitech(root, held)
+    records, excluded = shanghaitech_records(root, held)
+    names = {(p.parts[-4], p.name): why for p, why in excluded.items()}
+    assert set(names) == {("part_B", "IMG_2.jpg"), ("part_A", "IMG_1.jpg")}
+    assert "name" in names[("part_B", "IMG_2.jpg")] and "picture" in names[("part_A", "IMG_1.jpg")]
+    assert sorted((r.path.parts[-4], r.path.name) for r in records) == [
+        ("part_A", "IMG_2.jpg"), ("part_B", "IMG_1.jpg"), ("part_B", "IMG_3.jpg")]
+    r = records[0]
+    assert len(r) == 0 and r.ignore.shape == (5, 4)  # no faces: every head an ignore region
+    pts = read_head_points(root / "part_A" / "train_data" / "ground-truth" / "GT_IMG_2.mat")
+    assert pts.shape == (5, 2)
+    boxes = head_boxes(pts)
+    # the four close heads: mean distance to 3 nearest = (10 + 10 + 14.14) / 3; the far one is capped at 96
+    np.testing.assert_allclose(boxes[0], [20 - 5.69, 20 - 5.69, 20 + 5.69, 20 + 5.69], atol=0.01)
+    assert boxes[4, 2] - boxes[4, 0] == pytest.approx(96.0)
+
+
+def test_shanghaitech_fetched_photos(shared_data):
+    """The fetched repository, where a session extracted it (/tmp/shanghaitech): 1,198 photos with points,
+    none of them a picture of crowds_shanghaitech/ (which is not ShanghaiTech: its 38 photos match none)."""
+    from retinaface_polynl.data.shanghaitech import held_out_matches, shanghaitech_photos
+
+    root = Path("/tmp/shanghaitech")
+    if not (root / "part_B").is_dir():
+        pytest.skip("fetched ShanghaiTech photos not available: extract MonsterVivy/shanghaitech (commit ba0c576) "
+                    "to /tmp/shanghaitech (docs/data_sources.md)")
+    photos = shanghaitech_photos(root)
+    assert len(photos) == 1198
+    matches = held_out_matches(photos, _shared_set(shared_data, "crowds_shanghaitech"))
+    assert len(matches) == 38 and all(why.startswith("name of") for why in matches.values())

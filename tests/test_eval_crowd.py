@@ -151,3 +151,15 @@ def test_bootstrap_flag_is_refused_without_a_set_to_resample_or_when_negative(ca
         with pytest.raises(SystemExit):
             eval_crowd.main(argv)
         assert "--bootstrap takes a positive number" in capsys.readouterr().err
+
+
+def test_shanghai_labels_read_in_both_label_file_forms(tmp_path):
+    """The ShanghaiTech agreement labels: the December 2026 list and make_crowd_labels' {made_by, images} form."""
+    entries = [{"image": str(tmp_path / "a.jpg"), "boxes": [[1, 2, 11, 12]], "landmarks": [None], "ignore": []}]
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(entries))
+    new.write_text('{"made_by": {"teachers": {}},\n "images": [\n' + json.dumps(entries[0]) + "\n]}\n")
+    for f in (old, new):
+        sets = eval_crowd.load_sets(tmp_path, f, ("shanghai",))
+        assert list(sets["shanghai"]) == [tmp_path / "a.jpg"]
+        np.testing.assert_allclose(sets["shanghai"][tmp_path / "a.jpg"], [[1, 2, 11, 12]])
