@@ -222,6 +222,39 @@ def analyse(records, teachers: dict, student: dict) -> dict:
     return out
 
 
+def label_makers(records, teachers: dict, gt, student: dict | None = None) -> dict:
+    """WIDER dev's official Easy / Medium / Hard AP and recall at 0.5 by height of each teacher alone (as it
+    labels: its views voted, its rule applied), of the December 2026 fusion (MobileNet + YuNet), of all four
+    fused, and of the student: how much of WIDER each label maker sees."""
+    from eval_crowd import wider_dev_ap, wider_recall_by_height
+
+    makers = {n: {} for n in ("student", *mcl.TEACHER_NAMES, "fused: mobilenet+yunet", "fused: all four")}
+    for r in records:
+        det = teachers[str(r.path)]
+        if student is not None:
+            makers["student"][str(r.path)] = student[str(r.path)]
+        for n in mcl.TEACHER_NAMES:
+            f = mcl.teacher_faces(det, n)
+            makers[n][str(r.path)] = (f.boxes, f.scores)
+        for name, names in (("fused: mobilenet+yunet", mcl.DECEMBER_TEACHERS), ("fused: all four", mcl.TEACHER_NAMES)):
+            f = mcl.fuse(det, names)
+            makers[name][str(r.path)] = (f.boxes, f.scores)
+    return {name: {"wider_dev": {k: round(v, 4) for k, v in wider_dev_ap(d, gt).items()},
+                   "recall_by_height": {s: wider_recall_by_height(d, gt, s) for s in ("easy", "hard")}}
+            for name, d in makers.items() if d}
+
+
+def label_makers_markdown(results: dict) -> str:
+    lines = ["| label maker | WIDER dev Easy | Medium | Hard | Easy faces found at 0.5 by height <20 / 20-40 / 40-80 / "
+             "80-160 / >160 px | Hard faces found, same heights |", "|---|---:|---:|---:|---|---|"]
+    fmt = (lambda d: " / ".join("–" if v is None else f"{v:.2f}" for v in d.values()))
+    for name, r in results.items():
+        w = r["wider_dev"]
+        lines.append(f"| {name} | {100 * w['easy']:.1f} | {100 * w['medium']:.1f} | {100 * w['hard']:.1f} | "
+                     f"{fmt(r['recall_by_height']['easy'])} | {fmt(r['recall_by_height']['hard'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(results: dict, meta: dict) -> str:
     lines = [f"Student: {meta['student']}. Teachers' targets: `make_crowd_labels.merge_record` (annotation + "
              "teacher faces with fused score >= 0.6; [0.15, 0.6) ignore regions). Found: a box at score >= 0.5 "
@@ -263,14 +296,16 @@ def main(argv=None) -> int:
     p.add_argument("--weights", help="the student checkpoint (default: the shipped weights, Detector()'s default)")
     p.add_argument("--per-set", type=int, default=100, help="photos per training or validation set, every k-th "
                    "(default: 100; 0: all); WIDER dev and ShanghaiTech are taken whole")
-    p.add_argument("--sets", default=",".join(SETS), help=f"comma-separated (default: {','.join(SETS)})")
+    p.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, or 'none' (default: {','.join(SETS)})")
     p.add_argument("--threads", type=int, default=1, help="the student's threads (default: 1)")
+    p.add_argument("--label-makers", action="store_true", help="also score every teacher alone and fused (two "
+                   "and four teachers) on WIDER dev with the official protocol (runs SCRFD and CenterFace there)")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
     args = p.parse_args(argv)
     args.data = args.data.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
-    names = [n.strip() for n in args.sets.split(",") if n.strip()]
+    names = [n.strip() for n in args.sets.split(",") if n.strip() and n.strip() != "none"]
     for n in names:
         if n not in SETS:
             p.error(f"unknown set {n!r}; choose from {', '.join(SETS)}")
@@ -291,14 +326,27 @@ def main(argv=None) -> int:
         stud = run_student(n, records, args.out, student)
         results[n] = analyse(records, teach, stud)
         print(n, json.dumps(results[n]), flush=True)
+    makers = None
+    if args.label_makers:
+        from eval_crowd import load_sets
+
+        records = set_records("wider-dev", args.data)
+        teach = mcl.run_teachers("diag_wider_dev", records, args.out, lambda: mcl.Teachers(args.data), upscale=True,
+                                 names=mcl.TEACHER_NAMES)
+        stud = run_student("wider-dev", records, args.out, student)
+        makers = label_makers(records, teach, load_sets(args.data, None, ("wider",))["wider_gt"], stud)
+        print(label_makers_markdown(makers))
     meta = {"student": args.weights or "Detector() default (the shipped weights and input rule)",
             "per_set": args.per_set, "seconds": round(time.time() - t0)}
-    table = markdown(results, meta)
+    table = markdown(results, meta) if results else ""
+    if makers:
+        table += ("\n### Label makers on WIDER dev (official protocol, 103 photos; each teacher as it labels)\n\n"
+                  + label_makers_markdown(makers))
     print(table)
     if args.markdown:
         args.markdown.write_text(table)
     if args.json:
-        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"meta": meta, "results": results, "label_makers": makers}, indent=2) + "\n")
     return 0
 
 
