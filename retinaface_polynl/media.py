@@ -139,35 +139,94 @@ def _decode_heif(data: np.ndarray, name) -> np.ndarray:
 MULTI_PAGE_HINT = "split it into single pictures first (one PNG per page or frame)"
 
 
+def _tiff_pages(b: bytes) -> int:
+    """Full-resolution pages of a TIFF or BigTIFF: its IFD chain, less the pages whose
+    NewSubfileType (tag 254) marks a reduced-resolution copy (a thumbnail)."""
+    order = "little" if b[:2] == b"II" else "big"
+    big = int.from_bytes(b[2:4], order) == 43
+    word, entry, count_size = (8, 20, 8) if big else (4, 12, 2)
+    offset = int.from_bytes(b[8:16] if big else b[4:8], order)
+    pages, seen = 0, set()
+    while offset and offset not in seen and offset + count_size <= len(b) and len(seen) < 100_000:
+        seen.add(offset)
+        count = int.from_bytes(b[offset: offset + count_size], order)
+        start = offset + count_size
+        subfile = 0
+        for i in range(min(count, (len(b) - start) // entry)):
+            e = start + i * entry
+            if int.from_bytes(b[e: e + 2], order) == 254:
+                subfile = int.from_bytes(b[e + 4 + 2 + word: e + 4 + 2 + word + 4], order) if big else \
+                    int.from_bytes(b[e + 8: e + 12], order)
+        pages += not (subfile & 1)
+        next_at = start + count * entry
+        offset = int.from_bytes(b[next_at: next_at + word], order) if next_at + word <= len(b) else 0
+    return pages
+
+
+def _gif_frames(b: bytes) -> int:
+    """Image descriptors in a GIF (its frames), walking its blocks."""
+    pos = 13 + (3 << ((b[10] & 7) + 1) if b[10] & 0x80 else 0)
+    frames = 0
+
+    def skip_sub_blocks(pos: int) -> int:
+        while pos < len(b) and b[pos]:
+            pos += b[pos] + 1
+        return pos + 1
+
+    while pos < len(b):
+        kind = b[pos]
+        if kind == 0x2C:  # image descriptor
+            frames += 1
+            flags = b[pos + 9] if pos + 9 < len(b) else 0
+            pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+            pos = skip_sub_blocks(pos + 1)  # LZW code size, then the data
+        elif kind == 0x21:  # extension
+            pos = skip_sub_blocks(pos + 2)
+        else:  # 0x3B trailer, or garbage
+            break
+    return frames
+
+
+def _webp_frames(b: bytes) -> int:
+    """ANMF chunks of an animated WebP (1 for a still one)."""
+    pos, frames = 12, 0
+    while pos + 8 <= len(b):
+        fourcc, size = b[pos: pos + 4], int.from_bytes(b[pos + 4: pos + 8], "little")
+        frames += fourcc == b"ANMF"
+        pos += 8 + size + (size & 1)
+    return max(frames, 1)
+
+
+def _apng_frames(b: bytes) -> int:
+    """num_frames of an animated PNG's acTL chunk (1 for a plain PNG)."""
+    pos = 8
+    while pos + 8 <= len(b):
+        length, kind = int.from_bytes(b[pos: pos + 4], "big"), b[pos + 4: pos + 8]
+        if kind == b"acTL":
+            return int.from_bytes(b[pos + 8: pos + 12], "big")
+        if kind in (b"IDAT", b"IEND"):
+            break
+        pos += 12 + length
+    return 1
+
+
 def _extra_pages(data: np.ndarray) -> tuple[int, str] | None:
     """``(count, 'pages' | 'frames')`` for a multi-page TIFF or an animated GIF / PNG / WebP
-    (reduced-resolution TIFF pages, i.e. thumbnails, not counted), else ``None``."""
+    (reduced-resolution TIFF pages, i.e. thumbnails, not counted), else ``None``.  Read from the
+    files' own structure (OpenCV decodes the first page or frame alone, without a word)."""
     head = data[:16].tobytes()
-    kind = None
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        kind = "pages"
-    elif head[:4] == b"GIF8" or (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or \
-            (head[:8] == b"\x89PNG\r\n\x1a\n" and b"acTL" in data[:4096].tobytes()):
-        kind = "frames"
-    if kind is None:
-        return None
     try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow comes with matplotlib, a dependency
-        return None
-    import io
-
-    try:
-        with Image.open(io.BytesIO(data.tobytes())) as im:
-            count = int(getattr(im, "n_frames", 1) or 1)
-            if count > 1 and kind == "pages":
-                full = 0
-                for i in range(count):
-                    im.seek(i)
-                    subfile = getattr(im, "tag_v2", {}).get(254, 0) or 0
-                    full += not (int(subfile) & 1)  # bit 0 of NewSubfileType: a reduced-resolution copy
-                count = full
-    except Exception:  # noqa: BLE001 - Pillow cannot parse it: the decoder will say what is wrong
+        if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            count, kind = _tiff_pages(data.tobytes()), "pages"
+        elif head[:4] == b"GIF8":
+            count, kind = _gif_frames(data.tobytes()), "frames"
+        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            count, kind = _webp_frames(data.tobytes()), "frames"
+        elif head[:8] == b"\x89PNG\r\n\x1a\n":
+            count, kind = _apng_frames(data[:1 << 20].tobytes()), "frames"
+        else:
+            return None
+    except IndexError:  # a structure cut short: the decoder says what is wrong
         return None
     return (count, kind) if count > 1 else None
 

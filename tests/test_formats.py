@@ -171,3 +171,45 @@ def test_heic_without_pillow_heif_is_refused_with_the_reason(tmp_path, capsys, m
     assert written == ([] if alone else ["other.png"])
     items = list(iter_media(expand_inputs([heic])))
     assert len(items) == 1 and items[0].error and not items[0].is_video
+
+
+def tiff_with_thumbnail(path, image_rgb, thumb_rgb):
+    """A baseline TIFF written by hand: a full page, then a reduced-resolution page (NewSubfileType 1),
+    as cameras store a preview."""
+    import struct
+
+    pages = [(image_rgb, 0), (thumb_rgb, 1)]
+    out = bytearray(b"II*\x00\x00\x00\x00\x00")
+    offsets = []
+    for pixels, _ in pages:  # the strips first
+        offsets.append(len(out))
+        out += np.ascontiguousarray(pixels).tobytes()
+    ifd_at = []
+    for i, (pixels, subfile) in enumerate(pages):
+        h, w = pixels.shape[:2]
+        bps_at = len(out)
+        out += struct.pack("<3H", 8, 8, 8)
+        tags = [(254, 4, 1, subfile), (256, 4, 1, w), (257, 4, 1, h), (258, 3, 3, bps_at), (259, 3, 1, 1),
+                (262, 3, 1, 2), (273, 4, 1, offsets[i]), (277, 3, 1, 3), (278, 4, 1, h), (279, 4, 1, pixels.size)]
+        if len(out) % 2:
+            out += b"\x00"
+        ifd_at.append(len(out))
+        out += struct.pack("<H", len(tags))
+        for tag, kind, count, value in tags:
+            out += struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 and count == 1
+                                                           else struct.pack("<I", value))
+        out += b"\x00\x00\x00\x00"  # next IFD: patched below
+    struct.pack_into("<I", out, 4, ifd_at[0])
+    struct.pack_into("<I", out, ifd_at[0] + 2 + 10 * 12, ifd_at[1])
+    path.write_bytes(bytes(out))
+    return path
+
+
+def test_a_tiff_with_a_thumbnail_page_is_one_picture(tmp_path):
+    image = gradient(48, 64)[:, :, ::-1]
+    path = tiff_with_thumbnail(tmp_path / "camera.tif", image, image[::4, ::4])
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.n_frames == 2  # two pages in the file
+    np.testing.assert_array_equal(read_image(path), image[:, :, ::-1])
