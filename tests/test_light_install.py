@@ -117,6 +117,7 @@ def test_help_of_every_command_without_torch(tmp_path):
         (["export", "--output", "model.onnx"], "export"),
         (["attention", str(DEMO), "--output", "maps.png"], "train"),
         (["presets"], "train"),
+        (["detect", str(DEMO), "--backend", "torch", "--output", "run"], "train"),
     ],
     ids=lambda v: v[0] if isinstance(v, list) else v,
 )
