@@ -57,7 +57,7 @@ DEFAULT_SCALE = 1.5
 # A missed face costs more than a blurred shoulder: below detect's 0.5.  On FDDB fold 8, 0.2 finds
 # 95.3 % of the faces (0.5: 92.4 %) for 0.26 more stray regions per photo; on faces_mask/val's crowd
 # photos it masks 87 % of the annotated faces (0.5: 79 %).
-ANONYMIZE_THRESHOLD = 0.2
+ANONYMIZE_THRESHOLD = 0.1
 BLUR_SIGMA = 1 / 6
 PIXELATE_BLOCKS = 8
 
@@ -318,12 +318,12 @@ DETECTABLE_FACE = 16
 TILE = 1024  # tile side at the photo's own resolution (one forward pass each)
 TILE_OVERLAP = 256  # px; a face up to this size lies whole in some tile, larger ones in the whole pass
 ROTATIONS = (90, 270)  # extra passes on the picture turned clockwise by these angles (sideways faces)
-ROTATED_THRESHOLD = 0.5  # a face found only on a turned picture needs this score
+ROTATED_THRESHOLD = 0.8  # a face found only on a turned picture needs this score
 TTA = None  # test-time augmentation of the upright pass (None or "flip")
 # Box sanity: a box scoring under SANITY_SCORE whose long side exceeds SANITY_EXTENT of the
 # picture's short side is dropped (a 0.12 box over a hand and a lectern would blur half a photo).
 SANITY_SCORE = 0.5
-SANITY_EXTENT = 0.5
+SANITY_EXTENT = 0.2
 
 
 def _turn_back(det, angle: int, height: int, width: int):
