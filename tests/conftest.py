@@ -8,10 +8,13 @@ Tests that need PyTorch carry the ``torch`` marker, set here from what each test
 (read with :mod:`ast`, nothing imported): a file that imports ``torch``, ``torchvision``, one of
 the package's PyTorch modules (:data:`TORCH_MODULES`) or a test file or script that does, outside
 its ``test_*`` functions, is marked as a whole; a ``test_*`` function that imports one itself is
-marked alone; ``@pytest.mark.torch`` marks the rest.  Where torch cannot be imported (the light
-install, ``pip install .``) those tests are skipped with the reason, files that import torch at
-the top without being imported at all, so ``python -m pytest`` runs exactly the torch-free tests
-there; ``-m "not torch"`` selects the same tests anywhere.
+marked alone; ``@pytest.mark.torch`` marks others.  Where torch cannot be imported (the light
+install, ``pip install .``) marked tests are skipped with the reason (files that import torch at
+the top are then never imported), and so is any other test, or test file, that stops on the
+``ModuleNotFoundError`` of a missing torch (a fixture that builds a PyTorch model, a ``.pth``):
+``python -m pytest`` there runs the tests that need no torch and names the others.  That the
+default path itself needs no torch is not left to these skips: tests/test_light_install.py runs
+it in interpreters without torch, and tests/test_import_graph.py checks its imports.
 """
 from __future__ import annotations
 
@@ -88,6 +91,16 @@ def torch_needs(path: Path) -> tuple[bool, frozenset[str]]:
     return whole, frozenset(tests)
 
 
+def missing_torch(exc: BaseException | None) -> ModuleNotFoundError | None:
+    """The ``ModuleNotFoundError`` of an absent torch / torchvision behind ``exc`` (itself, or what
+    it was raised from), or ``None``."""
+    while exc is not None:
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").partition(".")[0] in ("torch", "torchvision"):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 class _SkippedFile(pytest.File):
     """A test file that imports torch where torch is not importable: skipped, never imported."""
 
@@ -95,10 +108,44 @@ class _SkippedFile(pytest.File):
         pytest.skip(f"needs PyTorch ({self.path.name} imports it; install the train extra)")
 
 
+class _TorchlessModule(pytest.Module):
+    """A test file collected where torch is not importable: skipped if importing it needs torch."""
+
+    def collect(self):
+        try:
+            return super().collect()
+        except self.CollectError as exc:
+            if missing_torch(exc) is None:
+                raise
+            pytest.skip(f"needs PyTorch (importing {self.path.name} imports it; install the train extra)")
+
+
 def pytest_pycollect_makemodule(module_path: Path, parent):
-    if module_path.parent == TESTS and not torch_importable() and torch_needs(module_path)[0]:
+    if module_path.parent != TESTS or torch_importable():
+        return None
+    if torch_needs(module_path)[0]:
         return _SkippedFile.from_parent(parent, path=module_path)
-    return None
+    return _TorchlessModule.from_parent(parent, path=module_path)
+
+
+def _skip_if_torch_missing(item):
+    try:
+        return (yield)
+    except Exception as exc:
+        missing = missing_torch(exc) if not torch_importable() else None
+        if missing is None:
+            raise
+        pytest.skip(f"needs PyTorch (stopped on: {missing}; install the train extra)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _skip_if_torch_missing(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _skip_if_torch_missing(item))
 
 
 def pytest_collection_modifyitems(config, items):
