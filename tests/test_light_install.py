@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -38,6 +37,11 @@ class _NotInstalled:
 
 sys.meta_path.insert(0, _NotInstalled)
 '''
+
+
+def pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
 def run_without(tmp_path: Path, blocked: tuple[str, ...], *args: str, cwd: Path | None = None):
@@ -76,7 +80,7 @@ def test_importing_the_package_loads_no_torch(tmp_path):
     from importlib.metadata import version as installed_version
 
     assert version == installed_version("retinaface-polynl")
-    assert version == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert version == pyproject()["project"]["version"]
 
 
 def test_package_imports_without_torch_and_lazy_names_resolve(tmp_path):
@@ -134,7 +138,7 @@ def test_each_named_extra_lists_its_library():
     """cli.OPTIONAL's extras are pyproject.toml's: the extra a message names installs the library."""
     from retinaface_polynl.cli import COMMAND_EXTRA, OPTIONAL
 
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    project = pyproject()["project"]
     extras = project["optional-dependencies"]
 
     def names(requirements):
