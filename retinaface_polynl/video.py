@@ -131,6 +131,21 @@ def _stream_duration(stream, container) -> float | None:
     return None
 
 
+def _stated_video_seconds(stream) -> float | None:
+    """How long the stream itself says it runs: its duration field, else the DURATION tag that
+    Matroska/WebM muxers write per stream ('HH:MM:SS.fraction'); ``None`` when it says nothing."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    tag = (getattr(stream, "metadata", None) or {}).get("DURATION")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    return None
+
+
 @dataclass
 class Frame:
     index: int
@@ -182,6 +197,9 @@ class VideoReader:
         if frames <= 0:
             frames = int(round(duration * fps)) if duration else 0
         self._end = None  # the latest packet end, in seconds, over all streams
+        self._video_end = None  # the latest video packet end, in seconds
+        self._video_stated = _stated_video_seconds(vs)
+        self._video_start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
         self._decoded = self._decode()
         try:
             self._first = next(self._decoded, None)
@@ -210,6 +228,8 @@ class VideoReader:
             if packet.pts is not None and packet.time_base is not None:
                 end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
                 self._end = end if self._end is None else max(self._end, end)
+                if packet.stream.index == self.stream.index:
+                    self._video_end = end if self._video_end is None else max(self._video_end, end)
             if packet.stream.index in wanted:
                 if packet.dts is not None or packet.pts is not None:  # not a demuxer flush packet
                     audio.append(packet)
@@ -264,9 +284,12 @@ class VideoReader:
         """What is missing when the file ended before what its header states, else ``None``."""
         info = self.info
         step = 1.0 / float(info.fps) if info.fps else 0.04
+        stated, end = self._video_stated, self._video_end
         if info.frames_stated and count < info.frames:
-            if info.duration is None or self._end is None or self._end < info.duration - 1.5 * step:
+            if stated is None or end is None or end - self._video_start < stated - 1.5 * step:
                 return f"after {count} of the {info.frames} frames its header states"
+        if stated and end is not None and end - self._video_start < stated - max(2 * step, 0.1):
+            return f"its pictures stop at {end - self._video_start:.2f} s of the {stated:.2f} s its header states"
         duration = self.container.duration
         if duration and self._end is not None:
             start = (self.container.start_time or 0) / 1_000_000

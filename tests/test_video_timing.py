@@ -158,8 +158,25 @@ def test_a_video_cut_short_is_an_error(tmp_path, capsys, dlib_faces_dir, stand, 
     assert "ends early" in errors[0] or "decoding failed" in errors[0]
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [r for r in records if "error" in r] and all(r["path"] == str(src) for r in records)
-    # the frames it holds were masked and written, the file closed properly
-    assert 0 < probe(tmp_path / "out" / src.name).frames < 60
+    # the frames it holds were masked and written, the file closed properly, the sound cut with them
+    kept = list(iter_frames(tmp_path / "out" / src.name))
+    assert 0 < len(kept) < 60
+    assert audio_seconds(tmp_path / "out" / src.name) <= len(kept) / 12 + 0.1
+
+
+def test_a_video_damaged_part_way_is_an_error(tmp_path, capsys, dlib_faces_dir, stand):
+    """2 KB zeroed in the middle of an MKV: the demuxer loses its place and stops there without an
+    error of its own; the stated duration gives it away."""
+    src = write_test_video(tmp_path / "clip.mkv", photos(dlib_faces_dir, 60), fps=12)
+    data = bytearray(src.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 2000] = bytes(2000)
+    src.write_bytes(bytes(data))
+    rc, errors = run(capsys, "anonymize", src, "-o", tmp_path / "out", "--quiet")
+    assert rc == 1 and len(errors) == 1 and str(src) in errors[0] and "ends early" in errors[0], errors
+    kept = list(iter_frames(tmp_path / "out" / "clip.mkv"))
+    assert 0 < len(kept) < 60
+    # the sound stops where the pictures read stop (not the source's 5 s)
+    assert audio_seconds(tmp_path / "out" / "clip.mkv") == pytest.approx(len(kept) / 12, abs=0.1)
 
 
 def test_a_frame_whose_detection_fails_is_masked_whole_and_reported(tmp_path, capsys, dlib_faces_dir, stand):

@@ -219,7 +219,7 @@ class AnonymizeOutputs(Sink):
             image = self._masked(item.image, masked, carried=offsets != 0)
         state.writer.write(image, item.time, pts=item.pts, audio=item.audio)
 
-    def end_video(self, path: Path) -> None:
+    def end_video(self, path: Path, cut: bool = False) -> None:
         state = self.videos.pop(path, None)
         if state is None:
             return
@@ -229,7 +229,7 @@ class AnonymizeOutputs(Sink):
         except BaseException:
             state.writer.abort()
             raise
-        close_video(state.writer, self.args.max_frames)
+        close_video(state.writer, self.args.max_frames, cut=cut)
 
     def abort_video(self, path: Path) -> None:
         state = self.videos.pop(path, None)

@@ -200,10 +200,11 @@ def open_video_output(target: Path, item, max_frames: int | None = None, codec: 
                        tags=info.tags if info else ())
 
 
-def close_video(writer, max_frames: int | None) -> None:
+def close_video(writer, max_frames: int | None, cut: bool = False) -> None:
     """Finish a video written by :func:`open_video_output`: its sound stops where its pictures do
-    when ``--max-frames`` cut them (at the end of the last frame: exact for variable frame rates)."""
-    writer.close(cut_audio=bool(max_frames) and writer.frames >= max_frames)
+    (at the end of the last frame: exact for variable frame rates) when ``--max-frames`` cut them
+    or the source ended early (``cut``: a damaged or truncated file)."""
+    writer.close(cut_audio=cut or (bool(max_frames) and writer.frames >= max_frames))
 
 
 def output_folder(flag: str, value: str | None, create: bool = False) -> Path | None:
@@ -302,7 +303,8 @@ class Sink:
     def write(self, item, det) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def end_video(self, path) -> None:  # pragma: no cover - interface
+    def end_video(self, path, cut: bool = False) -> None:  # pragma: no cover - interface
+        """The video's last frame was handed over (``cut``: its source ended early, on an error)."""
         raise NotImplementedError
 
     def abort_video(self, path) -> None:  # pragma: no cover - interface
@@ -549,14 +551,14 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
         except OSError:  # pragma: no cover - the JSON file itself failing
             pass
 
-    def end_video(path) -> None:
+    def end_video(path, cut: bool = False) -> None:
         try:
             if path in broken:
                 sink.abort_video(path)
                 broken.discard(path)
                 return
             try:
-                sink.end_video(path)
+                sink.end_video(path, cut=cut)
             except (OSError, ValueError) as exc:
                 sink.abort_video(path)
                 report(path, None, f"{path}: cannot write output ({first_line(exc)})")
@@ -631,7 +633,7 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
                 buffer = []
                 report(item.path, None, item.error)
                 if item.last_frame:
-                    end_video(item.path)
+                    end_video(item.path, cut=True)  # its sound stops where the pictures read stop
                 progress.update(0 if item.is_video or item.last_frame else 1)  # a video's frames were counted
                 continue
             buffer.append(item)

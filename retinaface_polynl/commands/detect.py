@@ -191,10 +191,10 @@ class Outputs(Sink):
             writer = self.videos[item.path] = open_video_output(target, item, self.max_frames)
         return writer
 
-    def end_video(self, path: Path) -> None:
+    def end_video(self, path: Path, cut: bool = False) -> None:
         writer = self.videos.pop(path, None)
         if writer is not None:
-            close_video(writer, self.max_frames)
+            close_video(writer, self.max_frames, cut=cut)
 
     def abort_video(self, path: Path) -> None:
         writer = self.videos.pop(path, None)
