@@ -304,3 +304,82 @@ def test_feature_imitation_needs_a_teacher_and_a_run_written_with_it(dlib_faces_
     assert main([*args, "--resume", str(tmp_path / "x" / "last.pth")]) == 2
     err = capsys.readouterr().err
     assert "last.pth" in err and "without feature imitation" in err
+
+
+def _scrfd_file(shared_data, name):
+    path = shared_data / "weights_thirdparty" / "scrfd" / name
+    if not path.is_file():
+        pytest.skip(f"teacher file not available: {path} is absent")
+    if path.suffix == ".param":
+        pytest.importorskip("ncnn", reason="the ncnn package is not installed (pip install ncnn)")
+    return path
+
+
+@pytest.mark.parametrize("name", ["scrfd_2.5g_kps-opt2.param", "scrfd_2.5g_bnkps_shape640x640.onnx"])
+def test_scrfd_scores_land_on_our_anchors_over_real_faces(shared_data, name):
+    """A real dlib photo as a 640x640 training crop: SCRFD's face scores, resampled to our anchors,
+    are >= 0.5 only on anchors whose box overlaps a dlib face, and every dlib face has such an anchor."""
+    import numpy as np
+
+    from retinaface_polynl.data import read_dlib_xml
+    from retinaface_polynl.data.augment import FaceSample, pad_to_square, resize
+    from retinaface_polynl.data.dataset import sample_to_tensors
+    from retinaface_polynl.media import read_image
+    from retinaface_polynl.train.distill import ScrfdScoreTeacher, load_teacher
+    from widerface_eval import box_iou
+
+    dlib = shared_data / "faces_dlib"
+    if not (dlib / "testing.xml").is_file():
+        pytest.skip(f"real data not available: {dlib} is absent")
+    config = get_preset("r18x025")
+    teacher = load_teacher(_scrfd_file(shared_data, name), config)
+    assert isinstance(teacher, ScrfdScoreTeacher)
+    record = next(r for r in read_dlib_xml(dlib / "testing.xml") if r.path.name == "2008_002470.jpg")
+    sample = FaceSample(read_image(record.path), record.boxes, record.landmarks, record.has_landmarks, record.ignore)
+    sample = resize(pad_to_square(sample), 640, 640)
+    image, target = sample_to_tensors(sample)
+    logits = teacher(image[None]).class_logits
+    model = RetinaFace(config)
+    anchors = model.anchor_generator.for_image(640, 640)
+    assert logits.shape == (1, anchors.shape[0], 2)
+    face = logits.softmax(-1)[0, :, 1].numpy()
+    sure = anchors[face >= 0.5].numpy()
+    boxes = np.concatenate([sure[:, :2] - sure[:, 2:] / 2, sure[:, :2] + sure[:, 2:] / 2], 1)
+    faces = target["boxes"].numpy()
+    assert len(boxes) >= len(faces)
+    iou = box_iou(boxes, faces)
+    assert (iou.max(1) >= 0.3).all()  # no sure anchor off the faces
+    assert (iou.max(0) >= 0.3).all()  # every face has a sure anchor
+    # the loss runs on it like on a RetinaFace teacher's logits
+    student = model(image[None]).class_logits
+    assert torch.isfinite(distillation_loss(student, logits, 10.0))
+
+
+def test_scrfd_teacher_refuses_other_anchors_and_feature_imitation(shared_data):
+    from dataclasses import replace
+
+    from retinaface_polynl.train.distill import load_teacher
+
+    path = _scrfd_file(shared_data, "scrfd_2.5g_bnkps_shape640x640.onnx")
+    config = get_preset("r18x025")
+    with pytest.raises(ValueError, match="anchors"):
+        load_teacher(path, replace(config, min_sizes=((10, 20), (32, 64), (128, 256))))
+    teacher = load_teacher(path, config)
+    with pytest.raises(ValueError, match="feature imitation"):
+        teacher.config
+
+
+def test_training_run_distils_scrfd(shared_data, tmp_path):
+    """--distill naming SCRFD's ONNX file: a real 3-iteration run whose log carries a finite distillation term."""
+    path = _scrfd_file(shared_data, "scrfd_2.5g_bnkps_shape640x640.onnx")
+    dlib = shared_data / "faces_dlib"
+    if not (dlib / "training.xml").is_file():
+        pytest.skip(f"real data not available: {dlib} is absent")
+    out = tmp_path / "run"
+    args = ["train", "--preset", "r18x025", "--labels", str(dlib / "training.xml"), "--output", str(out),
+            "--image-size", "128", "--batch-size", "2", "--max-iters", "3", "--workers", "0", "--no-progress",
+            "--log-every", "1", "--distill", str(path), "--distill-weight", "2"]
+    assert main(args) == 0
+    logged = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    train = [x for x in logged if x.get("type") == "train"]
+    assert len(train) == 3 and all(x["distill"] > 0 and x["distill"] < 1e3 for x in train)

@@ -32,6 +32,13 @@ pull: such an anchor stays in ``S`` while the teacher gives the face class more 
 the student does, so the teacher can raise an annotated face's score but never hold
 it down.  On the crowd recipe that raised the recall of every face size but cost about
 a point of WIDER Easy and Medium (docs/training.md): not shipped either.
+
+The teacher may also be SCRFD-2.5G (``--distill`` naming its ncnn ``.param`` file or its
+640x640 ONNX file: :class:`ScrfdScoreTeacher`), the strongest of the crowd recipe's label makers
+that can run on every batch.  Its anchors have our sizes (16 and 32 px at stride 8, 64 and 128
+at 16, 256 and 512 at 32) but sit on the cells' corners, ours on their centres; each of our
+anchors takes the mean of the four SCRFD anchors of its size around its centre.  It gives scores
+only: feature imitation needs a RetinaFace teacher.
 """
 from __future__ import annotations
 
@@ -40,6 +47,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -49,13 +57,83 @@ from ..presets import ModelConfig
 log = logging.getLogger(__name__)
 
 
+SCRFD_ANCHORS = (((16, 32), (64, 128), (256, 512)), (8, 16, 32))
+BGR_MEAN = (104.0, 117.0, 123.0)  # what preprocess() subtracts
+
+
+class _Scores:
+    """What the training loop reads from a teacher's forward pass."""
+
+    def __init__(self, class_logits: Tensor) -> None:
+        self.class_logits = class_logits
+
+
+class ScrfdScoreTeacher(nn.Module):
+    """SCRFD-2.5G's face scores on our anchors, for dense score distillation.
+
+    ``forward`` takes the training batch as the student sees it (``preprocess``: BGR minus the
+    mean, (B, 3, H, W)), runs SCRFD on each picture (its own input: RGB, (x - 127.5) / 128) and
+    returns ``class_logits`` (B, A, 2) in the student's anchor order: background 0, face the
+    log-odds of SCRFD's probability, resampled from its corner-anchored cells to our centred
+    anchors (the mean of the four around each centre, edges repeated).  Through ncnn any input
+    size that is a multiple of 32 works; the ONNX file takes up to 640x640 (training crops of 640).
+    """
+
+    def __init__(self, path: str | Path, student: ModelConfig, threads: int = 1) -> None:
+        super().__init__()
+        if (tuple(student.min_sizes), tuple(student.steps)) != SCRFD_ANCHORS:
+            raise ValueError(f"{path}: SCRFD's anchors (min_sizes {SCRFD_ANCHORS[0]}, steps {SCRFD_ANCHORS[1]}) differ "
+                             f"from the student's ({student.min_sizes}, {student.steps}); distillation needs the same anchors")
+        from .teachers import ScrfdTeacher
+
+        path = Path(path)
+        self.scrfd = ScrfdTeacher(path, backend="onnx" if path.suffix == ".onnx" else "ncnn", threads=threads)
+        self.path = path
+
+    @property
+    def config(self):
+        raise ValueError("feature imitation (--distill-features) needs a RetinaFace teacher: SCRFD gives scores only")
+
+    @property
+    def ssh(self):
+        raise ValueError("feature imitation (--distill-features) needs a RetinaFace teacher: SCRFD gives scores only")
+
+    @staticmethod
+    def centred(scores: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        """(2, h, w) corner-anchored probabilities -> (rows, cols, 2) at the cells' centres."""
+        p = np.pad(scores, ((0, 0), (0, 1), (0, 1)), mode="edge")
+        mid = (p[:, :-1, :-1] + p[:, 1:, :-1] + p[:, :-1, 1:] + p[:, 1:, 1:]) / 4
+        return mid[:, :rows, :cols].transpose(1, 2, 0)
+
+    def forward(self, images: Tensor) -> _Scores:
+        from ..anchors import feature_map_sizes
+
+        b, _, h, w = images.shape
+        mean = torch.tensor(BGR_MEAN, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+        bgr = (images.float() + mean).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        sizes = feature_map_sizes(h, w, SCRFD_ANCHORS[1])
+        out = []
+        for k in range(b):
+            maps = self.scrfd.raw(np.ascontiguousarray(bgr[k]))
+            probs = [self.centred(maps[f"score_{s}"], rows, cols).reshape(-1)
+                     for s, (rows, cols) in zip(SCRFD_ANCHORS[1], sizes)]
+            out.append(np.concatenate(probs))
+        p = torch.from_numpy(np.clip(np.stack(out), 1e-6, 1 - 1e-6)).to(images.device)
+        return _Scores(torch.stack([torch.zeros_like(p), torch.log(p) - torch.log1p(-p)], -1))
+
+
 def load_teacher(path: str | Path, student: ModelConfig, device: torch.device | str = "cpu") -> nn.Module:
-    """The teacher in ``path`` (ours or Pytorch_Retinaface's), frozen, in eval mode.
+    """The teacher in ``path`` (ours or Pytorch_Retinaface's; or SCRFD's ``.param`` / ``.onnx`` file:
+    :class:`ScrfdScoreTeacher`), frozen, in eval mode.
 
     Raises ``ValueError`` when its anchors differ from the student's: the scores
     would then describe different boxes.
     """
     from ..checkpoints import load_model
+
+    if Path(path).suffix in (".param", ".onnx"):
+        log.info("distilling from %s (SCRFD-2.5G, scores only)", path)
+        return ScrfdScoreTeacher(path, student).eval()
 
     loaded = load_model(path, device=device)
     teacher = loaded.config

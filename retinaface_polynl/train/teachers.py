@@ -305,6 +305,15 @@ class ScrfdTeacher:
     def forward(self, image: np.ndarray) -> TeacherFaces:
         """One pass over ``image`` (BGR) as it is: padded (black) to a multiple of 32 for ncnn,
         into a 640x640 canvas for ONNX (``image`` must fit); faces in its pixels, NMS'd."""
+        out = self.raw(image)
+        faces = decode_scrfd({s: out[f"score_{s}"] for s in (8, 16, 32)}, {s: out[f"bbox_{s}"] for s in (8, 16, 32)},
+                             {s: out[f"kps_{s}"] for s in (8, 16, 32)}, self.threshold)
+        return _nms(faces, 0.4)
+
+    def raw(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """SCRFD's output maps for ``image`` (BGR, placed at the top-left of the padded input):
+        ``score_S`` (2, H, W), ``bbox_S`` (8, H, W), ``kps_S`` (20, H, W) for S in 8, 16, 32, over the
+        padded input (ncnn: ``image`` padded to a multiple of 32; ONNX: the 640x640 canvas)."""
         h, w = image.shape[:2]
         if self.backend == "ncnn":
             H, W = -(-h // 32) * 32, -(-w // 32) * 32
@@ -326,9 +335,7 @@ class ScrfdTeacher:
         else:
             res = self.session.run(self.output_names, {self.input_name: x[None]})
             out = {n: r[0] for n, r in zip(self.output_names, res)}
-        faces = decode_scrfd({s: out[f"score_{s}"] for s in (8, 16, 32)}, {s: out[f"bbox_{s}"] for s in (8, 16, 32)},
-                             {s: out[f"kps_{s}"] for s in (8, 16, 32)}, self.threshold)
-        return _nms(faces, 0.4)
+        return out
 
     def at_long_side(self, image: np.ndarray, long_side: int) -> TeacherFaces:
         scale = long_side / max(image.shape[:2])
