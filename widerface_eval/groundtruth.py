@@ -143,7 +143,13 @@ def _str(cell) -> str:
 
 
 def _read_mat(path: Path) -> dict:
-    from scipy.io import loadmat
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise ModuleNotFoundError(
+            f"{path}: reading the official .mat ground truth needs SciPy: pip install 'retinaface-polynl[eval]' "
+            "(or pass the text ground truth, wider_face_val_bbx_gt.txt)"
+        ) from None
 
     try:
         return loadmat(str(path))

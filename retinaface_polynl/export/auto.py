@@ -106,7 +106,7 @@ def auto_backend(
     onnxruntime, no TensorRT, a stale shipped file and an unwritable cache) means PyTorch,
     with the reason logged.
     """
-    from ..backends import Device
+    from ..device import Device
 
     if not is_shipped_default(weights, default_weights):
         return None

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import BACKENDS, Device, default_threads as _default_threads
+from ..device import Device, default_threads as _default_threads
 from ..presets import ModelConfig
 from .cache import cached_onnx
 from .format import (
@@ -37,6 +37,9 @@ from .format import (
 
 log = logging.getLogger(__name__)
 
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+"""The engines a Detector can run (``backend=``): the one list, used by :func:`load_backend` and
+:func:`retinaface_polynl.backends.open_backend`."""
 FILE_FORMATS = ("torch", "onnx", "tensorrt")
 
 
@@ -298,10 +301,12 @@ def load_backend(
     if config is not None and fmt != "torch":
         raise ExportError(f"{path}: an exported file carries its own configuration; preset= cannot change it")
     if backend == "torch":
-        from ..backends import open_backend
+        from ..checkpoints import load_model
+        from .torch_backend import TorchBackend
 
-        opened = open_backend(path, backend="torch", device=device, config=config, threads=intra_op_threads)
-        return opened.backend, opened.config
+        dev = Device.parse(device).torch()
+        loaded = load_model(path, config=config, device=dev)
+        return TorchBackend(loaded.model, dev, threads=intra_op_threads), loaded.config
     if backend == "onnxruntime":
         if fmt == "tensorrt":
             raise ExportError(f"{path} is a TensorRT engine: use backend='tensorrt' (or pass the .onnx file)")
