@@ -8,7 +8,8 @@ Tests that need PyTorch carry the ``torch`` marker, set here from what each test
 (read with :mod:`ast`, nothing imported): a file that imports ``torch``, ``torchvision``, one of
 the package's PyTorch modules (:data:`TORCH_MODULES`) or a test file or script that does, outside
 its ``test_*`` functions, is marked as a whole; a ``test_*`` function that imports one itself is
-marked alone; ``@pytest.mark.torch`` marks others.  Where torch cannot be imported (the light
+marked alone; so is a test using a fixture of :data:`TORCH_FIXTURES` (a ``.pth`` to run,
+training), and those :data:`TORCH_TESTS` names; ``@pytest.mark.torch`` marks others.  Where torch cannot be imported (the light
 install, ``pip install .``) marked tests are skipped with the reason (files that import torch at
 the top are then never imported), and so is any other test, or test file, that stops on the
 ``ModuleNotFoundError`` of a missing torch (a fixture that builds a PyTorch model, a ``.pth``):
@@ -45,6 +46,14 @@ TORCH_MODULES = ("torch", "torchvision", "retinaface_polynl.models", "retinaface
                  "retinaface_polynl.checkpoints", "retinaface_polynl.complexity")
 # where a plain ``import name`` of a test finds another test file or a script (tests put scripts/ on sys.path)
 LOCAL_MODULES = (TESTS, REPO_ROOT / "scripts")
+# fixtures whose users need PyTorch: a Pytorch_Retinaface .pth runs on it; training is PyTorch
+TORCH_FIXTURES = {"mnet_checkpoint", "training_killed_at"}
+# tests that need PyTorch where nothing above shows it: they run a command that needs it in a
+# subprocess or through the CLI, which turns the missing torch into its one-line message
+TORCH_TESTS = {
+    "test_bad_inputs.py::test_train_labels_missing_or_garbage": "runs 'train'",
+    "test_submit.py::test_missing_image_folder_is_a_clear_error": "'--preset' builds an untrained PyTorch model",
+}
 
 
 @functools.cache
@@ -154,7 +163,8 @@ def pytest_collection_modifyitems(config, items):
         if item.path.parent == TESTS and item.path.suffix == ".py":
             whole, tests = torch_needs(item.path)
             name = getattr(item, "originalname", item.name)
-            if whole or name in tests:
+            if (whole or name in tests or TORCH_FIXTURES & set(getattr(item, "fixturenames", ()))
+                    or f"{item.path.name}::{name}" in TORCH_TESTS):
                 item.add_marker(pytest.mark.torch)
         if item.get_closest_marker("torch") and not torch_importable():
             item.add_marker(skip)
