@@ -161,7 +161,7 @@ class Teachers:
         out = {}
         for n in names or self.teachers:
             t = self.teachers[n]
-            if hasattr(t, "upscale_below") and n != "scrfd":
+            if hasattr(t, "upscale_below"):  # SCRFD has its own scales
                 t.upscale_below = UPSCALE_BELOW if self.upscale else None
             f = t(image)
             kb, ks, kl = CACHE_KEYS[n]

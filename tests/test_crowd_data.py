@@ -340,3 +340,33 @@ def test_shanghaitech_fetched_photos(shared_data):
     assert len(photos) == 1198
     matches = held_out_matches(photos, _shared_set(shared_data, "crowds_shanghaitech"))
     assert len(matches) == 38 and all(why.startswith("name of") for why in matches.values())
+
+
+def test_make_crowd_labels_command_samples_and_records_its_teachers(shared_data, tmp_path):
+    """The command on 2 of the 38 street photos with the December pair: a {made_by, images} file naming
+    the teachers, their views and rules and the thresholds; a second run with a teacher added runs only it."""
+    mcl = _scripts()
+    for rel in (mcl.MNET, mcl.YUNET, mcl.CENTERFACE):
+        if not (shared_data / rel).exists():
+            pytest.skip(f"teacher file not available: {shared_data / rel} is absent")
+    pytest.importorskip("onnx", reason="the onnx package is not installed: the CenterFace teacher needs it")
+    _shared_set(shared_data, "crowds_shanghaitech")
+    import json
+
+    args = ["--data", str(shared_data), "--out", str(tmp_path), "--sets", "shanghai", "--sample", "2"]
+    assert mcl.main(args + ["--teachers", "mobilenet,yunet", "--add-score", "0.6"]) == 0
+    made = json.loads((tmp_path / "shanghai.json").read_text())
+    assert len(made["images"]) == 2 and made["made_by"]["add_score"] == 0.6 and made["made_by"]["sample"] == 2
+    assert set(made["made_by"]["teachers"]) == {"mobilenet", "yunet"}
+    assert made["made_by"]["teachers"]["yunet"]["box_rule"] == list(mcl.RULES["yunet"])
+    assert all(len(e["boxes"]) > 0 for e in made["images"])  # street photos: the teachers add faces
+    with np.load(tmp_path / "teacher_shanghai.npz", allow_pickle=True) as z:
+        before = z["dets"].item()
+    assert mcl.main(args + ["--teachers", "mobilenet,yunet,centerface"]) == 0
+    with np.load(tmp_path / "teacher_shanghai.npz", allow_pickle=True) as z:
+        after = z["dets"].item()
+    for key, d in after.items():  # the pair's detections kept as they were, CenterFace's added
+        np.testing.assert_array_equal(d["mb"], before[key]["mb"])
+        assert "cb" in d
+    made = json.loads((tmp_path / "shanghai.json").read_text())
+    assert set(made["made_by"]["teachers"]) == {"mobilenet", "yunet", "centerface"} and made["made_by"]["add_score"] == 0.5
