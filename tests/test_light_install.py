@@ -201,7 +201,8 @@ def test_the_light_install_anonymizes_a_photo(tmp_path):
 
     before, after = cv2.imread(str(DEMO)), cv2.imread(str(tmp_path / "public" / "astronaut.jpg"))
     assert after.shape == before.shape
-    changed = (cv2.absdiff(before, after).max(axis=2) > 40).nonzero()
-    # the blurred pixels lie around her face, not elsewhere
-    assert len(changed[0]) > 1000
-    assert 120 < changed[1].min() and changed[1].max() < 340 and changed[0].max() < 260
+    diff = cv2.absdiff(before, after).max(axis=2)
+    # her face (about (181, 47)-(271, 173)) is blurred: most of its pixels move by more than 20 levels
+    assert (diff[47:173, 181:271] > 20).mean() > 0.6
+    # the upper right corner, far from any face, keeps its pixels (JPEG rewriting aside)
+    assert diff[0:170, 330:512].max() < 20
