@@ -58,8 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def missing_extra(command: str, exc: ModuleNotFoundError) -> str | None:
-    """The one-line error for ``command`` stopped because an optional library is not installed
-    (``exc`` names the missing top-level module), or ``None`` when ``exc`` is about anything else."""
+    """The one-line error for ``command`` stopped because an optional library is not installed, or
+    ``None`` when ``exc`` is about anything else.  A failed import names the missing module
+    (``exc.name``): an extra's library gets the line below.  The package's own checks (PyTorch for a
+    ``.pth``, SciPy for ``.mat`` files) raise with no module name and a message written for people
+    that names the extra: that message is the line."""
+    if exc.name is None:
+        return f"error: {exc}"
     if exc.name not in OPTIONAL:  # e.g. 'torch._dynamo' missing from an installed torch: a real error
         return None
     library, extra = OPTIONAL[exc.name]

@@ -127,11 +127,27 @@ def test_help_of_every_command_without_torch(tmp_path):
 )
 def test_a_command_that_needs_torch_says_which_extra_in_one_line(tmp_path, command, extra):
     out = run_without(tmp_path, ("torch", "torchvision"), "-m", "retinaface_polynl", *command)
-    assert out.returncode == 2
-    assert out.stderr.splitlines() == [
-        f"error: 'retinaface-polynl {command[0]}' needs PyTorch: pip install 'retinaface-polynl[{extra}]'"
-    ], out.stderr
+    assert out.returncode == 2, out.stderr
+    (line,) = out.stderr.splitlines()
+    # the command line's own words, or those of the package's check that stopped it (e.g. 'running
+    # default.pth on PyTorch needs PyTorch, ...'): one line either way, naming the extra
+    assert line.startswith("error: ") and "needs PyTorch" in line, line
+    assert line.endswith(f"pip install 'retinaface-polynl[{extra}]'"), line
     assert not (tmp_path / "run").exists() and not (tmp_path / "maps.png").exists()
+
+
+def test_evaluate_on_the_official_files_without_scipy_says_which_extra(tmp_path, widerface_gt_dir):
+    """The text ground truth needs no SciPy; the official .mat files do, and the one line says so."""
+    pred = tmp_path / "pred" / "0--Parade"
+    pred.mkdir(parents=True)
+    (pred / "0_Parade_marchingband_1_20.txt").write_text("0_Parade_marchingband_1_20\n1\n10 10 20 20 0.9\n")
+    args = ["-m", "retinaface_polynl", "evaluate", "--pred", str(tmp_path / "pred"), "--no-progress", "--gt"]
+    text = run_without(tmp_path, EXTRAS_ONLY, *args, str(widerface_gt_dir / "wider_face_val_bbx_gt.txt"))
+    assert text.returncode == 0 and "approximate" in text.stderr + text.stdout, text.stderr
+    official = run_without(tmp_path, EXTRAS_ONLY, *args, str(widerface_gt_dir))
+    assert official.returncode == 2
+    (line,) = official.stderr.splitlines()
+    assert line.startswith("error: ") and "SciPy" in line and "pip install 'retinaface-polynl[eval]'" in line, line
 
 
 def test_each_named_extra_lists_its_library():
@@ -155,6 +171,10 @@ def test_each_named_extra_lists_its_library():
 
 def test_missing_extra_is_only_for_a_missing_optional_library():
     from retinaface_polynl.cli import missing_extra
+
+    # the package's own check: its message, as it is
+    own = ModuleNotFoundError("running x.pth on PyTorch needs PyTorch: pip install 'retinaface-polynl[train]'")
+    assert missing_extra("detect", own) == f"error: {own}"
 
     assert missing_extra("export", ModuleNotFoundError("No module named 'onnx'", name="onnx")) == (
         "error: 'retinaface-polynl export' needs onnx: pip install 'retinaface-polynl[export]'")
