@@ -16,8 +16,11 @@
 # Every phase resumes (--resume auto) and finished phases are skipped, so a stopped run is
 # continued by starting the script again with the same RUNS_DIR.
 #
-# 1. labels (scripts/make_crowd_labels.py, cached and resumable): the two WIDER-trained teachers
-#    (RetinaFace-MobileNet-0.25 and YuNet, fused by box voting) look at every training photo;
+# 1. labels (scripts/make_crowd_labels.py, cached and resumable): the two WIDER-trained teachers of
+#    the December 2026 release (RetinaFace-MobileNet-0.25 and YuNet, fused by box voting, faces
+#    added where they agree at 0.6; pinned here with --teachers mobilenet,yunet --add-score 0.6, since
+#    make_crowd_labels now defaults to four teachers, SCRFD and CenterFace added, at 0.5) look at
+#    every training photo;
 #    annotated faces get the MobileNet's landmarks where they have none, unannotated faces both
 #    teachers agree on are added, uncertain ones become ignore regions (never taught as background);
 # 2. six runs (phases 1-6, each from the last checkpoint of the one before) draw from three sets per batch
@@ -59,6 +62,7 @@ if recipe == "scripts/train_crowd.sh":
 PY
 
 "$PY" "$HERE/scripts/make_crowd_labels.py" --data "$DATA" --out "$LABELS" --sets mask,fddb,webfaces,shanghai --fit \
+    --teachers mobilenet,yunet --add-score 0.6 \
     2> "$RUNS/labels.log"
 
 train() {  # output [extra flags]; a finished phase is skipped
