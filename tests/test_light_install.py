@@ -165,7 +165,8 @@ def test_each_named_extra_lists_its_library():
     for extra in COMMAND_EXTRA.values():
         assert {"torch", "torchvision"} <= names(extras[extra])
     assert names(project["dependencies"]) == {"numpy", "opencv-python-headless", "onnxruntime", "av", "tqdm"}
-    assert extras["all"] == ["retinaface-polynl[train,export,eval]"]
+    assert extras["all"] == ["retinaface-polynl[train,export,eval,heif]"]
+    assert names(extras["heif"]) == {"pillow-heif"}  # media.py names this extra for HEIC photos
     assert not names(project["dependencies"]) & set(EXTRAS_ONLY)
 
 
