@@ -54,10 +54,11 @@ SHAPES = ("ellipse", "box")
 # the tables): a 1.5x ellipse holds the whole forehead-to-chin ellipse of 92 % of the detected faces
 # of FDDB fold 8 (held out of training; 1.4x: 80 %, 1.3x: 55 %).
 DEFAULT_SCALE = 1.5
-# A missed face costs more than a blurred shoulder: below detect's 0.5.  On FDDB fold 8, 0.2 finds
-# 95.3 % of the faces (0.5: 92.4 %) for 0.26 more stray regions per photo; on faces_mask/val's crowd
-# photos it masks 87 % of the annotated faces (0.5: 79 %).
-ANONYMIZE_THRESHOLD = 0.1
+# A missed face costs more than a blurred shoulder: below detect's 0.5.  Chosen with the rules below
+# by the sweep of scripts/measure_anonymize_defaults.py --only defaults --sweep (FDDB folds 1-8, WIDER
+# dev, the crowd set's train split): the most faces covered on WIDER dev at a mean background change
+# within the issue's 1.2 (docs/anonymize.md, "Privacy-first defaults").
+ANONYMIZE_THRESHOLD = 0.2
 BLUR_SIGMA = 1 / 6
 PIXELATE_BLOCKS = 8
 
@@ -318,12 +319,16 @@ DETECTABLE_FACE = 16
 TILE = 1024  # tile side at the photo's own resolution (one forward pass each)
 TILE_OVERLAP = 256  # px; a face up to this size lies whole in some tile, larger ones in the whole pass
 ROTATIONS = (90, 270)  # extra passes on the picture turned clockwise by these angles (sideways faces)
-ROTATED_THRESHOLD = 0.8  # a face found only on a turned picture needs this score
+ROTATED_THRESHOLD = 0.9  # a face found only on a turned picture needs this score
 TTA = None  # test-time augmentation of the upright pass (None or "flip")
 # Box sanity: a box scoring under SANITY_SCORE whose long side exceeds SANITY_EXTENT of the
 # picture's short side is dropped (a 0.12 box over a hand and a lectern would blur half a photo).
-SANITY_SCORE = 0.5
+SANITY_SCORE = 0.8
 SANITY_EXTENT = 0.2
+# What a false box costs is the area it blurs: a box whose long side is at most SMALL_EXTENT px
+# is kept from SMALL_THRESHOLD (None: no such tier, every box needs the threshold).
+SMALL_THRESHOLD = 0.05
+SMALL_EXTENT = 48
 
 
 def _turn_back(det, angle: int, height: int, width: int):
@@ -375,12 +380,14 @@ def needs_tiles(detector, height: int, width: int, min_face: int = MIN_FACE) -> 
 
 
 def detection_passes(detector, image: np.ndarray, threshold: float = ANONYMIZE_THRESHOLD, *,
-                     rotations=ROTATIONS, tiles: bool | None = None, tta=TTA, min_face: int = MIN_FACE) -> dict:
+                     rotations=ROTATIONS, tiles: bool | None = None, tta=TTA, min_face: int = MIN_FACE,
+                     tile: int = TILE, overlap: int = TILE_OVERLAP) -> dict:
     """Each pass of :func:`find_faces_for_anonymization` on one BGR picture, in its pixels,
     faces scoring at least ``threshold``: ``{"upright": ..., "tiles": ..., "turned 90": ...}``.
 
     ``tiles``: None (default) adds them when :func:`needs_tiles` says the input rule would
-    shrink a ``min_face`` face too far; True / False force them on / off."""
+    shrink a ``min_face`` face too far; True / False force them on / off; ``tile`` / ``overlap``:
+    their side and overlap in the photo's pixels."""
     from .detector import Detections
 
     h, w = image.shape[:2]
@@ -389,7 +396,7 @@ def detection_passes(detector, image: np.ndarray, threshold: float = ANONYMIZE_T
         tiles = needs_tiles(detector, h, w, min_face)
     if tiles:
         found = []
-        for x1, y1, x2, y2 in tile_windows(h, w):
+        for x1, y1, x2, y2 in tile_windows(h, w, tile, overlap):
             part = image[y1:y2, x1:x2]
             # the tile at its own resolution: short side exactly its short side, long side capped at its long side
             det = detector.detect(part, threshold=threshold, size=min(part.shape[:2]), max_size=max(part.shape[:2]))
@@ -423,9 +430,11 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 
 def choose_faces(passes: dict, image_shape, threshold: float = ANONYMIZE_THRESHOLD, *,
                  rotated_threshold: float = ROTATED_THRESHOLD, sanity_score: float = SANITY_SCORE,
-                 sanity_extent: float = SANITY_EXTENT, nms_threshold: float = 0.4):
+                 sanity_extent: float = SANITY_EXTENT, small_threshold: float | None = SMALL_THRESHOLD,
+                 small_extent: float = SMALL_EXTENT, nms_threshold: float = 0.4):
     """The faces to mask from :func:`detection_passes`: upright and tile faces scoring at least
-    ``threshold``, faces of turned passes at least ``rotated_threshold``, less the boxes under
+    ``threshold`` (or ``small_threshold`` for a box whose long side is at most ``small_extent``
+    px), faces of turned passes at least ``rotated_threshold``, less the boxes under
     ``sanity_score`` whose long side exceeds ``sanity_extent`` of the picture's short side,
     merged by NMS (``nms_threshold``) in the picture's pixels, scores descending."""
     from .detector import Detections
@@ -433,10 +442,15 @@ def choose_faces(passes: dict, image_shape, threshold: float = ANONYMIZE_THRESHO
     h, w = image_shape[:2]
     kept = []
     for name, det in passes.items():
-        floor = rotated_threshold if name.startswith("turned") else threshold
         if not len(det):
             continue
         extent = np.maximum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
+        if name.startswith("turned"):
+            floor = np.full(len(det), rotated_threshold, np.float32)
+        else:
+            floor = np.full(len(det), threshold, np.float32)
+            if small_threshold is not None:
+                floor[extent <= small_extent] = min(threshold, small_threshold)
         ok = (det.scores >= floor) & ~((det.scores < sanity_score) & (extent > sanity_extent * min(h, w)))
         kept.append(det.select(ok))
     merged = concat_faces(kept)
@@ -468,6 +482,6 @@ def find_faces_for_anonymization(detector, image, threshold: float = ANONYMIZE_T
     """
     if not isinstance(image, np.ndarray):
         image = detector.prepare(image)
-    passes = detection_passes(detector, image, min(threshold, ROTATED_THRESHOLD), rotations=rotations,
-                              tiles=tiles, tta=tta)
+    lowest = min(threshold, ROTATED_THRESHOLD, SMALL_THRESHOLD if SMALL_THRESHOLD is not None else threshold)
+    passes = detection_passes(detector, image, lowest, rotations=rotations, tiles=tiles, tta=tta)
     return choose_faces(passes, image.shape, threshold)

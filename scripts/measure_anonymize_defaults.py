@@ -307,11 +307,11 @@ def sweep_configs() -> list[dict]:
     A = importlib.import_module("retinaface_polynl.anonymize")
 
     configs = []
-    for t in (0.1, 0.15, 0.2, 0.3):
-        for flip in (False, True):
-            for rot in (None, 0.5):
-                for sanity in ((0.0, 1.0), (0.5, 0.5), (0.5, 0.2), (0.5, 0.1)):
-                    configs.append({"threshold": t, "flip": flip, "rotated": rot, "sanity": sanity})
+    for t in (0.1, 0.15, 0.2):
+        for small in (None, (0.05, 32), (0.05, 48), (0.03, 48)):
+            for rot in (None, 0.8, 0.9):
+                for sanity in ((0.7, 0.2), (0.7, 0.15), (0.8, 0.2)):
+                    configs.append({"threshold": t, "flip": False, "rotated": rot, "sanity": sanity, "small": small})
     configs.append(default_config())
     assert A.TTA in (None, "flip")
     return configs
@@ -322,7 +322,7 @@ def default_config() -> dict:
 
     return {"threshold": A.ANONYMIZE_THRESHOLD, "flip": A.TTA == "flip",
             "rotated": A.ROTATED_THRESHOLD if A.ROTATIONS else None, "sanity": (A.SANITY_SCORE, A.SANITY_EXTENT),
-            "default": True}
+            "small": (A.SMALL_THRESHOLD, A.SMALL_EXTENT) if A.SMALL_THRESHOLD is not None else None, "default": True}
 
 
 def describe(cfg: dict) -> str:
@@ -330,6 +330,8 @@ def describe(cfg: dict) -> str:
     s += f", turned >= {cfg['rotated']:g}" if cfg["rotated"] is not None else ", upright only"
     score_, extent = cfg["sanity"]
     s += f", drop < {score_:g} over {extent:g} of the short side" if score_ > 0 else ", no sanity rule"
+    if cfg.get("small"):
+        s += f", boxes up to {cfg['small'][1]:g} px from {cfg['small'][0]:g}"
     return s
 
 
@@ -340,8 +342,10 @@ def ours_faces(passes: dict, shape, cfg: dict):
               if (k == "upright flip") == cfg["flip"] or k.startswith(("turned", "tiles"))}
     if cfg["rotated"] is None:
         chosen = {k: v for k, v in chosen.items() if not k.startswith("turned")}
+    small = cfg.get("small") or (None, 0)
     return choose_faces(chosen, shape, cfg["threshold"], rotated_threshold=cfg["rotated"] or 1.0,
-                        sanity_score=cfg["sanity"][0], sanity_extent=cfg["sanity"][1])
+                        sanity_score=cfg["sanity"][0], sanity_extent=cfg["sanity"][1], small_threshold=small[0],
+                        small_extent=small[1])
 
 
 def measure_defaults(args, data: Path) -> dict:
@@ -378,7 +382,7 @@ def measure_defaults(args, data: Path) -> dict:
         masks = scoring_masks(photo, image.shape)
         add("ours", photo, score(photo, image, out, masks))
         if args.sweep:
-            low = min(c["threshold"] for c in configs)
+            low = min(min(c["threshold"], (c.get("small") or (1.0,))[0]) for c in configs)
             passes = A.detection_passes(detector, image, low, rotations=(90, 270))
             passes["upright flip"] = detector.detect(image, threshold=low, tta="flip")
             seen: dict = {}  # many points choose the same faces on a photo: score each set once
@@ -469,8 +473,10 @@ def measure_large(args, data: Path) -> dict:
             ("long side 2048", lambda im: detector.detect(im, threshold=A.ANONYMIZE_THRESHOLD, max_size=2048)),
             ("original size (4000)", lambda im: detector.detect(im, threshold=A.ANONYMIZE_THRESHOLD,
                                                                  size=min(im.shape[:2]), max_size=max(im.shape[:2]))),
-            (f"tiles {A.TILE} px, overlap {A.TILE_OVERLAP}, + input rule",
-             lambda im: A.find_faces_for_anonymization(detector, im, rotations=(), tiles=True)),
+            *[(f"tiles {side} px, overlap {A.TILE_OVERLAP}, + input rule",
+               lambda im, side=side: A.choose_faces(A.detection_passes(detector, im, A.ANONYMIZE_THRESHOLD, rotations=(),
+                                                                       tiles=True, tile=side), im.shape))
+              for side in (1024, 1536, 2048)],
             ("defaults (tiles + turned passes)", lambda im: A.find_faces_for_anonymization(detector, im))]
     rows = []
     for label, run in ways:
@@ -504,7 +510,9 @@ def measure_large(args, data: Path) -> dict:
     video = []
     for w, h in ((1280, 720), (1920, 1080)):
         frame = cv2.resize(frame_src, (w, h))
-        for label, kw in (("upright", {"rotations": ()}), ("upright + turned 90/270", {})):
+        tiled = " + tiles" if A.needs_tiles(detector, h, w) else ""
+        for label, kw in (("upright" + tiled, {"rotations": ()}), ("upright + turned 90/270" + tiled, {}),
+                          ("upright, no tiles", {"rotations": (), "tiles": False})):
             A.find_faces_for_anonymization(detector, frame, **kw)
             t = time.perf_counter()
             for _ in range(5):

@@ -139,6 +139,19 @@ def test_sanity_rule_drops_a_huge_low_scored_box_and_keeps_a_huge_sure_one():
     assert len(kept) == 1 and kept.scores[0] == pytest.approx(0.9)
 
 
+def test_small_boxes_may_pass_a_lower_threshold_large_ones_may_not():
+    """A false 20 px box blurs little; a false 60 px one blurs nine times as much."""
+    shape = (400, 600)
+    det = Detections(np.asarray([[10, 10, 30, 30], [100, 100, 160, 160]], np.float32),
+                     np.asarray([0.04, 0.04], np.float32), np.zeros((2, 5, 2), np.float32))
+    kept = choose_faces({"upright": det}, shape, threshold=0.1, small_threshold=0.03, small_extent=48)
+    assert kept.boxes.tolist() == [[10, 10, 30, 30]]
+    assert len(choose_faces({"upright": det}, shape, threshold=0.1, small_threshold=None)) == 0
+    # turned passes keep their own threshold whatever the size
+    assert len(choose_faces({"turned 90": det}, shape, threshold=0.1, small_threshold=0.03,
+                            rotated_threshold=0.5)) == 0
+
+
 # -- real faces, the shipped detector ------------------------------------------------------------------
 @needs_fddb
 def test_every_face_of_a_48_megapixel_photo_is_masked_with_the_defaults(detector):
