@@ -27,11 +27,12 @@ as a small one):
 ``none``      nothing changes (the command line still records the faces in its JSON).
 
 Finding the faces to mask (:func:`find_faces_for_anonymization`): a missed face costs more
-than a blurred shoulder, so the defaults look harder than ``detect`` does: a lower threshold
-(:data:`ANONYMIZE_THRESHOLD`), tiles at the photo's own resolution when the detector's input
-rule would shrink a :data:`MIN_FACE` px face below what it finds (a 48-megapixel photo), passes
-on the picture turned a quarter each way (sideways faces), and a sanity rule against huge,
-low-scored boxes.  Measured by scripts/measure_anonymize_defaults.py (docs/anonymize.md).
+than a blurred shoulder, so the defaults look harder than ``detect`` does: a score that a box
+needs growing with the share of the picture it would blur (:data:`MIN_SCORE` for small boxes, no
+huge low-scored box), tiles at the photo's own resolution when the detector's input rule would
+shrink a :data:`MIN_FACE` px face below what it finds (a 48-megapixel photo), and passes on the
+picture turned a quarter each way (sideways faces).  Measured by
+scripts/measure_anonymize_defaults.py (docs/anonymize.md, "Privacy-first defaults").
 
     >>> faces = find_faces_for_anonymization(Detector(), image)
     >>> safe = anonymize(image, faces)
@@ -54,11 +55,18 @@ SHAPES = ("ellipse", "box")
 # the tables): a 1.5x ellipse holds the whole forehead-to-chin ellipse of 92 % of the detected faces
 # of FDDB fold 8 (held out of training; 1.4x: 80 %, 1.3x: 55 %).
 DEFAULT_SCALE = 1.5
-# A missed face costs more than a blurred shoulder: below detect's 0.5.  Chosen with the rules below
-# by the sweep of scripts/measure_anonymize_defaults.py --only defaults --sweep (FDDB folds 1-8, WIDER
-# dev, the crowd set's train split): the most faces covered on WIDER dev at a mean background change
-# within the issue's 1.2 (docs/anonymize.md, "Privacy-first defaults").
+# One plain detector pass at this threshold (below detect's 0.5) is what anonymisation ran before
+# find_faces_for_anonymization; the function replaces it, with the rule below.
 ANONYMIZE_THRESHOLD = 0.2
+# A missed face costs more than a blurred shoulder, and a false box costs the area it blurs: a box
+# needs a score of at least SCORE_PER_EXTENT x (its long side / the picture's short side), never
+# less than MIN_SCORE, never more than MAX_REQUIRED_SCORE (a box over a quarter of the short side
+# needs 0.375, one over half of it 0.75).  Chosen by the sweeps of scripts/measure_anonymize_defaults.py
+# --only defaults --sweep (FDDB folds 1-8, WIDER dev, the crowd set's train split; docs/anonymize.md,
+# "Privacy-first defaults").
+MIN_SCORE = 0.05
+SCORE_PER_EXTENT = 1.5
+MAX_REQUIRED_SCORE = 0.8
 BLUR_SIGMA = 1 / 6
 PIXELATE_BLOCKS = 8
 
@@ -321,14 +329,6 @@ TILE_OVERLAP = 256  # px; a face up to this size lies whole in some tile, larger
 ROTATIONS = (90, 270)  # extra passes on the picture turned clockwise by these angles (sideways faces)
 ROTATED_THRESHOLD = 0.9  # a face found only on a turned picture needs this score
 TTA = None  # test-time augmentation of the upright pass (None or "flip")
-# Box sanity: a box scoring under SANITY_SCORE whose long side exceeds SANITY_EXTENT of the
-# picture's short side is dropped (a 0.12 box over a hand and a lectern would blur half a photo).
-SANITY_SCORE = 0.8
-SANITY_EXTENT = 0.2
-# What a false box costs is the area it blurs: a box whose long side is at most SMALL_EXTENT px
-# is kept from SMALL_THRESHOLD (None: no such tier, every box needs the threshold).
-SMALL_THRESHOLD = 0.05
-SMALL_EXTENT = 48
 
 
 def _turn_back(det, angle: int, height: int, width: int):
@@ -379,7 +379,7 @@ def needs_tiles(detector, height: int, width: int, min_face: int = MIN_FACE) -> 
     return min_face * detector.input_scale(height, width) < DETECTABLE_FACE
 
 
-def detection_passes(detector, image: np.ndarray, threshold: float = ANONYMIZE_THRESHOLD, *,
+def detection_passes(detector, image: np.ndarray, threshold: float = MIN_SCORE, *,
                      rotations=ROTATIONS, tiles: bool | None = None, tta=TTA, min_face: int = MIN_FACE,
                      tile: int = TILE, overlap: int = TILE_OVERLAP) -> dict:
     """Each pass of :func:`find_faces_for_anonymization` on one BGR picture, in its pixels,
@@ -428,15 +428,25 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, int)
 
 
-def choose_faces(passes: dict, image_shape, threshold: float = ANONYMIZE_THRESHOLD, *,
-                 rotated_threshold: float = ROTATED_THRESHOLD, sanity_score: float = SANITY_SCORE,
-                 sanity_extent: float = SANITY_EXTENT, small_threshold: float | None = SMALL_THRESHOLD,
-                 small_extent: float = SMALL_EXTENT, nms_threshold: float = 0.4):
+def required_score(boxes: np.ndarray, image_shape, threshold: float = MIN_SCORE,
+                   score_per_extent: float = SCORE_PER_EXTENT, max_required: float = MAX_REQUIRED_SCORE) -> np.ndarray:
+    """The score each box needs to be masked: ``score_per_extent`` x its long side over the
+    picture's short side, clipped to [``threshold``, ``max(threshold, max_required)``]: what a false
+    box costs is the share of the picture it blurs (the issue's 0.12 box over a hand and a lectern
+    would blur most of a photo; a small face the detector is unsure of blurs little)."""
+    h, w = image_shape[:2]
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    extent = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / max(1, min(h, w))
+    return np.clip(score_per_extent * extent, threshold, max(threshold, max_required)).astype(np.float32)
+
+
+def choose_faces(passes: dict, image_shape, threshold: float = MIN_SCORE, *,
+                 rotated_threshold: float = ROTATED_THRESHOLD, score_per_extent: float = SCORE_PER_EXTENT,
+                 max_required: float = MAX_REQUIRED_SCORE, nms_threshold: float = 0.4):
     """The faces to mask from :func:`detection_passes`: upright and tile faces scoring at least
-    ``threshold`` (or ``small_threshold`` for a box whose long side is at most ``small_extent``
-    px), faces of turned passes at least ``rotated_threshold``, less the boxes under
-    ``sanity_score`` whose long side exceeds ``sanity_extent`` of the picture's short side,
-    merged by NMS (``nms_threshold``) in the picture's pixels, scores descending."""
+    :func:`required_score` (``threshold`` for small boxes, more for larger ones), faces of turned
+    passes at least ``rotated_threshold`` as well, merged by NMS (``nms_threshold``) in the
+    picture's pixels, scores descending."""
     from .detector import Detections
 
     h, w = image_shape[:2]
@@ -444,15 +454,10 @@ def choose_faces(passes: dict, image_shape, threshold: float = ANONYMIZE_THRESHO
     for name, det in passes.items():
         if not len(det):
             continue
-        extent = np.maximum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
+        floor = required_score(det.boxes, image_shape, threshold, score_per_extent, max_required)
         if name.startswith("turned"):
-            floor = np.full(len(det), rotated_threshold, np.float32)
-        else:
-            floor = np.full(len(det), threshold, np.float32)
-            if small_threshold is not None:
-                floor[extent <= small_extent] = min(threshold, small_threshold)
-        ok = (det.scores >= floor) & ~((det.scores < sanity_score) & (extent > sanity_extent * min(h, w)))
-        kept.append(det.select(ok))
+            floor = np.maximum(floor, rotated_threshold)
+        kept.append(det.select(det.scores >= floor))
     merged = concat_faces(kept)
     if not len(merged):
         return Detections.empty()
@@ -463,14 +468,15 @@ def choose_faces(passes: dict, image_shape, threshold: float = ANONYMIZE_THRESHO
     return Detections(boxes[keep], merged.scores[keep], merged.landmarks[keep])
 
 
-def find_faces_for_anonymization(detector, image, threshold: float = ANONYMIZE_THRESHOLD, *,
+def find_faces_for_anonymization(detector, image, threshold: float = MIN_SCORE, *,
                                  rotations=ROTATIONS, tiles: bool | None = None, tta=TTA):
     """Every face to mask in one picture, with the measured privacy-first defaults.
 
     Args:
         detector: a :class:`~retinaface_polynl.Detector` (its own ``threshold`` is not used).
         image: a BGR array (or anything ``detector.detect`` reads: a path, file bytes).
-        threshold: lowest score of a face found upright (default :data:`ANONYMIZE_THRESHOLD`).
+        threshold: the score a small box needs (default :data:`MIN_SCORE`); larger boxes need
+            more (:func:`required_score`).
         rotations: extra passes on the picture turned clockwise by these angles (default
             :data:`ROTATIONS`: a quarter turn each way, for sideways faces); ``()`` for none
             (video frames, where they triple the cost).
@@ -482,6 +488,5 @@ def find_faces_for_anonymization(detector, image, threshold: float = ANONYMIZE_T
     """
     if not isinstance(image, np.ndarray):
         image = detector.prepare(image)
-    lowest = min(threshold, ROTATED_THRESHOLD, SMALL_THRESHOLD if SMALL_THRESHOLD is not None else threshold)
-    passes = detection_passes(detector, image, lowest, rotations=rotations, tiles=tiles, tta=tta)
+    passes = detection_passes(detector, image, threshold, rotations=rotations, tiles=tiles, tta=tta)
     return choose_faces(passes, image.shape, threshold)

@@ -38,8 +38,9 @@ Issue 38's comparison with ``deface`` 1.5.0 (``--only defaults``, and ``--only l
   command line's defaults (CenterFace at the original size, threshold 0.2, mask scale 1.3, blurred
   ellipses), its output kept losslessly (deface itself writes a JPEG);
 - ours: :func:`retinaface_polynl.anonymize.find_faces_for_anonymization` with the package's
-  defaults, then :func:`anonymize`; ``--sweep`` also scores the other operating points (threshold,
-  flip, turned passes and their threshold, the box sanity rule) from one set of passes per photo.
+  defaults, then :func:`anonymize`; ``--sweep`` also scores the other operating points (the lowest
+  score, the score a box needs per unit of its extent, the turned passes' threshold) from one set of
+  passes per photo.
 
 ``--only large`` pastes real FDDB faces of 24-300 px into 4000 x 3000 photos and compares, for
 time and faces masked, the input rule alone (long side 1024), higher caps (2048, 4000) and tiles.
@@ -305,49 +306,41 @@ def run_deface(photos: list[Photo], python: str, workdir: Path) -> tuple[list[Pa
 
 
 def sweep_configs() -> list[dict]:
-    """The operating points ``--sweep`` scores (the package's defaults among them)."""
-    A = importlib.import_module("retinaface_polynl.anonymize")
-
+    """The operating points ``--sweep`` scores (the package's defaults among them): the lowest score
+    (small boxes), the score per unit of extent (long side / the picture's short side) a box needs,
+    the most any box needs, and the turned passes' own threshold."""
     configs = []
-    for t in (0.1, 0.15, 0.2):
-        for small in (None, (0.05, 32), (0.05, 48), (0.03, 48)):
-            for rot in (None, 0.8, 0.9):
-                for sanity in ((0.7, 0.2), (0.7, 0.15), (0.8, 0.2)):
-                    configs.append({"threshold": t, "flip": False, "rotated": rot, "sanity": sanity, "small": small})
+    for t in (0.03, 0.05, 0.1, 0.2):
+        for per_extent in (0.0, 1.0, 1.25, 1.5, 2.0):
+            for top in ((0.8,) if per_extent else (1.0,)):
+                for rot in (None, 0.9):
+                    configs.append({"threshold": t, "per_extent": per_extent, "max_required": top, "rotated": rot})
     configs.append(default_config())
-    assert A.TTA in (None, "flip")
     return configs
 
 
 def default_config() -> dict:
     A = importlib.import_module("retinaface_polynl.anonymize")
 
-    return {"threshold": A.ANONYMIZE_THRESHOLD, "flip": A.TTA == "flip",
-            "rotated": A.ROTATED_THRESHOLD if A.ROTATIONS else None, "sanity": (A.SANITY_SCORE, A.SANITY_EXTENT),
-            "small": (A.SMALL_THRESHOLD, A.SMALL_EXTENT) if A.SMALL_THRESHOLD is not None else None, "default": True}
+    return {"threshold": A.MIN_SCORE, "per_extent": A.SCORE_PER_EXTENT, "max_required": A.MAX_REQUIRED_SCORE,
+            "rotated": A.ROTATED_THRESHOLD if A.ROTATIONS else None, "default": True}
 
 
 def describe(cfg: dict) -> str:
-    s = f"t {cfg['threshold']:g}" + (", flip" if cfg["flip"] else "")
+    if cfg["per_extent"]:
+        s = (f"score >= {cfg['per_extent']:g} x extent, in [{cfg['threshold']:g}, {cfg['max_required']:g}]")
+    else:
+        s = f"score >= {cfg['threshold']:g} for every box"
     s += f", turned >= {cfg['rotated']:g}" if cfg["rotated"] is not None else ", upright only"
-    score_, extent = cfg["sanity"]
-    s += f", drop < {score_:g} over {extent:g} of the short side" if score_ > 0 else ", no sanity rule"
-    if cfg.get("small"):
-        s += f", boxes up to {cfg['small'][1]:g} px from {cfg['small'][0]:g}"
     return s
 
 
 def ours_faces(passes: dict, shape, cfg: dict):
     from retinaface_polynl.anonymize import choose_faces
 
-    chosen = {k: v for k, v in passes.items()
-              if (k == "upright flip") == cfg["flip"] or k.startswith(("turned", "tiles"))}
-    if cfg["rotated"] is None:
-        chosen = {k: v for k, v in chosen.items() if not k.startswith("turned")}
-    small = cfg.get("small") or (None, 0)
+    chosen = {k: v for k, v in passes.items() if cfg["rotated"] is not None or not k.startswith("turned")}
     return choose_faces(chosen, shape, cfg["threshold"], rotated_threshold=cfg["rotated"] or 1.0,
-                        sanity_score=cfg["sanity"][0], sanity_extent=cfg["sanity"][1], small_threshold=small[0],
-                        small_extent=small[1])
+                        score_per_extent=cfg["per_extent"], max_required=cfg["max_required"])
 
 
 def measure_defaults(args, data: Path) -> dict:
@@ -384,9 +377,8 @@ def measure_defaults(args, data: Path) -> dict:
         masks = scoring_masks(photo, image.shape)
         add("ours", photo, score(photo, image, out, masks))
         if args.sweep:
-            low = min(min(c["threshold"], (c.get("small") or (1.0,))[0]) for c in configs)
+            low = min(c["threshold"] for c in configs)
             passes = A.detection_passes(detector, image, low, rotations=(90, 270))
-            passes["upright flip"] = detector.detect(image, threshold=low, tta="flip")
             seen: dict = {}  # many points choose the same faces on a photo: score each set once
             for k, cfg in enumerate(configs):
                 faces = ours_faces(passes, image.shape, cfg)
@@ -471,13 +463,17 @@ def measure_large(args, data: Path) -> dict:
     detector = Detector()
     heights = np.geomspace(24, 300, 20)
     photos = [pasted_faces_photo(data, 3000, 4000, heights, seed) for seed in range(3)]
-    ways = [("input rule (long side 1024)", lambda im: detector.detect(im, threshold=A.ANONYMIZE_THRESHOLD)),
-            ("long side 2048", lambda im: detector.detect(im, threshold=A.ANONYMIZE_THRESHOLD, max_size=2048)),
-            ("original size (4000)", lambda im: detector.detect(im, threshold=A.ANONYMIZE_THRESHOLD,
-                                                                 size=min(im.shape[:2]), max_size=max(im.shape[:2]))),
+    low = A.MIN_SCORE
+
+    def one_pass(**size):  # one pass at a given input size, then the defaults' rule
+        return lambda im: A.choose_faces({"upright": detector.detect(im, threshold=low, **size)}, im.shape)
+
+    ways = [("input rule (long side 1024)", one_pass()),
+            ("long side 2048", one_pass(max_size=2048)),
+            ("original size (4000)", one_pass(size=3000, max_size=4000)),
             *[(f"tiles {side} px, overlap {A.TILE_OVERLAP}, + input rule",
-               lambda im, side=side: A.choose_faces(A.detection_passes(detector, im, A.ANONYMIZE_THRESHOLD, rotations=(),
-                                                                       tiles=True, tile=side), im.shape))
+               lambda im, side=side: A.choose_faces(A.detection_passes(detector, im, low, rotations=(), tiles=True,
+                                                                       tile=side), im.shape))
               for side in (1024, 1536, 2048)],
             ("defaults (tiles + turned passes)", lambda im: A.find_faces_for_anonymization(detector, im))]
     rows = []
