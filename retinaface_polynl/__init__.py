@@ -11,7 +11,7 @@ runs on it (``build_attention``, the PyTorch backend, training and export).
 """
 from __future__ import annotations
 
-import importlib
+from .lazy import lazy_exports
 
 # ``anonymize`` and ``presets`` name both a module of this package and the function it exports:
 # importing the module (as the command line and the detector do) would replace a lazily loaded
@@ -39,19 +39,18 @@ def _version() -> str:
         return "0+unknown"
 
 
+_lazy_getattr, _lazy_dir = lazy_exports(__name__, _LAZY)
+
+
 def __getattr__(name: str):
     if name == "__version__":
-        value = _version()
-    elif name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value  # looked up once
-    return value
+        globals()[name] = _version()  # looked up once
+        return globals()[name]
+    return _lazy_getattr(name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(_lazy_dir()) | set(__all__))
 
 
 __all__ = [

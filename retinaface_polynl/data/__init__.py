@@ -4,7 +4,7 @@
     FaceDataset(records, TrainAugment(...), seed) -> (image (3, S, S), target dict)
     build_loader(dataset, batch_size, workers, num_replicas, rank) -> DataLoader, sampler
 """
-import importlib
+from ..lazy import lazy_exports
 
 # Each name is loaded from its module when first asked for (PEP 562): the readers need numpy
 # and OpenCV only, so reading labels (or dlib's XML in the tests) never imports torch, which
@@ -44,18 +44,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str):
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{home}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
-
+__getattr__, __dir__ = lazy_exports(__name__, {name: f".{home}" for name, home in _HOMES.items()})
 
 __all__ = [
     "CROP_SCALES", "FaceSample", "TrainAugment", "crop", "mirror", "pad_to_square", "photometric_distort",

@@ -11,7 +11,7 @@ and the backends that run them (and the PyTorch model: ``export.torch_backend.To
 Every name is imported from its module when first used (torch only by the exporter, the
 quantiser's calibration, TensorRT and the PyTorch backend; ``tensorrt`` and ``onnxruntime`` when used).
 """
-import importlib
+from ..lazy import lazy_exports
 
 # Each name is loaded from its module when first asked for (PEP 562), so that importing this
 # package, or its torch-free parts (format, runtime, auto, cache), does not import torch.
@@ -45,18 +45,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str):
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{home}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
-
+__getattr__, __dir__ = lazy_exports(__name__, {name: f".{home}" for name, home in _HOMES.items()})
 
 __all__ = [
     "DEFAULT_CALIBRATION",
