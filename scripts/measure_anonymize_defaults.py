@@ -554,15 +554,17 @@ def sweep_table(result: dict) -> str:
 
 
 def defaults_table(result: dict) -> str:
-    lines = ["| set | photos | faces ≥ 24 px | ours: covered | ours: background change | deface 1.5.0: covered "
-             "| deface: background change |", "|---|---|---|---|---|---|---|"]
+    lines = ["| set | photos | faces ≥ 24 px | ours: covered | ours: background change | ours: photos changed > 10 "
+             "| deface 1.5.0: covered | deface: background change | deface: photos changed > 10 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     rows = result["rows"]
     for r in rows:
         if r["tool"] != "ours, defaults":
             continue
         d = next((x for x in rows if x["tool"] == "deface 1.5.0" and x["set"] == r["set"]), None)
         cells = [r["set"], str(r["photos"]), str(r["faces"]), _pct(r["covered"]), f"{r['background change']:.2f}",
-                 _pct(d["covered"]) if d else "-", f"{d['background change']:.2f}" if d else "-"]
+                 _pct(r["photos changed > 10"]), _pct(d["covered"]) if d else "-",
+                 f"{d['background change']:.2f}" if d else "-", _pct(d["photos changed > 10"]) if d else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     secs = result["seconds per photo"]
     lines.append("")
