@@ -49,6 +49,8 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
+from .boxes import nms
+
 METHODS = ("blur", "pixelate", "solid", "none")
 SHAPES = ("ellipse", "box")
 # Measured by scripts/measure_anonymize_defaults.py with the shipped weights (docs/anonymize.md has
@@ -410,24 +412,6 @@ def detection_passes(detector, image: np.ndarray, threshold: float = MIN_SCORE, 
     return passes
 
 
-def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, best score first."""
-    order = np.argsort(-scores, kind="stable")
-    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    keep = []
-    while order.size:
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        xx1 = np.maximum(boxes[i, 0], boxes[rest, 0])
-        yy1 = np.maximum(boxes[i, 1], boxes[rest, 1])
-        xx2 = np.minimum(boxes[i, 2], boxes[rest, 2])
-        yy2 = np.minimum(boxes[i, 3], boxes[rest, 3])
-        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
-        overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
-        order = rest[overlap <= iou]
-    return np.asarray(keep, int)
-
-
 def required_score(boxes: np.ndarray, image_shape, threshold: float = MIN_SCORE,
                    score_per_extent: float = SCORE_PER_EXTENT, max_required: float = MAX_REQUIRED_SCORE) -> np.ndarray:
     """The score each box needs to be masked: ``score_per_extent`` x its long side over the
@@ -464,7 +448,7 @@ def choose_faces(passes: dict, image_shape, threshold: float = MIN_SCORE, *,
     boxes = merged.boxes.copy()
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
-    keep = _nms(boxes, merged.scores, nms_threshold)
+    keep = nms(boxes, merged.scores, nms_threshold)
     return Detections(boxes[keep], merged.scores[keep], merged.landmarks[keep])
 
 

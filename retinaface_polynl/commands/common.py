@@ -531,6 +531,9 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
     from ..media import Prefetcher, iter_media, media_kind
 
     tta = tta_config(args)
+    # a sink may search each picture its own way (``find_faces(detector, item, tta) -> Detections``:
+    # anonymize's tiles, turned passes and score rule); otherwise batches of detector.detect
+    find = getattr(sink, "find_faces", None)
     # images count one each; a video's frames join the total when it is opened (it is opened once)
     total = sum(1 for s in sources if s.error is not None or media_kind(s.path) != "video")
     videos_total = len(sources) - total
@@ -580,7 +583,15 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
             return
         images = [it.image for it in buffer]
         try:
-            results = detector.detect_batch(images, batch_size=args.batch_size, tta=tta)
+            if find is not None:  # the sink's own search (anonymize's), one picture at a time
+                results = []
+                for item in buffer:
+                    try:
+                        results.append(find(detector, item, tta))
+                    except (RuntimeError, ValueError, MemoryError) as one:
+                        results.append(one)
+            else:
+                results = detector.detect_batch(images, batch_size=args.batch_size, tta=tta)
         except (RuntimeError, ValueError, MemoryError) as exc:
             if len(buffer) == 1:
                 results = [exc]
