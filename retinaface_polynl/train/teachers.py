@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..boxes import nms
 from ..tta import box_vote
 
 DEFAULT_THRESHOLD = 0.1  # teachers report faces from this score; labels decide later what counts
@@ -128,14 +129,10 @@ def measure_box_rule(pairs, min_score: float = 0.8, min_iou: float = 0.5) -> dic
 
 
 def _nms(faces: TeacherFaces, iou: float) -> TeacherFaces:
-    """OpenCV's NMS inside one forward pass (a detector's own post-processing)."""
+    """NMS inside one forward pass (a detector's own post-processing), best score first."""
     if not len(faces):
         return faces
-    xywh = faces.boxes.copy()
-    xywh[:, 2:] -= xywh[:, :2]
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), faces.scores.tolist(), 0.0, iou)
-    keep = np.asarray(keep, int).reshape(-1)
-    return faces.select(keep[np.argsort(-faces.scores[keep], kind="stable")])
+    return faces.select(nms(np.asarray(faces.boxes, np.float32), np.asarray(faces.scores, np.float32), iou))
 
 
 def vote_views(views: list[TeacherFaces]) -> TeacherFaces:
@@ -145,6 +142,17 @@ def vote_views(views: list[TeacherFaces]) -> TeacherFaces:
         return faces
     b, s, lm, _ = box_vote(faces.boxes, faces.scores, faces.landmarks, VOTE_IOU, score="max")
     return TeacherFaces(b, s, lm)
+
+
+def scaled_views(image: np.ndarray, upscale_below: int | None, run) -> TeacherFaces:
+    """A teacher's faces over its views of a picture: ``run(view) -> TeacherFaces`` at the photo's
+    size and, when its long side is under ``upscale_below`` px, enlarged 2x too; merged by voting."""
+    views = []
+    for scale in (1.0, 2.0):
+        if scale == 2.0 and not (upscale_below and max(image.shape[:2]) < upscale_below):
+            continue
+        views.append(run(_resized(image, scale)).scaled(scale))
+    return vote_views(views)
 
 
 def _resized(image: np.ndarray, scale: float) -> np.ndarray:
@@ -168,13 +176,11 @@ class MobileNetTeacher:
                          f"{upscale_below} px long side" if upscale_below else "1x"}
 
     def __call__(self, image: np.ndarray) -> TeacherFaces:
-        views = []
-        for scale in (1.0, 2.0):
-            if scale == 2.0 and not (self.upscale_below and max(image.shape[:2]) < self.upscale_below):
-                continue
-            d = self.detector.detect(_resized(image, scale))
-            views.append(TeacherFaces(d.boxes, d.scores, d.landmarks).scaled(scale))
-        return vote_views(views)
+        def run(view: np.ndarray) -> TeacherFaces:
+            d = self.detector.detect(view)
+            return TeacherFaces(d.boxes, d.scores, d.landmarks)
+
+        return scaled_views(image, self.upscale_below, run)
 
 
 class YuNetTeacher:
@@ -203,12 +209,7 @@ class YuNetTeacher:
         return TeacherFaces(boxes, faces[:, 14], faces[:, 4:14].reshape(-1, 5, 2))
 
     def __call__(self, image: np.ndarray) -> TeacherFaces:
-        views = []
-        for scale in (1.0, 2.0):
-            if scale == 2.0 and not (self.upscale_below and max(image.shape[:2]) < self.upscale_below):
-                continue
-            views.append(self.raw(_resized(image, scale)).scaled(scale))
-        f = vote_views(views)
+        f = scaled_views(image, self.upscale_below, self.raw)
         return TeacherFaces(apply_box_rule(f.boxes, self.rule), f.scores, f.landmarks)
 
 
@@ -439,12 +440,7 @@ class CenterFaceTeacher:
                             f.landmarks / np.array([sx, sy], np.float32))
 
     def __call__(self, image: np.ndarray) -> TeacherFaces:
-        views = []
-        for scale in (1.0, 2.0):
-            if scale == 2.0 and not (self.upscale_below and max(image.shape[:2]) < self.upscale_below):
-                continue
-            views.append(self.raw(_resized(image, scale)).scaled(scale))
-        f = vote_views(views)
+        f = scaled_views(image, self.upscale_below, self.raw)
         return TeacherFaces(apply_box_rule(f.boxes, self.rule), f.scores, f.landmarks)
 
 
