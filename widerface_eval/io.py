@@ -43,7 +43,7 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -57,6 +57,8 @@ __all__ = [
     "parse_prediction_text",
     "read_prediction_file",
     "check_inside",
+    "iter_predictions",
+    "prediction_files",
     "read_predictions",
     "write_prediction_file",
 ]
@@ -221,6 +223,54 @@ def _prediction_files(pred_dir: Path) -> list[Path]:
     )
 
 
+def prediction_files(pred_dir: str | Path, gt: "WiderGroundTruth | None" = None) -> list[tuple[str, Path]]:
+    """The files of a folder in the official layout, checked before any is read -> ``[(image name, path)]``.
+
+    Every ``*.txt`` below ``pred_dir`` (hidden files and folders excepted), sorted by path.  A symbolic
+    link leading out of the folder is refused (:func:`check_inside`).  With ``gt`` given, each file must
+    be ``<event>/<image>.txt`` for an image of the ground truth: an unknown image name, a file in the
+    wrong event folder or two files for one image raise :class:`PredictionFormatError`.
+    """
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise PredictionFormatError(pred_dir, "prediction folder does not exist or is not a folder")
+    files = _prediction_files(pred_dir)
+    check_inside(pred_dir, files)
+    event_of = None if gt is None else dict(zip(gt.images, gt.events))
+    out: list[tuple[str, Path]] = []
+    where: dict[str, Path] = {}
+    for path in files:
+        name = path.stem
+        if event_of is not None:
+            if name not in event_of:
+                raise PredictionFormatError(path, f"unknown image name {name!r}: not an image of the ground truth")
+            rel = path.relative_to(pred_dir)
+            if len(rel.parts) != 2 or rel.parts[0] != event_of[name]:
+                raise PredictionFormatError(
+                    path, f"image {name!r} belongs in {event_of[name]}/{name}.txt (official layout <event>/<image>.txt)"
+                )
+        if name in where:
+            raise PredictionFormatError(path, f"second prediction file for image {name!r} (first: {where[name]})")
+        where[name] = path
+        out.append((name, path))
+    return out
+
+
+def iter_predictions(
+    files: Iterable[tuple[str, Path]], progress: bool = True, desc: str = "reading"
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Read the files of :func:`prediction_files` one at a time -> ``(image name, (N, 5) array)``:
+    only one file's boxes are held at once."""
+    files = list(files)
+    iterator: Iterable[tuple[str, Path]] = files
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(files, desc=desc, unit="file", leave=False)
+    for name, path in iterator:
+        yield name, read_prediction_file(path, name)
+
+
 def read_predictions(
     pred_dir: str | Path,
     gt: "WiderGroundTruth | None" = None,
@@ -234,36 +284,11 @@ def read_predictions(
     event folder or two files for one image raise
     :class:`PredictionFormatError`.  Images of ``gt`` without a file are
     *not* an error (the toolkit counts them as no detections); :func:`evaluate`
-    warns about them.
+    warns about them.  This holds every box of the folder at once;
+    :func:`widerface_eval.evaluate` reads a folder streaming instead.
     """
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise PredictionFormatError(pred_dir, "prediction folder does not exist or is not a folder")
-    files = _prediction_files(pred_dir)
-    check_inside(pred_dir, files)
-    event_of = None if gt is None else dict(zip(gt.images, gt.events))
-    out: dict[str, np.ndarray] = {}
-    where: dict[str, Path] = {}
-    iterator: Iterable[Path] = files
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(files, desc=f"reading {pred_dir.name or pred_dir}", unit="file", leave=False)
-    for path in iterator:
-        name = path.stem
-        if event_of is not None:
-            if name not in event_of:
-                raise PredictionFormatError(path, f"unknown image name {name!r}: not an image of the ground truth")
-            rel = path.relative_to(pred_dir)
-            if len(rel.parts) != 2 or rel.parts[0] != event_of[name]:
-                raise PredictionFormatError(
-                    path, f"image {name!r} belongs in {event_of[name]}/{name}.txt (official layout <event>/<image>.txt)"
-                )
-        if name in out:
-            raise PredictionFormatError(path, f"second prediction file for image {name!r} (first: {where[name]})")
-        out[name] = read_prediction_file(path, name)
-        where[name] = path
-    return out
+    files = prediction_files(pred_dir, gt)
+    return dict(iter_predictions(files, progress, desc=f"reading {Path(pred_dir).name or pred_dir}"))
 
 
 def warn_missing(missing: list[str], source: str | Path) -> None:

@@ -97,7 +97,7 @@ import numpy as np
 from . import int32 as i32
 from .errors import PredictionFormatError
 from .groundtruth import WiderGroundTruth, load_ground_truth
-from .io import read_predictions, warn_missing, warn_negative_sizes
+from .io import iter_predictions, prediction_files, read_predictions, warn_missing, warn_negative_sizes
 
 __all__ = [
     "DEFAULT_PROTOCOL",
@@ -113,6 +113,7 @@ __all__ = [
     "iou_python_port",
     "normalize_scores",
     "result_to_json",
+    "score_range",
     "voc_ap",
 ]
 
@@ -267,13 +268,31 @@ def normalize_scores(scores: np.ndarray, protocol: str | Protocol = DEFAULT_PROT
     s = np.asarray(scores, dtype=np.float64)
     if s.size == 0:
         return s.copy()
+    return _normalize(s, score_range(float(s.max()), float(s.min()), p), p)
+
+
+def score_range(smax: float, smin: float, protocol: str | Protocol = DEFAULT_PROTOCOL) -> tuple:
+    """``(min, max)`` of ``norm_score.m``'s reduction from the largest and smallest score of a set
+    (float64, as read): what :func:`normalize_scores` divides by, so a set read in two passes (first
+    the range, then image by image) is normalised exactly as when it is held at once.
+
+    ``"matlab"``: float32, the reduction starting from ``realmax``/``realmin('single')``;
+    ``"python-port"``: float64, starting from ``min`` 1 and ``max`` 0.
+    """
+    p = get_protocol(protocol)
     if p.normalisation == "python-port":
-        hi = max(float(s.max()), 0.0)
-        lo = min(float(s.min()), 1.0)
+        return min(smin, 1.0), max(smax, 0.0)
+    return min(_REALMAX_SINGLE, np.float32(smin)), max(_REALMIN_SINGLE, np.float32(smax))
+
+
+def _normalize(s: np.ndarray, rng: tuple, p: Protocol) -> np.ndarray:
+    """``(s - min) / (max - min)`` in the protocol's precision, ``rng`` from :func:`score_range`."""
+    lo, hi = rng
+    if s.size == 0:
+        return s.copy()
+    if p.normalisation == "python-port":
         with np.errstate(divide="ignore", invalid="ignore"):
             return (s - lo) / (hi - lo)
-    hi = max(_REALMIN_SINGLE, np.float32(s.max()))
-    lo = min(_REALMAX_SINGLE, np.float32(s.min()))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         norm = (s.astype(np.float32) - lo) / np.float32(hi - lo)
     return norm.astype(np.float64)
@@ -315,23 +334,49 @@ _MAX_PAIRS = 1 << 22  # (prediction, face) pairs tested for overlap at once (mem
 _BIG = np.iinfo(np.int64).max
 
 
-class _Matched:
-    """Setting-independent part of a protocol: ordered predictions, their chosen faces, threshold bins."""
+class _Faces:
+    """The ground truth as one protocol matches against it, prepared once: every face's corners in
+    the protocol's arithmetic, and where each image's faces start."""
 
-    def __init__(
-        self, predictions: Mapping[str, np.ndarray], gt: WiderGroundTruth, protocol: Protocol, iou_threshold: float
-    ):
-        self.protocol = protocol
-        self.iou_threshold = iou_threshold
-        index = {n: i for i, n in enumerate(gt.images)}
-        unknown = [n for n in predictions if n not in index]
-        if unknown:
-            raise PredictionFormatError(None, f"unknown image name(s) not in the ground truth: {', '.join(unknown[:5])}")
+    def __init__(self, gt: WiderGroundTruth, protocol: Protocol):
+        self.index = {n: i for i, n in enumerate(gt.images)}
         self.gt_counts = np.array([len(b) for b in gt.boxes], dtype=np.int64)
         self.gt_offsets = np.concatenate([[0], np.cumsum(self.gt_counts)])
         gt_all = np.concatenate(gt.boxes) if len(gt.boxes) else np.zeros((0, 4))
         self.int32_gt = protocol.overlap == "matlab" and gt.box_class == "int32"
         self.gt_xyxy = _xywh_to_xyxy_int32(gt_all) if self.int32_gt else _xywh_to_xyxy(gt_all)
+
+    def keep_mask(self, keep: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """One setting's ``gt_list`` (0-based per image) as a mask over every face, and the faces
+        counted per image."""
+        keep_mask = np.zeros(len(self.gt_xyxy), dtype=bool)
+        keep_counts = np.array([len(k) for k in keep], dtype=np.int64)
+        if keep_counts.sum():
+            keep_mask[np.concatenate([self.gt_offsets[i] + k for i, k in enumerate(keep) if len(k)])] = True
+        return keep_mask, keep_counts
+
+
+class _Matched:
+    """Setting-independent part of a protocol: ordered predictions, their chosen faces, threshold bins.
+
+    ``score_range`` (from :func:`score_range`) is the normalisation's range over every prediction of
+    the set; ``None``: the range of ``predictions`` themselves (they are the whole set).
+    """
+
+    def __init__(
+        self, predictions: Mapping[str, np.ndarray], faces: _Faces, protocol: Protocol, iou_threshold: float,
+        score_range: tuple | None = None,
+    ):
+        self.protocol = protocol
+        self.iou_threshold = iou_threshold
+        index = faces.index
+        unknown = [n for n in predictions if n not in index]
+        if unknown:
+            raise PredictionFormatError(None, f"unknown image name(s) not in the ground truth: {', '.join(unknown[:5])}")
+        self.gt_counts = faces.gt_counts
+        self.gt_offsets = faces.gt_offsets
+        self.int32_gt = faces.int32_gt
+        self.gt_xyxy = faces.gt_xyxy
 
         arrays, img_ids = [], []
         for name, arr in predictions.items():
@@ -354,8 +399,11 @@ class _Matched:
             pred = np.zeros((0, 5))
         self.num_predictions = len(pred)
         self.num_negative_sizes = int(((pred[:, 2] < 0) | (pred[:, 3] < 0)).sum())
-        # the normalisation runs over every prediction read, including those of face-less images
-        self.norm = normalize_scores(pred[:, 4], protocol)
+        # the normalisation runs over every prediction of the set, including those of face-less images
+        if score_range is None:
+            self.norm = normalize_scores(pred[:, 4], protocol)
+        else:
+            self.norm = _normalize(pred[:, 4], score_range, protocol)
         # evaluation.m skips images without faces: their predictions count nowhere
         self.in_play = self.gt_counts[self.pred_img] > 0
         self.best_gt, self.matched, self.tbin = self._match(_xywh_to_xyxy(pred[:, :4]))
@@ -446,14 +494,10 @@ class _Matched:
             tbin = (np.minimum.accumulate(rev)[::-1] - off).astype(np.int64)
         return best_gt, matched, tbin
 
-    def _flags(self, keep: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Per prediction, for one setting: whether it recalls a counted face first, whether it is a
-        proposal (not matched to an ignored face), whether it is ignored; and the faces counted per image."""
-        keep_mask = np.zeros(len(self.gt_xyxy), dtype=bool)
-        keep_counts = np.array([len(k) for k in keep], dtype=np.int64)
-        if keep_counts.sum():
-            keep_mask[np.concatenate([self.gt_offsets[i] + k for i, k in enumerate(keep) if len(k)])] = True
-
+    def _flags(self, keep_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per prediction, for one setting (``keep_mask`` over every face, :meth:`_Faces.keep_mask`):
+        whether it recalls a counted face first, whether it is a proposal (not matched to an ignored
+        face), whether it is ignored."""
         matched = self.in_play & self.matched
         g = np.where(matched, self.best_gt, 0)
         counted_face = matched & keep_mask[g] if keep_mask.size else np.zeros_like(matched)
@@ -464,39 +508,65 @@ class _Matched:
         if cand.size:
             _, first = np.unique(g[cand], return_index=True)  # first prediction (processing order) of each face
             new_recall[cand[first]] = True
-        return new_recall, proposal, ignored, keep_counts
+        return new_recall, proposal, ignored
 
-    def image_counts(self, keep: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One setting's curve image by image: ``(tp, proposals, faces)``, the first two ``(images,
-        1000)`` counts at or above each threshold, the last the faces counted per image. A face and
-        every prediction that can take it belong to one image, so the curve of any multiset of images
-        is these rows summed (``curve`` is all of them once)."""
-        new_recall, proposal, _, keep_counts = self._flags(keep)
+    def image_counts(self, keep_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One setting's curve image by image: ``(tp, proposals)``, ``(images, 1000)`` counts at or
+        above each threshold. A face and every prediction that can take it belong to one image, so the
+        curve of any multiset of images is these rows summed (``curve`` is all of them once)."""
+        new_recall, proposal, _ = self._flags(keep_mask)
         n, nb = len(self.gt_counts), NUM_THRESHOLDS + 1
         cell = self.pred_img * nb + self.tbin
 
         def per_image(weights):
             return np.bincount(cell, weights=weights, minlength=n * nb).reshape(n, nb)[:, :NUM_THRESHOLDS].cumsum(1)
-        return per_image(new_recall), per_image(proposal), keep_counts
+        return per_image(new_recall), per_image(proposal)
 
-    def curve(self, keep: Sequence[np.ndarray]) -> dict:
-        """Precision/recall at the 1000 thresholds for one setting (``keep`` = 0-based gt_list per image)."""
-        new_recall, proposal, ignored, keep_counts = self._flags(keep)
-        count_face = int(keep_counts.sum())
+    def counts(self, keep_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """One setting's counts per threshold bin, not yet cumulated: ``(true positives, proposals)``
+        as ``(1001,)`` float64 whole numbers (bin 1000: below every threshold), and the ignored
+        predictions. The counts of disjoint sets of images add up to those of their union."""
+        new_recall, proposal, ignored = self._flags(keep_mask)
         nb = NUM_THRESHOLDS + 1
-        tp = np.cumsum(np.bincount(self.tbin, weights=new_recall, minlength=nb)[:NUM_THRESHOLDS])
-        props = np.cumsum(np.bincount(self.tbin, weights=proposal, minlength=nb)[:NUM_THRESHOLDS])
-        ap, precision, recall = _curve_ap(tp, props, count_face, self.protocol)
-        return {
-            "ap": ap,
-            "precision": precision,
-            "recall": recall,
-            "thresholds": THRESHOLDS.copy(),
-            "num_faces": count_face,
-            "true_positives": tp.astype(np.int64),
-            "proposals": props.astype(np.int64),
-            "ignored_predictions": int(ignored.sum()),
-        }
+        return (np.bincount(self.tbin, weights=new_recall, minlength=nb),
+                np.bincount(self.tbin, weights=proposal, minlength=nb), int(ignored.sum()))
+
+
+def _curve(tp_bins: np.ndarray, prop_bins: np.ndarray, ignored: int, count_face: int, protocol: Protocol) -> dict:
+    """Precision/recall at the 1000 thresholds for one setting from its per-bin counts."""
+    tp = np.cumsum(tp_bins[:NUM_THRESHOLDS])
+    props = np.cumsum(prop_bins[:NUM_THRESHOLDS])
+    ap, precision, recall = _curve_ap(tp, props, count_face, protocol)
+    return {
+        "ap": ap,
+        "precision": precision,
+        "recall": recall,
+        "thresholds": THRESHOLDS.copy(),
+        "num_faces": count_face,
+        "true_positives": tp.astype(np.int64),
+        "proposals": props.astype(np.int64),
+        "ignored_predictions": int(ignored),
+    }
+
+
+def _result(p: Protocol, gt: WiderGroundTruth, curves: dict, num_predictions: int, num_negative_sizes: int,
+            missing_images: list[str]) -> dict:
+    """The result dict of :func:`evaluate_predictions` from each setting's :func:`_curve`."""
+    out: dict = {s: c["ap"] for s, c in curves.items()}
+    out["protocol"] = p.name
+    out["pr_curves"] = curves
+    out["num_faces"] = {s: c["num_faces"] for s, c in curves.items()}
+    out["num_predictions"] = num_predictions
+    out["num_negative_sizes"] = num_negative_sizes
+    out["missing_images"] = missing_images
+    out["official_split"] = gt.official
+    out["gt_box_class"] = gt.box_class
+    return out
+
+
+def _check_iou_threshold(iou_threshold: float) -> None:
+    if not 0 < iou_threshold <= 1:
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
 
 
 def evaluate_predictions(
@@ -519,25 +589,16 @@ def evaluate_predictions(
     of ``gt`` absent from ``predictions`` count as no detections.
     """
     p = get_protocol(protocol)
-    if not 0 < iou_threshold <= 1:
-        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+    _check_iou_threshold(iou_threshold)
     settings = tuple(settings) if settings is not None else gt.settings
-    matched = _Matched(predictions, gt, p, iou_threshold)
-    out: dict = {}
+    faces = _Faces(gt, p)
+    matched = _Matched(predictions, faces, p, iou_threshold)
     curves = {}
     for s in settings:
-        c = matched.curve(gt.keep[s])
-        out[s] = c["ap"]
-        curves[s] = c
-    out["protocol"] = p.name
-    out["pr_curves"] = curves
-    out["num_faces"] = {s: curves[s]["num_faces"] for s in settings}
-    out["num_predictions"] = matched.num_predictions
-    out["num_negative_sizes"] = matched.num_negative_sizes
-    out["missing_images"] = [n for n in gt.images if n not in predictions]
-    out["official_split"] = gt.official
-    out["gt_box_class"] = gt.box_class
-    return out
+        keep_mask, keep_counts = faces.keep_mask(gt.keep[s])
+        curves[s] = _curve(*matched.counts(keep_mask), int(keep_counts.sum()), p)
+    missing = [n for n in gt.images if n not in predictions]
+    return _result(p, gt, curves, matched.num_predictions, matched.num_negative_sizes, missing)
 
 
 def resampled_ap(
@@ -563,12 +624,14 @@ def resampled_ap(
         raise ValueError(f"samples index images 0 to {n - 1}, got {samples.min()} to {samples.max()}")
     weights = np.zeros((len(samples), n))
     np.add.at(weights, (np.repeat(np.arange(len(samples)), samples.shape[1]), samples.ravel()), 1.0)
-    matched = _Matched(predictions, gt, p, iou_threshold)
+    faces = _Faces(gt, p)
+    matched = _Matched(predictions, faces, p, iou_threshold)
     out = {}
     for s in tuple(settings) if settings is not None else gt.settings:
-        tp, props, faces = matched.image_counts(gt.keep[s])
-        tp, props, faces = weights @ tp, weights @ props, weights @ faces
-        out[s] = np.array([_curve_ap(tp[r], props[r], faces[r], p)[0] for r in range(len(samples))])
+        keep_mask, keep_counts = faces.keep_mask(gt.keep[s])
+        tp, props = matched.image_counts(keep_mask)
+        tp, props, counted = weights @ tp, weights @ props, weights @ keep_counts
+        out[s] = np.array([_curve_ap(tp[r], props[r], counted[r], p)[0] for r in range(len(samples))])
     return out
 
 
@@ -588,16 +651,27 @@ def evaluate(
     prediction file, and (:class:`NegativeSizeWarning`) about boxes with a
     negative width or height.  ``timings``, if given, receives seconds per
     stage.  ``protocol`` may also be a list of protocol names: the folder is
-    read once and ``{protocol: result}`` is returned.
+    read for all of them at once and ``{protocol: result}`` is returned.
+
+    The folder is read streaming, in two passes, so memory holds one image's
+    boxes (plus the ground truth and the per-threshold counts), never the
+    whole folder: pass 1 reads every file for the scores' range, which the
+    normalisation needs over *all* predictions (``norm_score.m``); pass 2
+    reads the files again one at a time, normalises with that range, matches
+    and adds the image's counts per threshold.  Every count is a whole number
+    and the range is the same, so the result equals
+    :func:`evaluate_predictions` on :func:`read_predictions` bit for bit.
+    Every file is checked (layout, then content) in pass 1, before any is evaluated.
     """
     several = not isinstance(protocol, (str, Protocol))
     protocols = [get_protocol(p) for p in (protocol if several else [protocol])]
     t0 = time.perf_counter()
     gt = gt_dir if isinstance(gt_dir, WiderGroundTruth) else load_ground_truth(gt_dir)
     t1 = time.perf_counter()
-    preds = read_predictions(pred_dir, gt, progress=progress)
+    files = prediction_files(pred_dir, gt)
+    scan = _scan(files, progress, f"reading {Path(pred_dir).name or pred_dir}")
     t2 = time.perf_counter()
-    results = {p.name: evaluate_predictions(preds, gt, protocol=p) for p in protocols}
+    results = _evaluate_stream(files, gt, protocols, scan, progress, f"evaluating {Path(pred_dir).name or pred_dir}")
     t3 = time.perf_counter()
     first = results[protocols[0].name]
     warn_missing(first["missing_images"], pred_dir)
@@ -607,6 +681,68 @@ def evaluate(
     if timings is not None:
         timings.update(load_ground_truth=t1 - t0, read_predictions=t2 - t1, evaluate=t3 - t2)
     return results if several else first
+
+
+@dataclass
+class _Scan:
+    """Pass 1 over a prediction folder: what the normalisation and the result need from all of it."""
+
+    smax: float = -math.inf
+    smin: float = math.inf
+    num_predictions: int = 0
+    num_negative_sizes: int = 0
+
+
+def _scan(files: Sequence[tuple[str, Path]], progress: bool, desc: str) -> _Scan:
+    """Read (and so check) every file once, one at a time, for the largest and smallest score."""
+    scan = _Scan()
+    for _, arr in iter_predictions(files, progress, desc=desc):
+        if len(arr):
+            scan.smax = max(scan.smax, float(arr[:, 4].max()))
+            scan.smin = min(scan.smin, float(arr[:, 4].min()))
+            scan.num_predictions += len(arr)
+            scan.num_negative_sizes += int(((arr[:, 2] < 0) | (arr[:, 3] < 0)).sum())
+    return scan
+
+
+def _evaluate_stream(
+    files: Sequence[tuple[str, Path]],
+    gt: WiderGroundTruth,
+    protocols: Sequence[Protocol],
+    scan: _Scan,
+    progress: bool,
+    desc: str,
+    iou_threshold: float = IOU_THRESHOLD,
+) -> dict[str, dict]:
+    """Pass 2: each file read again, alone, matched under every protocol; per-threshold counts summed."""
+    settings = gt.settings
+    nb = NUM_THRESHOLDS + 1
+    state = []
+    for p in protocols:
+        faces = _Faces(gt, p)
+        masks = {s: faces.keep_mask(gt.keep[s]) for s in settings}
+        rng = score_range(scan.smax, scan.smin, p) if scan.num_predictions else None
+        sums = {s: [np.zeros(nb), np.zeros(nb), 0] for s in settings}
+        state.append((p, faces, masks, rng, sums))
+    seen = set()
+    for name, arr in iter_predictions(files, progress, desc=desc):
+        seen.add(name)
+        if not len(arr) or not len(gt.boxes[state[0][1].index[name]]):
+            continue  # no prediction, or no face: counts nowhere but in the range (pass 1)
+        for p, faces, masks, rng, sums in state:
+            matched = _Matched({name: arr}, faces, p, iou_threshold, score_range=rng)
+            for s in settings:
+                tp, props, ignored = matched.counts(masks[s][0])
+                acc = sums[s]
+                acc[0] += tp
+                acc[1] += props
+                acc[2] += ignored
+    missing = [n for n in gt.images if n not in seen]
+    out = {}
+    for p, faces, masks, rng, sums in state:
+        curves = {s: _curve(*sums[s], int(masks[s][1].sum()), p) for s in settings}
+        out[p.name] = _result(p, gt, curves, scan.num_predictions, scan.num_negative_sizes, missing)
+    return out
 
 
 def evaluate_many(
