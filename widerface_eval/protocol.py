@@ -705,6 +705,9 @@ def _scan(files: Sequence[tuple[str, Path]], progress: bool, desc: str) -> _Scan
     return scan
 
 
+_STREAM_BOXES = 4096  # small images are matched together up to this many boxes (one large image alone)
+
+
 def _evaluate_stream(
     files: Sequence[tuple[str, Path]],
     gt: WiderGroundTruth,
@@ -714,7 +717,9 @@ def _evaluate_stream(
     desc: str,
     iou_threshold: float = IOU_THRESHOLD,
 ) -> dict[str, dict]:
-    """Pass 2: each file read again, alone, matched under every protocol; per-threshold counts summed."""
+    """Pass 2: each file read again and matched under every protocol, per-threshold counts summed; images
+    are matched a few together (up to :data:`_STREAM_BOXES` boxes, an image with more alone), so memory
+    holds the largest image's boxes or that many, whichever is more."""
     settings = gt.settings
     nb = NUM_THRESHOLDS + 1
     state = []
@@ -724,19 +729,32 @@ def _evaluate_stream(
         rng = score_range(scan.smax, scan.smin, p) if scan.num_predictions else None
         sums = {s: [np.zeros(nb), np.zeros(nb), 0] for s in settings}
         state.append((p, faces, masks, rng, sums))
-    seen = set()
-    for name, arr in iter_predictions(files, progress, desc=desc):
-        seen.add(name)
-        if not len(arr) or not len(gt.boxes[state[0][1].index[name]]):
-            continue  # no prediction, or no face: counts nowhere but in the range (pass 1)
+
+    def add(batch: dict[str, np.ndarray]) -> None:
         for p, faces, masks, rng, sums in state:
-            matched = _Matched({name: arr}, faces, p, iou_threshold, score_range=rng)
+            matched = _Matched(batch, faces, p, iou_threshold, score_range=rng)
             for s in settings:
                 tp, props, ignored = matched.counts(masks[s][0])
                 acc = sums[s]
                 acc[0] += tp
                 acc[1] += props
                 acc[2] += ignored
+
+    index = state[0][1].index
+    seen = set()
+    batch: dict[str, np.ndarray] = {}
+    held = 0
+    for name, arr in iter_predictions(files, progress, desc=desc):
+        seen.add(name)
+        if not len(arr) or not len(gt.boxes[index[name]]):
+            continue  # no prediction, or no face: counts nowhere but in the range (pass 1)
+        if held and held + len(arr) > _STREAM_BOXES:
+            add(batch)
+            batch, held = {}, 0
+        batch[name] = arr
+        held += len(arr)
+    if batch:
+        add(batch)
     missing = [n for n in gt.images if n not in seen]
     out = {}
     for p, faces, masks, rng, sums in state:
