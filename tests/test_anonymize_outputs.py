@@ -175,9 +175,13 @@ def test_an_input_named_twice_is_done_once_and_records_name_their_outputs(tmp_pa
 
 # -- no half-written file under an output's name --------------------------------------------------------
 DRIVER = """
-import sys, time
+import signal, sys, time
 import numpy as np
 import retinaface_polynl.commands.common as common
+
+# Ctrl-C as a terminal delivers it: a run started in the background of a non-interactive shell (CI
+# under nohup ... &) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from retinaface_polynl import Detections
 
 class Slow:

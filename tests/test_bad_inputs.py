@@ -257,6 +257,7 @@ def test_train_labels_missing_or_garbage(tmp_path, capsys):
     assert "garbage.txt" in one_error(capsys)
 
 
+@pytest.mark.torch  # the train command needs PyTorch before it gets to these checks
 def test_train_missing_image_stops_before_training(tmp_path, train_labels, capsys):
     """A missing picture is checked for at the start (a wrong --images root, usually), not met an
     epoch into the run; the error names the label file and a missing image."""
@@ -270,6 +271,7 @@ def test_train_missing_image_stops_before_training(tmp_path, train_labels, capsy
     assert "gone_too.jpg" in one_error(capsys) and not (tmp_path / "run").exists()
 
 
+@pytest.mark.torch  # the train command needs PyTorch before it gets to these checks
 @pytest.mark.parametrize("workers", [0, 1])
 def test_train_corrupt_image_is_skipped_with_a_warning(tmp_path, train_labels, capsys, caplog, workers):
     """A picture that cannot be decoded (found only when it is read) is skipped, with a warning naming
@@ -284,6 +286,7 @@ def test_train_corrupt_image_is_skipped_with_a_warning(tmp_path, train_labels, c
         assert any("bad.jpg" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.torch  # the train command needs PyTorch before it gets to these checks
 def test_train_corrupt_validation_image_keeps_the_checkpoint(tmp_path, train_labels, caplog):
     """Validation runs before the epoch's checkpoint is written: an undecodable validation picture used to
     end the run there, losing the epoch.  It is left out of the AP, with a warning naming it."""
@@ -334,6 +337,7 @@ def test_train_weights_of_another_architecture(tmp_path, train_labels, capsys):
     assert saved["config"]["name"] == "r18x025_polynl" and saved["train_config"]["preset"] == "r18x025_polynl"
 
 
+@pytest.mark.torch  # the train command needs PyTorch before it gets to these checks
 def test_train_output_is_a_file(tmp_path, train_labels, capsys):
     (tmp_path / "afile").write_text("x")
     for out in ("afile", "afile/sub"):
@@ -341,6 +345,7 @@ def test_train_output_is_a_file(tmp_path, train_labels, capsys):
         assert f"--output {tmp_path / out}: {tmp_path / 'afile'} is a file, not a folder" in one_error(capsys)
 
 
+@pytest.mark.torch  # the train command needs PyTorch before it gets to these checks
 @pytest.mark.parametrize("flag, value, words", [("--epochs", "0", "epochs must be positive"),
                                                 ("--batch-size", "0", "batch_size must be positive"),
                                                 ("--lr", "-0.1", "lr must be positive"),
