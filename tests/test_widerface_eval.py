@@ -269,6 +269,30 @@ def test_folder_roundtrip_and_missing_warning(gt, gt_defects, tmp_path):
     assert set(timings) == {"load_ground_truth", "read_predictions", "evaluate"}
 
 
+def test_folder_evaluated_streaming_equals_the_folder_held_in_memory(gt, tmp_path):
+    """evaluate() reads a folder in two streaming passes (the scores' range, then image by image);
+    on the real split, with jittered faces, duplicates and false boxes scored as logits in file
+    order (not sorted), every number equals evaluate_predictions on the folder held in memory,
+    under both protocols (issue 38)."""
+    rng = np.random.default_rng(38)
+    for name, event, b in zip(gt.images, gt.events, gt.boxes):
+        k = int(rng.integers(0, 2 * len(b) + 3))
+        src = b[rng.integers(0, len(b), k)] if len(b) else rng.uniform(0, 500, (k, 4))
+        boxes = np.abs(src + rng.normal(0, 3, src.shape)) + [0, 0, 1, 1]
+        we.write_prediction_file(tmp_path / event / f"{name}.txt", name, boxes, np.round(rng.normal(0, 3, k), 4))
+    streamed = we.evaluate(tmp_path, gt, progress=False, protocol=["matlab", "python-port"])
+    held = we.read_predictions(tmp_path, gt, progress=False)
+    for protocol, r in streamed.items():
+        ref = we.evaluate_predictions(held, gt, protocol=protocol)
+        assert r.keys() - {"pred_dir"} == ref.keys()
+        for s in SETTINGS:
+            assert r[s] == ref[s] and 0 < r[s] < 1, (protocol, s)
+            for k, v in ref["pr_curves"][s].items():
+                np.testing.assert_array_equal(r["pr_curves"][s][k], v, err_msg=f"{protocol} {s} {k}")
+        for k in ("num_faces", "num_predictions", "num_negative_sizes", "missing_images"):
+            assert r[k] == ref[k], (protocol, k)
+
+
 def test_text_ground_truth_matches_mat(widerface_gt_dir, gt):
     with pytest.warns(we.ApproximateSettingsWarning, match="official"):
         tgt = we.load_ground_truth(widerface_gt_dir / "wider_face_val_bbx_gt.txt")
