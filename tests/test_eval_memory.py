@@ -160,3 +160,59 @@ def test_streamed_results_equal_the_in_memory_results_exactly(tmp_path, low, hig
         assert all(streamed["matlab"][s] == 0 for s in SETTINGS)  # NaN normalised scores pass nothing
     else:
         assert streamed["matlab"]["hard"] > 0
+
+
+# ----------------------------------------------------------------------------- FDDB detection files
+
+
+def test_an_fddb_detection_file_is_read_streaming_in_bounded_memory(tmp_path):
+    """120,000 FDDB detections in one file (two images of 50,000, then small ones): reading holds the
+    result (boxes and scores, 40 bytes a detection), one image's rows and a bounded chunk of text,
+    not the file split into Python strings; every value comes back as written."""
+    rng = np.random.default_rng(7)
+    sizes = [50_000, 50_000] + [100] * 200
+    written = {}
+    with open(tmp_path / "dets.txt", "w") as fh:
+        for k, n in enumerate(sizes):
+            name = f"2002/08/{k:02d}/big/img_{k}"
+            arr = np.round(np.column_stack([rng.uniform(0, 400, (n, 4)), rng.random(n)]), 3)
+            fh.write(f"{name}\n{n}\n")
+            fh.writelines("%g %g %g %g %g\n" % tuple(row) for row in arr)
+            written[name] = arr
+    total = sum(sizes)
+    result_bytes = total * 5 * 8
+    back, peak = traced_peak(lambda: we.read_fddb_detections(tmp_path / "dets.txt"))
+    assert list(back) == list(written)
+    for name, arr in written.items():
+        boxes, scores = back[name]
+        np.testing.assert_array_equal(boxes, np.column_stack([arr[:, :2], arr[:, :2] + arr[:, 2:4]]))
+        np.testing.assert_array_equal(scores, arr[:, 4])
+    largest = max(sizes) * 5 * 8
+    # the result, plus the largest image's rows twice (parsed, then split into boxes and scores), plus a chunk
+    assert peak < result_bytes + 2 * largest + 3_000_000, f"peak {peak / 1e6:.1f} MB, result {result_bytes / 1e6:.1f} MB"
+
+
+def test_fddb_streaming_keeps_line_accurate_errors_across_chunks(tmp_path):
+    from widerface_eval import fddb
+
+    n = 2 * fddb._CHUNK + 10
+    rows = ["1 2 3 4 0.5"] * n
+    path = tmp_path / "dets.txt"
+    for k, (bad, message) in enumerate([("1 2 x 4 0.5", "non-numeric"), ("1 2 3 4", "expected 5 numbers, got 4"),
+                                        ("1 2 3 nan 0.5", "NaN or infinite")]):
+        r = list(rows)
+        r[fddb._CHUNK + 3 + k] = bad
+        path.write_text(f"img\n{n}\n" + "\n".join(r) + "\n")
+        with pytest.raises(we.PredictionFormatError, match=message) as ei:
+            we.read_fddb_detections(path)
+        assert ei.value.line == 3 + fddb._CHUNK + 3 + k
+    # a count beyond the file: reported where the file ends, never allocated for
+    path.write_text("img\n99999999999\n1 2 3 4 0.5\n")
+    with pytest.raises(we.PredictionFormatError, match="announces 99999999999 entries but the file ends") as ei:
+        we.read_fddb_detections(path)
+    assert ei.value.line == 4
+    # a faulty row before the end is reported first, as a line-by-line reader reports it
+    path.write_text("img\n3\n1 2 3 4 0.5\n1 2 x 4 0.5\n")
+    with pytest.raises(we.PredictionFormatError, match="non-numeric") as ei:
+        we.read_fddb_detections(path)
+    assert ei.value.line == 4

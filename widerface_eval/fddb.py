@@ -48,7 +48,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -393,39 +393,84 @@ def load_fddb_annotations(path: str | Path, folds: Iterable[int] | str | None = 
     return out
 
 
+_CHUNK = 4096  # rows converted at a time: a file is never held as text split into Python strings
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The lines of a text file one at a time, exactly as ``read_text().splitlines()`` would give them."""
+    with open(path, encoding="utf-8") as fh:
+        for raw in fh:
+            yield from raw.splitlines()
+
+
+def _parse_rows(rows: list[str], first: int, ncols: int, path: Path, error) -> np.ndarray:
+    """``rows`` (lines ``first``, ``first + 1``, ... 0-based) -> ``(len(rows), ncols)`` float64; the
+    first faulty line raises ``error`` with its line number, checked as :func:`float` reads it."""
+    fields = [ln.split() for ln in rows]
+    if all(len(f) == ncols for f in fields):
+        try:
+            arr = np.fromiter((float(v) for f in fields for v in f), dtype=np.float64, count=len(fields) * ncols)
+        except ValueError:
+            arr = None
+        if arr is not None and np.isfinite(arr).all():
+            return arr.reshape(-1, ncols)
+    for k, (ln, f) in enumerate(zip(rows, fields)):  # locate the first faulty line, line by line
+        if len(f) != ncols:
+            raise error(path, f"expected {ncols} numbers, got {len(f)}: {ln.strip()[:60]!r}", line=first + k + 1)
+        try:
+            row = [float(v) for v in f]
+        except ValueError:
+            raise error(path, f"non-numeric field in {ln.strip()[:60]!r}", line=first + k + 1) from None
+        if not all(math.isfinite(v) for v in row):
+            raise error(path, "NaN or infinite value", line=first + k + 1)
+    raise AssertionError("unreachable: a chunk failed as a whole but no line failed alone")  # pragma: no cover
+
+
+def _iter_blocks(path: Path, ncols: int, error) -> Iterator[tuple[str, np.ndarray]]:
+    """FDDB blocks ``name / count / count rows of ncols numbers`` one at a time, with line-accurate
+    errors, streaming: memory holds one block's array and :data:`_CHUNK` lines of text."""
+    size = path.stat().st_size
+    lines = enumerate(_lines(path))
+    seen: set[str] = set()
+    for i, line in lines:
+        name = line.strip()
+        if not name:
+            continue
+        count = next(lines, (None, None))[1]
+        if count is None or not count.strip().isdigit():
+            raise error(path, f"expected the number of entries of {name!r}", line=i + 2)
+        n = int(count)
+        # a count the file cannot hold is found short below; never allocate for it up front
+        arr = np.empty((min(n, size // (2 * ncols) + 1), ncols), dtype=np.float64)
+        done = 0
+        chunk: list[str] = []
+
+        def flush() -> None:
+            nonlocal arr, done
+            if done + len(chunk) > len(arr):  # pragma: no cover - rows need at least 2 bytes a number
+                arr = np.concatenate([arr, np.empty((len(chunk), ncols))])
+            arr[done:done + len(chunk)] = _parse_rows(chunk, i + 2 + done, ncols, path, error)
+            done += len(chunk)
+            chunk.clear()
+
+        for k in range(n):
+            row = next(lines, (None, None))[1]
+            if row is None:
+                flush()  # a faulty row before the end is reported first, as line by line
+                raise error(path, f"{name!r} announces {n} entries but the file ends", line=i + 2 + k + 1)
+            chunk.append(row)
+            if len(chunk) == _CHUNK:
+                flush()
+        flush()
+        if name in seen:
+            raise error(path, f"image {name!r} appears twice", line=i + 1)
+        seen.add(name)
+        yield name, arr[:n]
+
+
 def _read_blocks(path: Path, ncols: int, error) -> dict[str, np.ndarray]:
     """Read FDDB blocks ``name / count / count rows of ncols numbers`` with line-accurate errors."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    out: dict[str, np.ndarray] = {}
-    i = 0
-    while i < len(lines):
-        name = lines[i].strip()
-        if not name:
-            i += 1
-            continue
-        if i + 1 >= len(lines) or not lines[i + 1].strip().isdigit():
-            raise error(path, f"expected the number of entries of {name!r}", line=i + 2)
-        n = int(lines[i + 1])
-        rows = []
-        for k in range(n):
-            ln = i + 2 + k
-            if ln >= len(lines):
-                raise error(path, f"{name!r} announces {n} entries but the file ends", line=ln + 1)
-            f = lines[ln].split()
-            if len(f) != ncols:
-                raise error(path, f"expected {ncols} numbers, got {len(f)}: {lines[ln].strip()[:60]!r}", line=ln + 1)
-            try:
-                row = [float(v) for v in f]
-            except ValueError:
-                raise error(path, f"non-numeric field in {lines[ln].strip()[:60]!r}", line=ln + 1) from None
-            if not all(math.isfinite(v) for v in row):
-                raise error(path, "NaN or infinite value", line=ln + 1)
-            rows.append(row)
-        if name in out:
-            raise error(path, f"image {name!r} appears twice", line=i + 1)
-        out[name] = np.asarray(rows, dtype=np.float64).reshape(-1, ncols)
-        i += 2 + n
-    return out
+    return dict(_iter_blocks(path, ncols, error))
 
 
 def read_fddb_detections(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -434,7 +479,9 @@ def read_fddb_detections(path: str | Path) -> dict[str, tuple[np.ndarray, np.nda
     Format: ``<image name>``, ``<N>``, then ``N`` lines ``x y w h score``
     (left, top, width, height).  ``path`` is one file or a folder whose
     ``*.txt`` files are all read (e.g. one per fold).  Negative width, height
-    or score and NaN are errors (:class:`PredictionFormatError`).
+    or score and NaN are errors (:class:`PredictionFormatError`).  Files are
+    read streaming, an image at a time: memory holds the result (40 bytes a
+    box) plus one image's rows and a bounded chunk of text.
     """
     p = Path(path)
     files = sorted(p.glob("*.txt")) if p.is_dir() else [p]
@@ -442,8 +489,7 @@ def read_fddb_detections(path: str | Path) -> dict[str, tuple[np.ndarray, np.nda
         raise PredictionFormatError(p, "no FDDB detection file found")
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for f in files:
-        blocks = _read_blocks(f, 5, PredictionFormatError)
-        for name, arr in blocks.items():
+        for name, arr in _iter_blocks(f, 5, PredictionFormatError):
             if name in out:
                 raise PredictionFormatError(f, f"image {name!r} has detections in two files")
             if (arr[:, 2:5] < 0).any():
