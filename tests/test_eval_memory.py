@@ -216,3 +216,23 @@ def test_fddb_streaming_keeps_line_accurate_errors_across_chunks(tmp_path):
     with pytest.raises(we.PredictionFormatError, match="non-numeric") as ei:
         we.read_fddb_detections(path)
     assert ei.value.line == 4
+
+
+def test_a_file_rewritten_between_the_two_passes_is_refused(tmp_path):
+    """The range of pass 1 must be the range of what pass 2 matches: a file rewritten in between
+    (a detector still writing the folder) gives an error, never numbers from a mixed folder."""
+    from widerface_eval import protocol
+    from widerface_eval.io import prediction_files
+
+    rng = np.random.default_rng(3)
+    gt = make_gt(10, 3, rng)
+    write_folder(tmp_path, gt, {i: 20 for i in range(10)}, rng)
+    files = prediction_files(tmp_path, gt)
+    scan = protocol._scan(files, False, "")
+    arr = image_predictions(gt.boxes[4], 20, rng, 0.0, 2.0)  # a score above the range pass 1 saw
+    write_prediction_file(tmp_path / gt.events[4] / f"{gt.images[4]}.txt", gt.images[4], arr[:, :4], arr[:, 4])
+    with pytest.raises(we.PredictionFormatError, match="changed while being evaluated"):
+        protocol._evaluate_stream(files, gt, [protocol.get_protocol("matlab")], scan, False, tmp_path)
+    # unchanged files pass
+    scan = protocol._scan(files, False, "")
+    assert protocol._evaluate_stream(files, gt, [protocol.get_protocol("matlab")], scan, False, tmp_path)["matlab"]["hard"] > 0

@@ -671,7 +671,7 @@ def evaluate(
     files = prediction_files(pred_dir, gt)
     scan = _scan(files, progress, f"reading {Path(pred_dir).name or pred_dir}")
     t2 = time.perf_counter()
-    results = _evaluate_stream(files, gt, protocols, scan, progress, f"evaluating {Path(pred_dir).name or pred_dir}")
+    results = _evaluate_stream(files, gt, protocols, scan, progress, Path(pred_dir))
     t3 = time.perf_counter()
     first = results[protocols[0].name]
     warn_missing(first["missing_images"], pred_dir)
@@ -697,12 +697,16 @@ def _scan(files: Sequence[tuple[str, Path]], progress: bool, desc: str) -> _Scan
     """Read (and so check) every file once, one at a time, for the largest and smallest score."""
     scan = _Scan()
     for _, arr in iter_predictions(files, progress, desc=desc):
-        if len(arr):
-            scan.smax = max(scan.smax, float(arr[:, 4].max()))
-            scan.smin = min(scan.smin, float(arr[:, 4].min()))
-            scan.num_predictions += len(arr)
-            scan.num_negative_sizes += int(((arr[:, 2] < 0) | (arr[:, 3] < 0)).sum())
+        _add_to_scan(scan, arr)
     return scan
+
+
+def _add_to_scan(scan: _Scan, arr: np.ndarray) -> None:
+    if len(arr):
+        scan.smax = max(scan.smax, float(arr[:, 4].max()))
+        scan.smin = min(scan.smin, float(arr[:, 4].min()))
+        scan.num_predictions += len(arr)
+        scan.num_negative_sizes += int(((arr[:, 2] < 0) | (arr[:, 3] < 0)).sum())
 
 
 _STREAM_BOXES = 4096  # small images are matched together up to this many boxes (one large image alone)
@@ -714,7 +718,7 @@ def _evaluate_stream(
     protocols: Sequence[Protocol],
     scan: _Scan,
     progress: bool,
-    desc: str,
+    pred_dir: Path,
     iou_threshold: float = IOU_THRESHOLD,
 ) -> dict[str, dict]:
     """Pass 2: each file read again and matched under every protocol, per-threshold counts summed; images
@@ -744,8 +748,10 @@ def _evaluate_stream(
     seen = set()
     batch: dict[str, np.ndarray] = {}
     held = 0
-    for name, arr in iter_predictions(files, progress, desc=desc):
+    again = _Scan()
+    for name, arr in iter_predictions(files, progress, desc=f"evaluating {pred_dir.name or pred_dir}"):
         seen.add(name)
+        _add_to_scan(again, arr)
         if not len(arr) or not len(gt.boxes[index[name]]):
             continue  # no prediction, or no face: counts nowhere but in the range (pass 1)
         if held and held + len(arr) > _STREAM_BOXES:
@@ -755,6 +761,12 @@ def _evaluate_stream(
         held += len(arr)
     if batch:
         add(batch)
+    if again != scan:  # a file rewritten between the passes: its range would not be the one used
+        raise PredictionFormatError(
+            pred_dir,
+            "prediction files changed while being evaluated (read twice: once for the scores' range, "
+            "once to match); evaluate them again once they are written",
+        )
     missing = [n for n in gt.images if n not in seen]
     out = {}
     for p, faces, masks, rng, sums in state:
