@@ -86,25 +86,24 @@ def vfr_video(path, frames, gaps_ms, tags=None):
         total = rate * t // 1000
         wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(total) / rate)).astype(np.float32)
         done = 0
-        for image, pts in zip(frames, stamps):
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts, frame.time_base = pts, tb
-            for p in v.encode(frame):
-                c.mux(p)
-            while done < rate * (pts + gaps_ms[0]) // 1000 and done < total:
+
+        def audio_until(end: int) -> None:  # encode the sound up to sample ``end``, 1,024 samples a frame
+            nonlocal done
+            while done < min(end, total):
                 chunk = wave[done: done + 1024]
                 af = av.AudioFrame.from_ndarray(chunk[None], format="fltp", layout="mono")
                 af.sample_rate, af.pts = rate, done
                 for p in a.encode(af):
                     c.mux(p)
                 done += len(chunk)
-        while done < total:
-            chunk = wave[done: done + 1024]
-            af = av.AudioFrame.from_ndarray(chunk[None], format="fltp", layout="mono")
-            af.sample_rate, af.pts = rate, done
-            for p in a.encode(af):
+
+        for image, pts in zip(frames, stamps):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = pts, tb
+            for p in v.encode(frame):
                 c.mux(p)
-            done += len(chunk)
+            audio_until(rate * (pts + gaps_ms[0]) // 1000)
+        audio_until(total)
         for stream in (v, a):
             for p in stream.encode():
                 c.mux(p)
