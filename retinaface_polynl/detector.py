@@ -355,14 +355,14 @@ class Detector:
         """Single-scale resize factor for an image under :meth:`input_rule` (limited by
         ``size_limit`` when no ``max_size`` is set, with a warning)."""
         rule = self.input_rule(size, max_size)
-        if rule.exceeds(height, width, self.size_limit):
-            wanted = rule.scale(height, width)
+        scale, wanted = rule.scale(height, width, self.size_limit), rule.scale(height, width)
+        if scale < wanted:
             log.warning(
                 "image of %dx%d would enter the network at %dx%d; downscaled to a long side of %d "
                 "(size_limit; pass max_size= / --max-size to choose)",
                 width, height, round(width * wanted), round(height * wanted), self.size_limit,
             )
-        return rule.scale(height, width, self.size_limit)
+        return scale
 
     def predict_raw(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Preprocessed batch (B, 3, H, W) -> decoded boxes (B, A, 4), scores (B, A), landmarks (B, A, 5, 2)

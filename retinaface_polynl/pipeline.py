@@ -139,14 +139,13 @@ class InputRule(NamedTuple):
         """The resize factor for a picture of ``height`` x ``width``; ``limit``: a safety cap on
         the long side that applies only when the rule sets no ``max_size`` (``Detector.size_limit``)."""
         scale = resize_scale(height, width, self.size, self.max_size, self.upscale_only)
-        if self.exceeds(height, width, limit):
+        if self.max_size is None and limit is not None and max(height, width) * scale > limit:
             scale = limit / max(height, width)
         return scale
 
     def exceeds(self, height: int, width: int, limit: int | None) -> bool:
         """Whether the safety ``limit`` shrinks this picture below what the rule alone asks."""
-        return (self.max_size is None and limit is not None
-                and max(height, width) * self.scale(height, width) > limit)
+        return self.scale(height, width, limit) < self.scale(height, width)
 
     def describe(self) -> str:
         """The rule in words, for summaries: ``short side at least 480, long side <= 1024``."""
