@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,3 +239,22 @@ def test_bad_detection_file(tmp_path, capsys):
         warnings.simplefilter("error")
         with pytest.raises(we.GroundTruthError):
             we.load_fddb_annotations(tmp_path / "nowhere")
+
+
+def test_read_fddb_detections_refuses_a_link_out_of_the_folder_without_reading_it(tmp_path):
+    """The reader itself (not only the command line) refuses a linked file leading out of the folder."""
+    secret = tmp_path / "private.txt"
+    secret.write_text("SECRET-LINE\n")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "fold-01.txt").write_text("img_1\n1\n10 10 20 20 0.9\n")
+    (pred / "fold-02.txt").symlink_to(secret)
+    with pytest.raises(we.PredictionFormatError) as ei:
+        we.read_fddb_detections(pred)
+    assert ei.value.path == pred / "fold-02.txt" and "leads out of the prediction folder" in str(ei.value)
+    assert "SECRET" not in str(ei.value)
+    (pred / "fold-02.txt").unlink()
+    (pred / "kept").mkdir()
+    (pred / "kept" / "source").write_text("img_2\n0\n")
+    (pred / "fold-02.txt").symlink_to(Path("kept") / "source")  # a link inside the folder is read
+    assert sorted(we.read_fddb_detections(pred)) == ["img_1", "img_2"]

@@ -145,12 +145,7 @@ def run_evaluation(
     if kind == "fddb":
         from .fddb import evaluate_fddb, load_fddb_annotations, read_fddb_detections
 
-        from .io import check_inside
-
         ann = load_fddb_annotations(gt_dir, folds)
-        for p in map(Path, pred_dirs):  # as read_predictions does for WIDER: no link out of the folder
-            if p.is_dir():
-                check_inside(p, sorted(p.glob("*.txt")))
         results = {n: evaluate_fddb(read_fddb_detections(p), ann) for n, p in zip(names, pred_dirs)}
         width = max([len("method")] + [len(n) for n in names])
         print(f"{'method':<{width}}  {'AP@0.5':>8}  {'TPR@1000FP':>10}  {'cont@1000FP':>11}", file=out)

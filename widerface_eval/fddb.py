@@ -54,6 +54,7 @@ import numpy as np
 
 from .ap import Detections, as_boxes_scores, average_precision
 from .errors import GroundTruthError, MissingPredictionsWarning, PredictionFormatError
+from .io import check_inside
 
 __all__ = [
     "FDDBAnnotation",
@@ -479,7 +480,9 @@ def read_fddb_detections(path: str | Path) -> dict[str, tuple[np.ndarray, np.nda
     Format: ``<image name>``, ``<N>``, then ``N`` lines ``x y w h score``
     (left, top, width, height).  ``path`` is one file or a folder whose
     ``*.txt`` files are all read (e.g. one per fold).  Negative width, height
-    or score and NaN are errors (:class:`PredictionFormatError`).  Files are
+    or score and NaN are errors (:class:`PredictionFormatError`), and so is a
+    file of the folder that is a symbolic link leading out of it
+    (:func:`~widerface_eval.io.check_inside`, as for WIDER FACE).  Files are
     read streaming, an image at a time: memory holds the result (40 bytes a
     box) plus one image's rows and a bounded chunk of text.
     """
@@ -487,6 +490,8 @@ def read_fddb_detections(path: str | Path) -> dict[str, tuple[np.ndarray, np.nda
     files = sorted(p.glob("*.txt")) if p.is_dir() else [p]
     if not files or not files[0].exists():
         raise PredictionFormatError(p, "no FDDB detection file found")
+    if p.is_dir():
+        check_inside(p, files)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for f in files:
         for name, arr in _iter_blocks(f, 5, PredictionFormatError):
