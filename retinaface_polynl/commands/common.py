@@ -371,6 +371,26 @@ def plan_outputs(args: argparse.Namespace, sources: list, sink) -> tuple[list, s
     inputs = {path_key(s.path): s.path for s in good}
     written: dict[str, tuple] = {}
     planned: dict = {}
+    identities: dict | None = None  # (st_dev, st_ino) -> the first input that is that file
+
+    def input_at(path: Path):
+        """The input that ``path`` (an existing file) is under another name (a hard or symbolic
+        link), else ``None``: os.path.samefile's test, with the inputs stat'ed once for the run
+        rather than once per existing output."""
+        nonlocal identities
+        if identities is None:
+            identities = {}
+            for src in good:
+                try:
+                    st = os.stat(src.path)
+                except OSError:
+                    continue
+                identities.setdefault((st.st_dev, st.st_ino), src.path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return identities.get((st.st_dev, st.st_ino))
 
     def claim(path: Path, what: str) -> None:
         key = path_key(path)
@@ -378,13 +398,10 @@ def plan_outputs(args: argparse.Namespace, sources: list, sink) -> tuple[list, s
             raise ValueError(f"{path}: {what} would overwrite the input {inputs[key]} (inputs are never "
                              "overwritten; choose another --output folder)")
         if path.exists():
-            for src in good:
-                try:
-                    if os.path.samefile(path, src.path):
-                        raise ValueError(f"{path}: {what} would overwrite the input {src.path} (the same file "
-                                         "under another name); choose another --output folder")
-                except OSError:
-                    continue
+            same = input_at(path)
+            if same is not None:
+                raise ValueError(f"{path}: {what} would overwrite the input {same} (the same file "
+                                 "under another name); choose another --output folder")
         if key in written:
             raise ValueError(f"{path}: {what} and {written[key][1]} would be the same file; "
                              "rename one of the inputs or run them into different --output folders")
