@@ -14,13 +14,12 @@ returns the backend plus the :class:`ModelConfig` recorded in it.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..device import Device, default_threads as _default_threads
+from ..device import Device, available_cores, default_threads as _default_threads
 from ..presets import ModelConfig
 from .cache import cached_onnx
 from .format import (
@@ -113,7 +112,7 @@ def _ort_providers(device: "str | Device", providers: list | None) -> list:
 
 def default_intra_op_threads() -> int:
     """Threads an onnxruntime session gets when none are asked for: ``OMP_NUM_THREADS`` or the
-    cores this process may use (:func:`retinaface_polynl.backends.default_threads`; what torch's
+    cores this process may use (:func:`retinaface_polynl.device.default_threads`; what torch's
     own default comes to), so engines size their pools alike and never ask for more threads
     than the machine has."""
     return _default_threads()
@@ -283,6 +282,7 @@ def load_backend(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     fmt = detect_format(path)
+    dev = Device.parse(device)
     if backend == "auto":
         backend = {"torch": "torch", "onnx": "onnxruntime", "tensorrt": "tensorrt"}[fmt]
     if fmt == "torch" and backend != "torch":
@@ -292,10 +292,10 @@ def load_backend(
                 f"checkpoint as it is: 'retinaface-polynl export --weights {path} --preset NAME --output model.onnx', "
                 "then run that file"
             )
-        if backend == "tensorrt" and Device.parse(device).type != "cuda":
+        if backend == "tensorrt" and dev.type != "cuda":
             raise TensorRTUnavailable(f"the tensorrt backend runs on a GPU: pass device='cuda' (got {str(device)!r})")
         # exported once into the cache (named by the checkpoint's SHA-256), then run like any export
-        path, fmt = cached_onnx(path, half=backend == "tensorrt" and Device.parse(device).type == "cuda"), "onnx"
+        path, fmt = cached_onnx(path, half=backend == "tensorrt"), "onnx"
     if fmt != "torch" and backend == "torch":
         raise ExportError(f"{path} is an exported {fmt} file; the torch backend needs a .pth checkpoint")
     if config is not None and fmt != "torch":
@@ -304,9 +304,8 @@ def load_backend(
         from ..checkpoints import load_model
         from .torch_backend import TorchBackend
 
-        dev = Device.parse(device).torch()
-        loaded = load_model(path, config=config, device=dev)
-        return TorchBackend(loaded.model, dev, threads=intra_op_threads), loaded.config
+        loaded = load_model(path, config=config, device=dev.torch())
+        return TorchBackend(loaded.model, dev.torch(), threads=intra_op_threads), loaded.config
     if backend == "onnxruntime":
         if fmt == "tensorrt":
             raise ExportError(f"{path} is a TensorRT engine: use backend='tensorrt' (or pass the .onnx file)")
@@ -323,22 +322,21 @@ def load_backend(
     # tensorrt
     if providers or intra_op_threads or inter_op_threads or session_options:
         log.warning("onnxruntime settings (providers, threads, session options) do not apply to TensorRT; ignored")
-    if Device.parse(device).type != "cuda":
+    if dev.type != "cuda":
         raise TensorRTUnavailable(f"the tensorrt backend runs on a GPU: pass device='cuda' (got {str(device)!r})")
     from .tensorrt import TensorRTBackend
 
-    dev = Device.parse(device).torch()
     if fmt == "onnx":
-        trt_backend = TensorRTBackend.from_onnx(path, device=dev, cache_dir=engine_cache_dir, profile=engine_profile)
+        trt_backend = TensorRTBackend.from_onnx(path, device=dev.torch(), cache_dir=engine_cache_dir, profile=engine_profile)
     else:
-        trt_backend = TensorRTBackend.from_engine_file(path, device=dev)
+        trt_backend = TensorRTBackend.from_engine_file(path, device=dev.torch())
     _check_preprocessing(trt_backend.metadata.preprocessing, str(path))
     return trt_backend, trt_backend.config
 
 
 def default_threads() -> int:
     """Physical-core-ish thread count onnxruntime would pick (for reporting)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return available_cores()
 
 
 def __getattr__(name: str):
