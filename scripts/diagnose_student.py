@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -70,13 +69,6 @@ SETS = {
     "wider-dev": ("never seen kind", "diag_wider_dev", True),
     "shanghai": ("never seen kind", "shanghai", True),
 }
-
-
-def sample(records: list, n: int) -> list:
-    """Every k-th record so that about ``n`` remain (all when ``n`` <= 0)."""
-    if n <= 0 or len(records) <= n:
-        return list(records)
-    return list(records[:: math.ceil(len(records) / n)])
 
 
 def set_records(name: str, data: Path) -> list[ImageRecord]:
@@ -358,7 +350,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     for n in names:
         _, cache_name, upscale = SETS[n]
-        records = sample(set_records(n, args.data), 0 if n in WHOLE_SETS else args.per_set)
+        records = mcl.sample_records(set_records(n, args.data), 0 if n in WHOLE_SETS else max(args.per_set, 0))
         teach = mcl.run_teachers(cache_name, records, args.out, factory, upscale=upscale)
         stud = run_student(n, records, args.out, student)
         results[n] = analyse(records, teach, stud)
