@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..device import Device, available_cores, default_threads as _default_threads
+from ..lazy import lazy_exports
 from ..presets import ModelConfig
 from .cache import cached_onnx
 from .format import (
@@ -339,14 +340,6 @@ def default_threads() -> int:
     return available_cores()
 
 
-def __getattr__(name: str):
-    # the torch-based backends, importable from here as before, loaded only when asked for
-    if name == "TorchBackend":
-        from .torch_backend import TorchBackend
-
-        return TorchBackend
-    if name == "TensorRTBackend":
-        from .tensorrt import TensorRTBackend
-
-        return TensorRTBackend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the torch-based backends, importable from here as before, loaded only when asked for
+__getattr__, __dir__ = lazy_exports(__name__, {"TorchBackend": f"{__package__}.torch_backend",
+                                              "TensorRTBackend": f"{__package__}.tensorrt"})
