@@ -92,7 +92,6 @@ CACHE_KEYS = {"mobilenet": ("mb", "ms", "ml"), "yunet": ("yb", "ys", "yl"), "scr
               "centerface": ("cb", "cs", "cl")}
 TEACHER_THRESHOLD = T.DEFAULT_THRESHOLD
 UPSCALE_BELOW = 1100  # long side (px) under which the teachers also see the picture enlarged 2x
-YUNET_RULE = T.YUNET_RULE
 RULES = {"mobilenet": (1.0, 1.0, 0.0), "yunet": T.YUNET_RULE, "scrfd": T.SCRFD_RULE, "centerface": T.CENTERFACE_RULE}
 
 log = logging.getLogger("make_crowd_labels")
@@ -257,9 +256,6 @@ def _median(x) -> float:
     return float(np.median(np.asarray(x))) if len(x) else float("nan")
 
 
-matched_ratios = T.matched_ratios
-
-
 def fit_rules(data: Path, caches: dict[str, dict]) -> dict:
     """The box rules, measured on the cached teacher detections (see the module docstring)."""
     rules = {}
@@ -273,7 +269,7 @@ def fit_rules(data: Path, caches: dict[str, dict]) -> dict:
             big = np.minimum(r.boxes[:, 2] - r.boxes[:, 0], r.boxes[:, 3] - r.boxes[:, 1]) >= 20
             if not len(mb) or not big.any():
                 continue
-            for acc, new in zip((ws, hs, cs, ious), matched_ratios(r.boxes[big], mb, 0.4)):
+            for acc, new in zip((ws, hs, cs, ious), T.matched_ratios(r.boxes[big], mb, 0.4)):
                 acc.extend(new)
         rules["mask"] = dict(width_scale=_median(ws), height_scale=_median(hs), centre_shift=_median(cs),
                              faces=len(ws), median_iou_as_drawn=_median(ious))
