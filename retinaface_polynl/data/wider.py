@@ -87,21 +87,20 @@ def read_wider_bbx_gt(
     than ``min_size`` pixels are dropped.
     """
     gt_file, images_dir = Path(gt_file), Path(images_dir)
-    numbered = [(k, ln.strip()) for k, ln in enumerate(open(gt_file, encoding="utf-8"), 1) if ln.strip()]
-    lines = [ln for _, ln in numbered]
+    with open(gt_file, encoding="utf-8") as f:
+        numbered = [(k, ln.strip()) for k, ln in enumerate(f, 1) if ln.strip()]  # (line number, text)
     records: list[ImageRecord] = []
     i = 0
-    while i < len(lines):
-        name = lines[i]
+    while i < len(numbered):
+        name = numbered[i][1]
         try:
-            count = int(lines[i + 1])
+            count = int(numbered[i + 1][1])
         except (IndexError, ValueError):
             raise ValueError(f"{gt_file}: expected a face count after {name!r} (line {i + 2})") from None
-        rows = lines[i + 2 : i + 2 + max(count, 1)]
-        row_lines = [k for k, _ in numbered[i + 2 : i + 2 + count]]
+        face_rows = numbered[i + 2 : i + 2 + count]
         i += 2 + max(count, 1)
         faces, face_lines = [], []
-        for row, lineno in zip(rows[:count], row_lines):
+        for lineno, row in face_rows:
             v = [float(x) for x in row.split()]
             if len(v) < 4:
                 raise ValueError(f"{gt_file}: bad face line {row!r} for {name}")
