@@ -390,7 +390,7 @@ def detection_passes(detector, image: np.ndarray, threshold: float = MIN_SCORE, 
     ``tiles``: None (default) adds them when :func:`needs_tiles` says the input rule would
     shrink a ``min_face`` face too far; True / False force them on / off; ``tile`` / ``overlap``:
     their side and overlap in the photo's pixels."""
-    from .detector import Detections
+    from .zoom import shift
 
     h, w = image.shape[:2]
     passes = {"upright": detector.detect(image, threshold=threshold, tta=tta)}
@@ -403,8 +403,7 @@ def detection_passes(detector, image: np.ndarray, threshold: float = MIN_SCORE, 
             # the tile at its own resolution: short side exactly its short side, long side capped at its long side
             det = detector.detect(part, threshold=threshold, size=min(part.shape[:2]), max_size=max(part.shape[:2]))
             if len(det):
-                offset = np.asarray([x1, y1], np.float32)
-                found.append(Detections(det.boxes + np.tile(offset, 2), det.scores, det.landmarks + offset))
+                found.append(shift(det, x1, y1))  # into the photo's pixels
         passes["tiles"] = concat_faces(found)
     for angle in rotations:
         turned = cv2.rotate(image, _TURN[angle % 360]) if angle % 360 else image
