@@ -97,15 +97,11 @@ def open_backend(
         raise ValueError("give model= alone: it carries its own weights and configuration")
     weights = Path(weights) if weights is not None else None
 
-    if weights is not None and _exported(weights):
-        if precision == "fp16":
-            raise ValueError(f"{weights} is an exported file: it runs at the precision it was exported in; "
-                             "drop precision= (export with --format onnx-fp16 for float16)")
-        if config is not None:
-            raise ValueError(f"{weights} runs as an exported model that carries its own preset; drop preset=")
-        return _open_exported(weights, backend, dev, threads, providers, precision)
-
-    if weights is not None and backend in ("onnxruntime", "tensorrt"):
+    exported = weights is not None and _exported(weights)
+    if exported and precision == "fp16":
+        raise ValueError(f"{weights} is an exported file: it runs at the precision it was exported in; "
+                         "drop precision= (export with --format onnx-fp16 for float16)")
+    if exported or (weights is not None and backend in ("onnxruntime", "tensorrt")):
         if config is not None:
             raise ValueError(f"{weights} runs as an exported model that carries its own preset; "
                              "drop preset= (or pass backend='torch')")
