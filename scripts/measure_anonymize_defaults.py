@@ -72,6 +72,7 @@ sys.path.insert(0, str(ROOT))
 
 from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.anonymize import anonymize, face_regions, region_mask  # noqa: E402
+from widerface_eval.groundtruth import load_text_ground_truth  # noqa: E402
 from torchvision.ops import box_iou  # noqa: E402
 import torch  # noqa: E402
 
@@ -250,21 +251,16 @@ def wider_photos(data: Path) -> list[Photo]:
     dev = data / "widerface_val_dev"
     keys = json.loads((dev / "LIST.json").read_text())
     sources = json.loads((dev / "SOURCES.json").read_text())
-    gt: dict[str, list] = {}
-    lines = (data / "widerface_val_gt" / "wider_face_val_bbx_gt.txt").read_text().split("\n")
-    i = 0
-    while i < len(lines) and lines[i].strip():
-        name, n = lines[i].strip(), int(lines[i + 1])
-        rows = [list(map(int, lines[i + 2 + k].split()[:10])) for k in range(max(n, 1))] if n else []
-        gt[name[:-4] if name.endswith(".jpg") else name] = rows
-        i += 2 + max(n, 1)
+    gt = load_text_ground_truth(data / "widerface_val_gt" / "wider_face_val_bbx_gt.txt", warn=False)
+    index = {f"{e}/{n}": i for i, (e, n) in enumerate(zip(gt.events, gt.images))}
     photos = []
     for key in keys:
-        rows = gt.get(key, [])
-        boxes = np.asarray([[x, y, x + w, y + h] for x, y, w, h, *_ in rows], np.float32).reshape(-1, 4)
-        # invalid (8th field) faces are not scored, only allowed for
-        scored = [("box", x, y, x + w, y + h) for x, y, w, h, _b, _e, _i, invalid, *_ in rows
-                  if not invalid and h >= MIN_HEIGHT]
+        i = index.get(key)
+        xywh = gt.boxes[i] if i is not None else np.zeros((0, 4))
+        invalid = gt.attributes["invalid"][i] if i is not None else np.zeros(0, np.int64)
+        boxes = np.asarray(np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], np.float32).reshape(-1, 4)
+        # invalid faces are not scored, only allowed for
+        scored = [("box", *b) for b, (_, _, _, h), bad in zip(boxes.tolist(), xywh, invalid) if not bad and h >= MIN_HEIGHT]
         tags = ["sharp"] if sources.get(key, {}).get("kind") == "original" else []
         photos.append(Photo("WIDER dev", dev / "images" / f"{key}.jpg", boxes, scored, tags))
     return photos
