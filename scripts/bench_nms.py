@@ -23,7 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from record_reference_faces import check_photos  # noqa: E402
+from ship_default_onnx import check_photos  # noqa: E402
 
 
 def raw_candidates(photos: list[Path], threshold: float, top_k: int = 5000) -> list[tuple[np.ndarray, np.ndarray]]:

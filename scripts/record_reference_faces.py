@@ -26,22 +26,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SHARED = REPO.parent / "shared" / "data"
+from ship_default_onnx import check_photos  # noqa: E402  (the same 13 photos, and the crowd-val ones)
+
 MODES = ("single", "zoom", "paper")
-
-
-def check_photos(crowd_val: bool) -> list[Path]:
-    photos = [REPO / "demo" / "astronaut.jpg"]
-    dlib = SHARED / "faces_dlib"
-    if dlib.is_dir():
-        photos += sorted(dlib.glob("*.jpg"))
-    if crowd_val:
-        listing = SHARED / "faces_mask" / "val.txt"
-        if not listing.is_file():
-            raise SystemExit(f"--crowd-val: {listing} is absent")
-        folder = SHARED / "faces_mask" / "images"
-        photos += [folder / f"{name.strip()}.jpg" for name in listing.read_text().split() if name.strip()]
-    return photos
 
 
 def detect_modes(photos: list[Path], modes: tuple[str, ...], threshold: float, threads: int | None) -> dict:
