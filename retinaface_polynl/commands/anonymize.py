@@ -31,6 +31,7 @@ from .common import (
     add_detection_args,
     add_run_args,
     close_video,
+    keep_partial,
     open_video_output,
     output_folder,
     picture_record,
@@ -266,12 +267,7 @@ class AnonymizeOutputs(Sink):
         as ``<name>.partial<suffix>`` (the frames still waiting for ``--persist`` are dropped: their
         later neighbours were never seen)."""
         state = self.videos.pop(path, None)
-        if state is None:
-            return None
-        if state.writer.frames == 0:
-            state.writer.abort()
-            return None
-        return state.writer.close(partial=True)
+        return None if state is None else keep_partial(state.writer)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -207,6 +207,16 @@ def close_video(writer, max_frames: int | None, cut: bool = False) -> None:
     writer.close(cut_audio=cut or (bool(max_frames) and writer.frames >= max_frames))
 
 
+def keep_partial(writer):
+    """An interrupted run (Ctrl-C, SIGTERM): keep the frames ``writer`` holds as
+    ``<name>.partial<suffix>``, its sound cut where they end; a video without a frame yet is
+    deleted.  Returns where it is kept, or ``None``."""
+    if writer.frames == 0:
+        writer.abort()
+        return None
+    return writer.close(partial=True)
+
+
 def output_folder(flag: str, value: str | None, create: bool = False) -> Path | None:
     """``value`` as a folder (created with ``create``), or ``None``; a file of that name is an error."""
     if not value:

@@ -23,6 +23,7 @@ from .common import (
     add_detection_args,
     add_run_args,
     close_video,
+    keep_partial,
     open_video_output,
     output_folder,
     picture_record,
@@ -203,12 +204,7 @@ class Outputs(Sink):
 
     def interrupt_video(self, path: Path):
         writer = self.videos.pop(path, None)
-        if writer is None:
-            return None
-        if writer.frames == 0:
-            writer.abort()
-            return None
-        return writer.close(partial=True)
+        return None if writer is None else keep_partial(writer)
 
 
 def run(args: argparse.Namespace) -> int:
