@@ -362,15 +362,14 @@ def box_vote(
     if lost.size:  # pragma: no cover - nms keeps boxes that overlap nothing
         assign[lost] = heads.size + np.arange(lost.size)
     k = int(assign.max()) + 1
-    w = s
-    wsum = np.bincount(assign, weights=w, minlength=k)
+    wsum = np.bincount(assign, weights=s, minlength=k)  # members weigh by their scores
     votes = np.bincount(assign, minlength=k)
     safe = np.where(wsum > 0, wsum, 1.0)
 
     def cluster_sum(values: np.ndarray) -> np.ndarray:  # (n, d) -> (k, d), summed per cluster
         return np.stack([np.bincount(assign, weights=values[:, j], minlength=k) for j in range(values.shape[1])], 1)
 
-    vboxes = cluster_sum(b * w[:, None]) / safe[:, None]
+    vboxes = cluster_sum(b * s[:, None]) / safe[:, None]
     # Clusters whose weights are all zero (scores of 0) fall back to the plain mean.
     zero = wsum <= 0
     if zero.any():
@@ -390,7 +389,7 @@ def box_vote(
     vmarks = None
     if landmarks is not None:
         m = np.ascontiguousarray(landmarks[order], dtype=np.float64).reshape(n, -1)
-        vmarks = cluster_sum(m * w[:, None]) / safe[:, None]
+        vmarks = cluster_sum(m * s[:, None]) / safe[:, None]
         if zero.any():
             vmarks[zero] = (cluster_sum(m) / np.maximum(votes, 1)[:, None])[zero]
     keep_idx = np.flatnonzero(votes >= min_votes)
