@@ -782,6 +782,24 @@ def test_a_large_prediction_file_is_read_streaming_in_bounded_memory(tmp_path):
     np.testing.assert_array_equal(parse_prediction_text(path.read_text(), path, "a1"), arr)
 
 
+def test_a_file_read_streaming_is_split_into_lines_as_its_text_parsed_whole(tmp_path):
+    """Form feeds and the other Unicode line breaks split lines in the file reader as in
+    parse_prediction_text (str.splitlines), not only line ends."""
+    from widerface_eval.io import parse_prediction_text
+
+    for text in ("a1\n2\n1 2 3 4 0.5\x1c5 6 7 8 0.6\n", "a1\n1\n1 2 3\x0c4 0.5\n", "a1\r\n1\r\n1 2 3 4 0.5\u2028\r\n"):
+        path = tmp_path / "a1.txt"
+        path.write_bytes(text.encode("utf-8"))
+        try:
+            whole = parse_prediction_text(text, path, "a1")
+        except we.PredictionFormatError as exc:
+            with pytest.raises(we.PredictionFormatError) as ei:
+                we.read_prediction_file(path)
+            assert (ei.value.line, str(ei.value)) == (exc.line, str(exc))
+        else:
+            np.testing.assert_array_equal(we.read_prediction_file(path), whole)
+
+
 def test_streaming_keeps_line_accurate_errors_across_chunks(tmp_path):
     from widerface_eval import io as wio
 

@@ -54,7 +54,7 @@ import numpy as np
 
 from .ap import Detections, as_boxes_scores, average_precision
 from .errors import GroundTruthError, MissingPredictionsWarning, PredictionFormatError
-from .io import check_inside
+from .io import check_inside, text_lines
 
 __all__ = [
     "FDDBAnnotation",
@@ -397,13 +397,6 @@ def load_fddb_annotations(path: str | Path, folds: Iterable[int] | str | None = 
 _CHUNK = 4096  # rows converted at a time: a file is never held as text split into Python strings
 
 
-def _lines(path: Path) -> Iterator[str]:
-    """The lines of a text file one at a time, exactly as ``read_text().splitlines()`` would give them."""
-    with open(path, encoding="utf-8") as fh:
-        for raw in fh:
-            yield from raw.splitlines()
-
-
 def _parse_rows(rows: list[str], first: int, ncols: int, path: Path, error) -> np.ndarray:
     """``rows`` (lines ``first``, ``first + 1``, ... 0-based) -> ``(len(rows), ncols)`` float64; the
     first faulty line raises ``error`` with its line number, checked as :func:`float` reads it."""
@@ -431,7 +424,7 @@ def _iter_blocks(path: Path, ncols: int, error) -> Iterator[tuple[str, np.ndarra
     """FDDB blocks ``name / count / count rows of ncols numbers`` one at a time, with line-accurate
     errors, streaming: memory holds one block's array and :data:`_CHUNK` lines of text."""
     size = path.stat().st_size
-    lines = enumerate(_lines(path))
+    lines = enumerate(text_lines(path))
     seen: set[str] = set()
     for i, line in lines:
         name = line.strip()

@@ -195,11 +195,18 @@ def read_prediction_file(path: str | Path, expected_name: str | None = None) -> 
     if expected_name is None:
         expected_name = path.stem
     try:
-        with open(path, encoding="utf-8", newline=None) as fh:
-            size = os.fstat(fh.fileno()).st_size
-            return _parse_lines((ln.rstrip("\n") for ln in fh), path, expected_name, size_hint=size)
+        return _parse_lines(text_lines(path), path, expected_name, size_hint=path.stat().st_size)
     except UnicodeDecodeError as exc:
         raise PredictionFormatError(path, f"not a UTF-8 text file ({exc.reason})") from None
+
+
+def text_lines(path: str | Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file one at a time, exactly as ``read_text().splitlines()`` gives
+    them (splitting, as it does, at form feeds and the other Unicode line breaks too, not only at
+    line ends): a file read streaming is split as its text parsed whole (:func:`parse_prediction_text`)."""
+    with open(path, encoding="utf-8") as fh:
+        for raw in fh:
+            yield from raw.splitlines()
 
 
 def check_inside(folder: str | Path, files: Iterable[Path]) -> None:
