@@ -568,7 +568,7 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
     window = max(1, 4 * args.batch_size) if args.batch_size > 1 else 1
     stats = {"images": 0, "frames": 0, "videos": set(), "faces": 0, "failed": 0}
     progress = tqdm(total=total if not videos_total else None, desc=desc, unit="img",
-                    disable=args.quiet or (total + videos_total) < 2 and not videos_total, file=sys.stderr)
+                    disable=args.quiet or (not videos_total and total < 2), file=sys.stderr)
     counted: set = set()
     readers: dict = {}  # video path -> its VideoReader, released once its output is finished
     broken: set = set()  # videos whose output failed: reported once, their later frames dropped
