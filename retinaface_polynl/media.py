@@ -411,28 +411,6 @@ class MediaItem:
         return self.frame is not None or self.fps is not None
 
 
-def video_info(path: str | Path) -> tuple[float, int, int, int] | None:
-    """``(fps, frame_count, width, height)`` (as displayed) of a video file, else ``None``:
-    read with PyAV (:mod:`retinaface_polynl.video`), or OpenCV when PyAV is missing."""
-    from . import video
-
-    if video.available():
-        info = video.probe(path)
-        return None if info is None else (float(info.fps), info.frames, info.width, info.height)
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            return None
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if w <= 0 or h <= 0:
-            return None
-        return float(fps), max(count, 0), w, h
-    finally:
-        cap.release()
-
-
 def iter_video(source: Source, max_frames: int | None = None) -> Iterator[MediaItem]:
     """The frames of a video file (or a camera index / stream URL as ``source.path``).
 
