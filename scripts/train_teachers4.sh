@@ -26,7 +26,9 @@
 #   DISTILL=scrfd SHANGHAITECH=... scripts/train_teachers4.sh runs/teachers4_scrfd
 #   NO_SHANGHAITECH=1 scripts/train_teachers4.sh runs/teachers4_noshtech   (the control without it)
 #
-# Every step resumes: the label caches, the training (--resume auto) and the finished tables.
+# Every step resumes: the label caches, the training (--resume auto) and the finished tables. A label
+# file that exists is used as it is (fusing ShanghaiTech's dense crowds alone takes about 15 minutes):
+# delete it to make it again from the caches.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 DATA="$(cd "${RETINAFACE_POLYNL_SHARED_DATA:-$HERE/../shared/data}" && pwd)"
@@ -40,21 +42,26 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 mkdir -p "$RUNS" "$LABELS" "$PAIR_LABELS"
 
 # 1. labels
+labels() {  # folder sets [flags]: make_crowd_labels.py for the sets whose label file is missing
+    local out="$1" sets="" s
+    for s in ${2//,/ }; do [ -f "$out/$s.json" ] || sets="$sets${sets:+,}$s"; done
+    shift 2
+    [ -z "$sets" ] || "$PY" "$HERE/scripts/make_crowd_labels.py" --data "$DATA" --out "$out" --sets "$sets" "$@" \
+        2>> "$RUNS/labels.log"
+}
 SETS4="mask,fddb"
 [ "${WEBFACES_TEACHERS:-pair}" = all ] && SETS4="$SETS4,webfaces"
-"$PY" "$HERE/scripts/make_crowd_labels.py" --data "$DATA" --out "$LABELS" --sets "$SETS4" 2>> "$RUNS/labels.log"
+labels "$LABELS" "$SETS4"
 # the December pair: Web Faces (unless relabelled above) and the 38 check photos' labels, which the
 # crowd tables have always been scored against
-"$PY" "$HERE/scripts/make_crowd_labels.py" --data "$DATA" --out "$PAIR_LABELS" --sets webfaces,shanghai \
-    --teachers mobilenet,yunet --add-score 0.6 2>> "$RUNS/labels.log"
+labels "$PAIR_LABELS" webfaces,shanghai --teachers mobilenet,yunet --add-score 0.6
 WEBFACES="$PAIR_LABELS/webfaces.json"
 [ "${WEBFACES_TEACHERS:-pair}" = all ] && WEBFACES="$LABELS/webfaces.json"
 SETS=(--labels "$LABELS/fddb.json" --labels "$LABELS/mask.json" --labels "$WEBFACES")
 MIX=0.4,0.3,0.3
 if [ "${NO_SHANGHAITECH:-0}" != 1 ]; then
     : "${SHANGHAITECH:?give SHANGHAITECH=<the fetched ShanghaiTech folder with part_A/ and part_B/>, or NO_SHANGHAITECH=1}"
-    "$PY" "$HERE/scripts/make_crowd_labels.py" --data "$DATA" --out "$LABELS" --sets shanghaitech \
-        --shanghaitech "$SHANGHAITECH" 2>> "$RUNS/labels.log"
+    labels "$LABELS" shanghaitech --shanghaitech "$SHANGHAITECH"
     SETS+=(--labels "$LABELS/shanghaitech.json")
     MIX=0.27,0.2,0.2,0.33
 fi
