@@ -97,7 +97,8 @@ RULES = {"mobilenet": (1.0, 1.0, 0.0), "yunet": T.YUNET_RULE, "scrfd": T.SCRFD_R
 log = logging.getLogger("make_crowd_labels")
 
 
-def set_records(name: str, data: Path, fddb_folds: str, shanghaitech: Path | None = None):
+def set_records(name: str, data: Path, fddb_folds: str, shanghaitech: Path | None = None,
+                head_ignore_below: float | None = None):
     if name == "fddb":
         return load_annotations(data / "faces_fddb", folds=fddb_folds)
     if name == "mask":
@@ -113,7 +114,7 @@ def set_records(name: str, data: Path, fddb_folds: str, shanghaitech: Path | Non
 
         if shanghaitech is None:
             raise ValueError("the shanghaitech set needs --shanghaitech DIR (a folder holding part_A/ and part_B/)")
-        records, excluded = shanghaitech_records(shanghaitech, data / "crowds_shanghaitech")
+        records, excluded = shanghaitech_records(shanghaitech, data / "crowds_shanghaitech", head_ignore_below)
         log.info("ShanghaiTech: %d photos, %d left out (the out-of-domain photos of crowds_shanghaitech/, by name "
                  "or content)", len(records), len(excluded))
         return records
@@ -324,6 +325,9 @@ def main(argv=None) -> int:
                    "(letterboxed; 2x tiles for the small faces); auto: ncnn when installed (default: auto)")
     p.add_argument("--shanghaitech", type=Path, metavar="DIR", help="the ShanghaiTech folder (part_A/, part_B/) for "
                    "the shanghaitech set; the photos of crowds_shanghaitech/ are left out by name and content")
+    p.add_argument("--head-ignore-below", type=float, metavar="PX", help="shanghaitech: only heads narrower than PX "
+                   "become ignore regions; a larger head no teacher reports is taught as background (default: every "
+                   "head is an ignore region)")
     p.add_argument("--sample", type=int, metavar="N", help="label about N photos of each set (every k-th)")
     p.add_argument("--fddb-folds", default="1-7", help="FDDB training folds (default: 1-7; 8 is validation)")
     p.add_argument("--add-score", type=float, default=0.5, help="fused teacher score from which an unannotated "
@@ -345,6 +349,8 @@ def main(argv=None) -> int:
         p.error(f"--teachers takes a comma-separated subset of {','.join(TEACHER_NAMES)}")
     if "shanghaitech" in names and args.shanghaitech is None:
         p.error("the shanghaitech set needs --shanghaitech DIR")
+    if args.head_ignore_below is not None and not args.head_ignore_below > 0:
+        p.error(f"--head-ignore-below must be a positive size in pixels, got {args.head_ignore_below:g}")
     factory_cache = {}
 
     def factory():
@@ -352,7 +358,8 @@ def main(argv=None) -> int:
             factory_cache["t"] = Teachers(args.data, teacher_names, args.scrfd_backend)
         return factory_cache["t"]
 
-    records = {n: sample_records(set_records(n, args.data, args.fddb_folds, args.shanghaitech), args.sample)
+    records = {n: sample_records(set_records(n, args.data, args.fddb_folds, args.shanghaitech, args.head_ignore_below),
+                                 args.sample)
                for n in names}
     caches = {n: run_teachers(n, records[n], args.out, factory, names=teacher_names) for n in names}
     rules_file = args.out / "rules.json"
@@ -368,6 +375,9 @@ def main(argv=None) -> int:
         teachers = factory()  # the settings the caches were made with (the same script's)
         teachers.upscale = n != "fddb"
         made_by["teachers"] = teachers.settings()
+        if n == "shanghaitech":
+            made_by["head_ignore_regions"] = ("every head" if args.head_ignore_below is None
+                                              else f"heads narrower than {args.head_ignore_below:g} px")
         kept = [r for r in records[n] if str(r.path) in caches[n]]
         entries = [merge_record(r, caches[n][str(r.path)], args.add_score, args.ignore_score, teacher_names)
                    for r in kept]

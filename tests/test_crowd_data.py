@@ -327,6 +327,25 @@ def test_shanghaitech_builder_leaves_out_the_held_out_photos_by_name_and_content
     assert boxes[4, 2] - boxes[4, 0] == pytest.approx(96.0)
 
 
+def test_shanghaitech_heads_from_a_size_on_are_background_not_ignored(tmp_path):
+    """--head-ignore-below: the four close heads (11.4 px boxes) stay ignore regions, the lone one (96 px)
+    is dropped, so what no teacher calls a face there is taught as background; a bad size is refused."""
+    from retinaface_polynl.data.shanghaitech import head_ignore_regions, read_head_points, shanghaitech_records
+
+    root, held = tmp_path / "sht", tmp_path / "crowds_shanghaitech"
+    _fake_shanghaitech(root, held)
+    pts = read_head_points(root / "part_A" / "train_data" / "ground-truth" / "GT_IMG_2.mat")
+    np.testing.assert_array_equal(head_ignore_regions(pts), head_ignore_regions(pts, None))
+    assert len(head_ignore_regions(pts)) == 5
+    kept = head_ignore_regions(pts, 32)
+    assert len(kept) == 4 and (kept[:, 2] - kept[:, 0] < 12).all()
+    assert len(head_ignore_regions(pts, 11)) == 0  # every head at least 11.4 px: none ignored
+    records, _ = shanghaitech_records(root, held, ignore_below=32)
+    assert [r.ignore.shape for r in records] == [(4, 4)] * 3
+    with pytest.raises(ValueError, match="positive"):
+        shanghaitech_records(root, held, ignore_below=0)
+
+
 def test_shanghaitech_fetched_photos(shared_data):
     """The fetched repository, where a session extracted it (/tmp/shanghaitech): 1,198 photos with points,
     none of them a picture of crowds_shanghaitech/ (which is not ShanghaiTech: its 38 photos match none)."""

@@ -8,7 +8,11 @@ DIR``); the heads give *ignore regions*: a head the teachers do not report as a 
 behind, too small, hidden) must not be taught as background.  A head's box is a square centred on
 its point, as wide as the mean distance to its three nearest heads (where heads are dense, that is
 about one head), at least 6 px and at most 96 px (sparse scenes: the distance says nothing there),
-32 px where a photo has fewer than four heads.
+32 px where a photo has fewer than four heads.  ``ignore_below`` (``make_crowd_labels.py
+--head-ignore-below PX``) keeps only the heads smaller than PX as ignore regions: a larger head that
+no teacher reports (not even as an uncertain face, which becomes an ignore region of its own) is
+visible and faceless, a head seen from behind, and is taught as background.  Phase 7's ShanghaiTech
+run ignored every head and lost WIDER dev Easy (``weights/results/teachers4_dec2026/``).
 
 The 38 photos of ``crowds_shanghaitech/`` in the shared data are the out-of-domain check and must
 stay out of training: :func:`shanghaitech_records` leaves out every photo that matches one of them
@@ -120,13 +124,26 @@ def held_out_matches(photos: list[tuple[Path, Path, str]], held_out: str | Path 
     return out
 
 
-def shanghaitech_records(root: str | Path, held_out: str | Path | None = None) -> tuple[list[ImageRecord], dict]:
-    """Records of every ShanghaiTech photo under ``root`` (no faces; every head an ignore region),
-    leaving out those that match a photo of ``held_out`` (``crowds_shanghaitech/``); returns
-    ``(records, {left-out image: why})``."""
+def head_ignore_regions(points: np.ndarray, ignore_below: float | None = None) -> np.ndarray:
+    """The heads' boxes (:func:`head_boxes`) that become ignore regions: all of them, or (with
+    ``ignore_below``) those narrower than ``ignore_below`` px."""
+    boxes = head_boxes(points)
+    if ignore_below is None:
+        return boxes
+    return boxes[(boxes[:, 2] - boxes[:, 0]) < ignore_below]
+
+
+def shanghaitech_records(root: str | Path, held_out: str | Path | None = None,
+                         ignore_below: float | None = None) -> tuple[list[ImageRecord], dict]:
+    """Records of every ShanghaiTech photo under ``root`` (no faces; every head an ignore region,
+    or only those under ``ignore_below`` px: :func:`head_ignore_regions`), leaving out those that
+    match a photo of ``held_out`` (``crowds_shanghaitech/``); returns ``(records, {left-out image: why})``."""
+    if ignore_below is not None and not ignore_below > 0:
+        raise ValueError(f"ignore_below must be a positive size in pixels, got {ignore_below}")
     photos = shanghaitech_photos(root)
     excluded = held_out_matches(photos, held_out)
-    records = [ImageRecord.from_boxes(image, np.zeros((0, 4)), ignore=head_boxes(read_head_points(gt)))
+    records = [ImageRecord.from_boxes(image, np.zeros((0, 4)),
+                                      ignore=head_ignore_regions(read_head_points(gt), ignore_below))
                for image, gt, _ in photos if image not in excluded]
     for image, why in excluded.items():
         log.info("%s left out of training: %s (an out-of-domain check photo)", image, why)
