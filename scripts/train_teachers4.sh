@@ -25,6 +25,9 @@
 #   SHANGHAITECH=/path/to/shanghaitech scripts/train_teachers4.sh runs/teachers4
 #   DISTILL=scrfd SHANGHAITECH=... scripts/train_teachers4.sh runs/teachers4_scrfd
 #   NO_SHANGHAITECH=1 scripts/train_teachers4.sh runs/teachers4_noshtech   (the control without it)
+#   HEAD_IGNORE_BELOW=32 MIX4=0.3,0.225,0.225,0.25 SHANGHAITECH=... scripts/train_teachers4.sh runs/teachers4_heads32
+#                        (only heads under 32 px ignored, a quarter of the draws ShanghaiTech; a new RUNS or
+#                         LABELS folder, since an existing shanghaitech.json is used as it is)
 #
 # Every step resumes: the label caches, the training (--resume auto) and the finished tables. A label
 # file that exists is used as it is (fusing ShanghaiTech's dense crowds alone takes about 15 minutes):
@@ -61,9 +64,9 @@ SETS=(--labels "$LABELS/fddb.json" --labels "$LABELS/mask.json" --labels "$WEBFA
 MIX=0.4,0.3,0.3
 if [ "${NO_SHANGHAITECH:-0}" != 1 ]; then
     : "${SHANGHAITECH:?give SHANGHAITECH=<the fetched ShanghaiTech folder with part_A/ and part_B/>, or NO_SHANGHAITECH=1}"
-    labels "$LABELS" shanghaitech --shanghaitech "$SHANGHAITECH"
+    labels "$LABELS" shanghaitech --shanghaitech "$SHANGHAITECH" ${HEAD_IGNORE_BELOW:+--head-ignore-below "$HEAD_IGNORE_BELOW"}
     SETS+=(--labels "$LABELS/shanghaitech.json")
-    MIX=0.27,0.2,0.2,0.33
+    MIX="${MIX4:-0.27,0.2,0.2,0.33}"
 fi
 
 # 2. one run from the shipped model
