@@ -375,13 +375,14 @@ def main(argv=None) -> int:
         teachers = factory()  # the settings the caches were made with (the same script's)
         teachers.upscale = n != "fddb"
         made_by["teachers"] = teachers.settings()
-        if n == "shanghaitech":
-            made_by["head_ignore_regions"] = ("every head" if args.head_ignore_below is None
-                                              else f"heads narrower than {args.head_ignore_below:g} px")
+        record = dict(made_by, set=n, sample=args.sample)
+        if n == "shanghaitech":  # this set's own: not carried into the sets labelled after it
+            record["head_ignore_regions"] = ("every head" if args.head_ignore_below is None
+                                             else f"heads narrower than {args.head_ignore_below:g} px")
         kept = [r for r in records[n] if str(r.path) in caches[n]]
         entries = [merge_record(r, caches[n][str(r.path)], args.add_score, args.ignore_score, teacher_names)
                    for r in kept]
-        write_labels(args.out / f"{n}.json", entries, dict(made_by, set=n, sample=args.sample))
+        write_labels(args.out / f"{n}.json", entries, record)
         faces = sum(len(e["boxes"]) for e in entries)
         extra = faces - sum(len(r) for r in kept)
         ignored = sum(len(e["ignore"]) for e in entries)
