@@ -363,7 +363,7 @@ def main(argv=None) -> int:
     if args.bootstrap < 0 or (args.bootstrap and not {"mask", "wider"} & set(args.sets)):
         p.error("--bootstrap takes a positive number of resamples and needs the mask or the wider set in --sets")
     floor = floor_options(p, args)
-    if args.tta != "none" and floor.get("zoom") == "on":
+    if args.tta != "none" and floor.get("zoom") not in (None, "off"):
         p.error("--tta replaces the small-face zoom: give --zoom on or --tta, not both")
     sets = load_sets(args.data, args.shanghai_labels, args.sets)
     fixed = args.size if isinstance(args.size, int) else None

@@ -45,6 +45,7 @@ from retinaface_polynl import Detector
 from retinaface_polynl.detector import resize_scale
 from retinaface_polynl.data.dlib_xml import read_dlib_xml
 from retinaface_polynl.data.fddb import ellipse_to_face_box
+from retinaface_polynl.zoom import ZoomRule
 from widerface_eval import average_precision, box_iou, evaluate_fddb, load_fddb_annotations, resampled_average_precision
 from widerface_eval.fddb import fddb_image_tables, merge_fddb_tables
 from markdown_report import tee_stdout  # noqa: E402
@@ -62,6 +63,10 @@ def add_floor_args(p: argparse.ArgumentParser) -> None:
                    help="our checkpoints' small-face zoom (retinaface_polynl.zoom): auto as each records, on "
                    "(the recorded rule, else the default ZoomRule; recorded as '+zoom' in the size), off "
                    "(one pass; '+nozoom') (default: auto)")
+    p.add_argument("--zoom-factor", type=float, metavar="F",
+                   help="with --zoom on: the default ZoomRule with its second pass at F times the first's scale "
+                   "instead of the recorded rule (a candidate for scripts/ship_weights.py --zoom-factor; recorded "
+                   "as '+zoomxF')")
 
 
 def floor_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
@@ -76,6 +81,14 @@ def floor_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
         args.size = f"min{args.min_size}" + (f"-cap{args.max_size}" if args.max_size else "")
     options = dict(min_size=args.min_size, max_size=args.max_size) if args.min_size is not None else {}
     zoom = getattr(args, "zoom", "auto")
+    factor = getattr(args, "zoom_factor", None)
+    if factor is not None:
+        if zoom != "on":
+            p.error("--zoom-factor goes with --zoom on")
+        try:
+            zoom = ZoomRule(factor=factor)
+        except ValueError as exc:
+            p.error(f"--zoom-factor: {exc}")
     if zoom != "auto":
         options["zoom"] = zoom
     return options
@@ -85,12 +98,16 @@ def size_tag(size, floor: dict) -> str | int:
     """The size a JSON file records: ``--size`` / the floor rule, plus ``+zoom`` / ``+nozoom`` for
     ``--zoom on/off`` (``summary_table.py`` looks rows up by it: ``crowd@min480-cap1024+zoom``)."""
     zoom = floor.get("zoom")
+    if isinstance(zoom, ZoomRule):
+        return f"{size}+zoomx{zoom.factor:g}"
     return size if zoom is None else f"{size}+{'zoom' if zoom == 'on' else 'nozoom'}"
 
 
 def describe_zoom(floor: dict) -> str:
     """Words for the tables' headers: what ``--zoom`` chose."""
     zoom = floor.get("zoom")
+    if isinstance(zoom, ZoomRule):
+        return f", small-face zoom x{zoom.factor:g}"
     return {"on": ", small-face zoom on", "off": ", no small-face zoom"}.get(zoom, "")
 
 

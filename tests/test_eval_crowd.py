@@ -37,6 +37,30 @@ def test_tta_is_recorded_in_the_size_tag_and_refuses_the_zoom_beside_it(capsys):
         eval_crowd.main(["--tta", "mosaic"])
 
 
+def test_zoom_factor_is_a_default_rule_at_that_factor_recorded_in_the_tag(capsys):
+    """--zoom-factor (a candidate zoom for ship_weights.py --zoom-factor): the default ZoomRule at the
+    factor, named in the size tag and the tables' header; only with --zoom on, never with --tta."""
+    from eval_fddb_holdout import add_floor_args, describe_zoom, floor_options, size_tag
+
+    from retinaface_polynl.zoom import ZoomRule
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--size", default="default")
+    add_floor_args(p)
+    args = p.parse_args(["--min-size", "480", "--max-size", "1024", "--zoom", "on", "--zoom-factor", "1.5"])
+    floor = floor_options(p, args)
+    assert floor["zoom"] == ZoomRule(factor=1.5)
+    assert size_tag(args.size, floor) == "min480-cap1024+zoomx1.5"
+    assert describe_zoom(floor) == ", small-face zoom x1.5"
+    for flags in (["--zoom-factor", "1.5"], ["--zoom", "on", "--zoom-factor", "0.8"]):
+        with pytest.raises(SystemExit):
+            floor_options(p, p.parse_args(flags))
+        assert "--zoom-factor" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        eval_crowd.main(["--tta", "flip", "--zoom", "on", "--zoom-factor", "1.5", "--sets", "wider"])
+    assert "--tta replaces the small-face zoom" in capsys.readouterr().err
+
+
 def _oracle(sets, shift: float = 0.0):
     """detect(image) giving image i's ground-truth boxes (xyxy), moved by ``shift`` of their size, with
     distinct scores (the official toolkit rescales scores by their range, so they may not all be equal)."""

@@ -114,3 +114,12 @@ def test_ship_weights_keeps_the_model_and_records_how_it_runs(tmp_path):
     assert missing.returncode == 2 and "nope.pth" in missing.stderr and not (tmp_path / "x.pth").exists()
     bad = subprocess.run(script + [str(mixed), str(tmp_path / "y.pth"), "--min-size", "2000"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--min-size" in bad.stderr and not (tmp_path / "y.pth").exists()
+    # a zoom factor chosen for this model (scripts/zoom_sweep.py) is recorded with the rest of the default rule
+    gentler = tmp_path / "x15.pth"
+    run = subprocess.run(script + [str(mixed), str(gentler), "--zoom-factor", "1.5"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert load_model(gentler).extra["inference"]["zoom"] == dict(ZoomRule().to_dict(), factor=1.5)
+    assert "zoom x1.5" in run.stdout
+    for flags in (["--zoom-factor", "1"], ["--zoom-factor", "1.5", "--no-zoom"]):
+        bad = subprocess.run(script + [str(mixed), str(tmp_path / "z.pth")] + flags, capture_output=True, text=True)
+        assert bad.returncode == 2 and "--zoom-factor" in bad.stderr and not (tmp_path / "z.pth").exists()

@@ -281,6 +281,9 @@ def test_sweep_candidates_hold_the_recorded_rule_and_report_which_photos_zoomed(
     rules = sweep.candidates()
     assert rules[0][1] is None  # one pass first
     assert sum(rule == ZoomRule() for _, rule in rules) == 1
+    # gentler factors for a student that finds small faces itself (ship_weights.py --zoom-factor), each once
+    assert all(sum(rule == ZoomRule(factor=f) for _, rule in rules) == 1 for f in (1.25, 1.5, 1.75))
+    assert len({repr(rule) for _, rule in rules}) == len(rules)
     images = {"small": np.zeros((240, 320, 3), np.uint8), "also small": np.zeros((120, 160, 3), np.uint8)}
     det = stand_in(RecordingBackend(face_px=30), zoom=ZoomRule())
     out = sweep.run_rule(det, images)
