@@ -28,6 +28,8 @@
 #   HEAD_IGNORE_BELOW=32 MIX4=0.3,0.225,0.225,0.25 SHANGHAITECH=... scripts/train_teachers4.sh runs/teachers4_heads32
 #                        (only heads under 32 px ignored, a quarter of the draws ShanghaiTech; a new RUNS or
 #                         LABELS folder, since an existing shanghaitech.json is used as it is)
+#   ZOOM_FACTOR=1.5 ... scripts/train_teachers4.sh runs/teachers4_heads32   (the tables again, with the
+#                        second pass at x1.5: eval_x1.5/; the training is not redone)
 #
 # Every step resumes: the label caches, the training (--resume auto) and the finished tables. A label
 # file that exists is used as it is (fusing ShanghaiTech's dense crowds alone takes about 15 minutes):
@@ -88,20 +90,29 @@ if [ ! -f "$OUT/done" ]; then
 fi
 
 # 3. validation at the shipped input rule, the tuned model and (WISE < 1) its mix with START
+# ZOOM_FACTOR=F: the second pass at F times the first's scale instead of the recorded x2 (a student that
+# finds small faces itself needs a gentler zoom: scripts/wider_errors.py, scripts/zoom_sweep.py); the
+# tables go to eval_xF/ then, and ship_weights.py --zoom-factor F records the rule with the weights
+ZOOM=(--zoom on)
+SUFFIX=""
+if [ -n "${ZOOM_FACTOR:-}" ]; then
+    ZOOM+=(--zoom-factor "$ZOOM_FACTOR")
+    SUFFIX="_x$ZOOM_FACTOR"
+fi
 evaluate() {  # checkpoint results_dir
     local ckpt="$1" results="$2"
     mkdir -p "$results"
     [ -f "$results/crowd.json" ] || "$PY" "$HERE/scripts/eval_crowd.py" --data "$DATA" --min-size 480 \
-        --max-size 1024 --zoom on --model "run=$ckpt" --shanghai-labels "$PAIR_LABELS/shanghai.json" \
+        --max-size 1024 "${ZOOM[@]}" --model "run=$ckpt" --shanghai-labels "$PAIR_LABELS/shanghai.json" \
         --json "$results/crowd.json" --markdown "$results/crowd.md" 2> /dev/null
     [ -f "$results/fddb.json" ] || "$PY" "$HERE/scripts/eval_fddb_holdout.py" --fddb "$DATA/faces_fddb" \
-        --dlib "$DATA/faces_dlib" --min-size 480 --max-size 1024 --zoom on --model "run=$ckpt" \
+        --dlib "$DATA/faces_dlib" --min-size 480 --max-size 1024 "${ZOOM[@]}" --model "run=$ckpt" \
         --json "$results/fddb.json" --markdown "$results/fddb.md" 2> /dev/null
 }
-evaluate "$OUT/last.pth" "$RUNS/eval"
+evaluate "$OUT/last.pth" "$RUNS/eval$SUFFIX"
 WISE="${WISE:-1}"
 if [ "$WISE" != 1 ]; then
     MIXED="$RUNS/wise$WISE.pth"
     [ -f "$MIXED" ] || "$PY" "$HERE/scripts/mix_weights.py" "$OUT/last.pth" "$START" --alpha "$WISE" --out "$MIXED"
-    evaluate "$MIXED" "$RUNS/eval_wise$WISE"
+    evaluate "$MIXED" "$RUNS/eval_wise$WISE$SUFFIX"
 fi
