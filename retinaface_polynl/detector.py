@@ -21,7 +21,7 @@ is BGR unless ``rgb=True``.
 
 Small-face zoom (:mod:`retinaface_polynl.zoom`): when the first pass finds a face
 smaller than the model is reliable for, the picture is run again enlarged and the two
-passes merged; the shipped weights record the rule (``inference["zoom"]``: x2 when a
+passes merged; the shipped weights record the rule (``inference["zoom"]``: x1.5 when a
 face is under 48 input pixels), ``zoom=False`` turns it off.  It applies to single-scale
 detection (TTA has its own scales).
 
@@ -144,7 +144,7 @@ class Detector:
             enlarged to it, larger ones keep their size (up to ``max_size``).
         zoom: small-face zoom (:mod:`retinaface_polynl.zoom`): ``None``/``"auto"`` as the
             checkpoint records (``recommended_zoom``; the shipped weights: a second pass at
-            2x when a face is under 48 input pixels), ``False``/``"off"`` never,
+            1.5x when a face is under 48 input pixels), ``False``/``"off"`` never,
             ``True``/``"on"`` the recorded rule or else the default :class:`ZoomRule`, or a
             :class:`ZoomRule`.  The input size (``size``/``min_size``/``max_size``) is the
             first pass's either way.

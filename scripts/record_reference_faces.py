@@ -12,7 +12,8 @@ largest differences per mode and exits 1 when any photo's faces differ in number
 than ``--tolerance`` (default 1e-4) in any coordinate or score.
 
 Issue 39 recorded ``tests/data/reference_faces.npz`` (the check photos, all three modes) with
-the PyTorch-based post-processing, before it was rewritten in numpy;
+the PyTorch-based post-processing, before it was rewritten in numpy (recorded again for the
+weights shipped on 7 December 2026, with the numpy path);
 ``tests/test_numpy_core.py`` checks the numpy path against that file.
 """
 from __future__ import annotations

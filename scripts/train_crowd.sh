@@ -56,8 +56,8 @@ mkdir -p "$RUNS"
 import sys
 from retinaface_polynl.checkpoints import load_model
 recipe = load_model(sys.argv[1]).extra.get("recipe")
-if recipe == "scripts/train_crowd.sh":
-    sys.exit(f"{sys.argv[1]} is already the crowd recipe's output; give START=<the FDDB-trained model>, "
+if recipe in ("scripts/train_crowd.sh", "scripts/train_teachers4.sh"):  # phase 7 continues the crowd recipe's output
+    sys.exit(f"{sys.argv[1]} is already the crowd recipe's output ({recipe}); give START=<the FDDB-trained model>, "
              "e.g. `git show 0872c9a:weights/default.pth > fddb_release.pth` and START=fddb_release.pth")
 PY
 

@@ -280,7 +280,8 @@ def test_sigterm_or_ctrl_c_mid_video_keeps_a_partial_file_with_the_sound_cut(tmp
     assert not (out / "clip.mp4").exists()
     assert sorted(os.listdir(out)) == ["clip.partial.mp4"], os.listdir(out)
     partial = probe(out / "clip.partial.mp4")
-    assert 8 <= partial.frames < 40
+    # a frame's record is written just before the frame: the signal may fall between the 8th of each
+    assert 7 <= partial.frames < 40
     records = read_jsonl(jsonl)
     assert [r["frame"] for r in records] == list(range(len(records))) and len(records) >= partial.frames
     seconds = partial.frames / 10

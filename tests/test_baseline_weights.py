@@ -2,7 +2,7 @@
 
 ``weights/baseline/r18x025.pth`` is what the tables' "what Poly-NL adds" rows measure against
 (``scripts/train_crowd.sh`` from the baseline's own FDDB phases, mixed 0.9 / 0.1 back towards
-them, shipped with ``SHIP_TO``). It lives in the repository, not in the installed package, so
+them, then ``scripts/train_teachers4.sh`` from that, mixed 0.5 / 0.5 back, as the shipped weights). It lives in the repository, not in the installed package, so
 these tests read it from the source tree. They check that it is the comparison it claims to be:
 the shipped network minus the block and nothing else, the same recorded way of running it, the
 checksum weights/README.md states, and a working detector on the bundled photo.
@@ -31,7 +31,7 @@ def test_baseline_is_the_shipped_network_without_the_polynl_block():
     assert base.config.attention is None and shipped.config.attention == "polynl"
     assert base.config.backbone == shipped.config.backbone == "resnet18_x0.25"
     # the same recipe, run the same way: the recorded input rule and zoom are the default's
-    assert base.extra["recipe"] == shipped.extra["recipe"] == "scripts/train_crowd.sh"
+    assert base.extra["recipe"] == shipped.extra["recipe"] == "scripts/train_teachers4.sh"
     assert base.extra["inference"] == shipped.extra["inference"]
     b, s = base.model.state_dict(), shipped.model.state_dict()
     extra = sorted(k for k in s if k not in b)

@@ -359,7 +359,7 @@ def test_plain_onnxruntime_follows_the_readme(dlib_faces_dir, tmp_path):
     size = json.loads(meta["retinaface_polynl.inference"])
     assert pre["color"] == "BGR" and pre["layout"] == "NCHW"
     assert size["min_size"] == 480 and size["max_size"] == 1024
-    assert size["zoom"] == {"below": 48.0, "score": 0.4, "factor": 2.0, "max_size": 2048, "keep_above": 128.0,
+    assert size["zoom"] == {"below": 48.0, "score": 0.4, "factor": 1.5, "max_size": 2048, "keep_above": 128.0,
                             "margin": 4.0, "region_max": 0.5}
     mean, stride = np.array(pre["mean"], np.float32), pre["stride"]
 

@@ -94,7 +94,7 @@ def add_size_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--zoom", choices=("auto", "on", "off"), default="auto",
                    help="small-face zoom: when a picture's first pass finds a face smaller than the model is "
                    "reliable for, run it again enlarged and merge the two. auto: as the checkpoint records (the "
-                   "shipped weights: x2 when a face is under 48 px; about twice the time on crowd photos, none "
+                   "shipped weights: x1.5 when a face is under 48 px; up to about twice the time on crowd photos, none "
                    "on pictures without small faces); on: also for checkpoints that record none; off: one pass "
                    "(default: auto)")
 
