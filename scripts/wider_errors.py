@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE / "scripts"))
 from eval_crowd import LOW_THRESHOLD, best_iou, load_sets, wider_dev_ap  # noqa: E402
 
 from retinaface_polynl import Detector  # noqa: E402
+from retinaface_polynl.data.augment import face_sizes  # noqa: E402  (each box's longer side)
 from retinaface_polynl.zoom import ZoomRule  # noqa: E402
 
 DATA = HERE.parent / "shared" / "data"
@@ -45,10 +46,6 @@ SIZE_EDGES = (16, 32, 64, 128)
 SIZE_NAMES = ("<16", "16-32", "32-64", "64-128", ">=128")
 FP_SCORE = 0.5
 DROP_BELOW = (16, 32)
-
-
-def longer_side(boxes: np.ndarray) -> np.ndarray:
-    return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
 
 def annotated_faces(gt) -> dict[str, np.ndarray]:
@@ -72,7 +69,7 @@ def false_positives(dets: dict, faces: dict[str, np.ndarray], score: float = FP_
         if not len(boxes):
             continue
         iou = best_iou(boxes.astype(np.float64), faces[stem]) if len(faces[stem]) else np.zeros(len(boxes))
-        for box, s, size, o in zip(boxes, scores, longer_side(boxes), iou):
+        for box, s, size, o in zip(boxes, scores, face_sizes(boxes), iou):
             if o < 0.5:
                 out.append((float(s), float(size), stem, np.asarray(box, np.float64)))
     return sorted(out, key=lambda r: -r[0])
@@ -88,15 +85,17 @@ def drop_small(dets: dict, below: float) -> dict:
     """The same detections without the boxes whose longer side is under ``below`` px."""
     out = {}
     for key, (boxes, scores) in dets.items():
-        keep = longer_side(np.asarray(boxes).reshape(-1, 4)) >= below
+        keep = face_sizes(np.asarray(boxes).reshape(-1, 4)) >= below
         out[key] = (np.asarray(boxes)[keep], np.asarray(scores)[keep])
     return out
 
 
-def mosaic(fps: list[tuple], paths: dict[str, Path], out: Path, count: int = 40, tile: int = 96) -> None:
+def mosaic(fps: list[tuple], images: dict[str, np.ndarray], out: Path, count: int = 40, tile: int = 96) -> None:
+    """The ``count`` first false positives (:func:`false_positives`) as tiles cut from ``images``
+    (``{photo stem: BGR array}``, the photos already decoded), eight a row, written to ``out``."""
     tiles = []
     for score, size, stem, box in fps[:count]:
-        image = cv2.imread(str(paths[stem]))
+        image = images[stem]
         x0, y0, x1, y1 = np.round(box).astype(int)
         pad = int(0.3 * max(x1 - x0, y1 - y0))
         crop = image[max(0, y0 - pad):max(0, y1 + pad), max(0, x0 - pad):max(0, x1 + pad)]
@@ -114,7 +113,8 @@ def settings(factors: list[float]) -> list[tuple[str, object]]:
     return [("one pass", "off"), ("recorded zoom", "auto")] + [(f"zoom x{f:g}", ZoomRule(factor=f)) for f in factors]
 
 
-def analyse(dets: dict, gt, faces: dict) -> dict:
+def analyse(dets: dict, gt, faces: dict) -> tuple[dict, list[tuple]]:
+    """One run's table row and its false positives (:func:`false_positives`)."""
     fps = false_positives(dets, faces)
     row = {"ap": {k: round(100 * v, 1) for k, v in wider_dev_ap(dets, gt).items()},
            "false_positives": by_size(fps), "false_positives_total": len(fps)}
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
             row, fps = analyse(dets, gt, faces)
             results.setdefault(name, {})[setting] = row
             if args.mosaic:
-                mosaic(fps, paths, args.mosaic / f"{name}_{setting.replace(' ', '_')}.jpg")
+                mosaic(fps, images, args.mosaic / f"{name}_{setting.replace(' ', '_')}.jpg")
     table = markdown(results)
     print(table)
     if args.markdown:
