@@ -155,15 +155,15 @@ def main(argv=None) -> int:
         if image is None:
             raise SystemExit(f"{q}: cannot be read")
         images[str(q)] = image
-    # the rule the weights record (bold in the table when it is a candidate); the caption's fixed settings
-    chosen = Detector(weights=args.weights, threads=args.threads).recommended_zoom or ZoomRule()
-    chosen_name = next((name for name, rule in candidates() if rule == chosen), None)
     results = []
     for name, rule in candidates():
         det = Detector(weights=args.weights, threads=args.threads, threshold=LOW_THRESHOLD,
                        zoom=False if rule is None else rule)
         results.append((name, metrics(run_rule(det, images), sets, photos)))
         print(name, flush=True, file=sys.stderr)
+    # the rule the weights record (bold in the table when it is a candidate); the caption's fixed settings
+    chosen = det.recommended_zoom or ZoomRule()
+    chosen_name = next((name for name, rule in candidates() if rule == chosen), None)
     caption = (f"{det.describe()}; first pass: input {det.describe_input()}; second pass at the factor times "
                f"the first's scale, long side <= {chosen.max_size}, on the whole picture or on the region around "
                f"the small faces (their union grown on each side by the margin times the tallest of them; the "
