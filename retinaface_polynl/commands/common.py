@@ -446,7 +446,8 @@ def plan_outputs(args: argparse.Namespace, sources: list, sink) -> tuple[list, s
 
 def add_run_args(parser: argparse.ArgumentParser) -> None:
     r = parser.add_argument_group("run")
-    r.add_argument("--batch-size", type=int, default=1, metavar="N", help="pictures per forward pass (default: 1)")
+    r.add_argument("--batch-size", type=int, default=1, metavar="N", help="pictures per forward pass (default: 1); anonymize batches video frames and searches "
+                   "each photo on its own (its tiles and turned passes)")
     r.add_argument("--max-frames", type=int, metavar="N", help="read at most N frames of each video (default: all)")
     r.add_argument("--resume", action="store_true",
                    help="continue a run that stopped: skip each input whose outputs all exist and are newer than "
@@ -558,8 +559,9 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
     from ..media import Prefetcher, iter_media, media_kind
 
     tta = tta_config(args)
-    # a sink may search each picture its own way (``find_faces(detector, item, tta) -> Detections``:
-    # anonymize's tiles, turned passes and score rule); otherwise batches of detector.detect
+    # a sink may search pictures its own way (``find_faces(detector, items, tta, batch_size)`` -> one
+    # Detections or exception per item: anonymize's tiles, turned passes and score rule); otherwise
+    # batches of detector.detect
     find = getattr(sink, "find_faces", None)
     # images count one each; a video's frames join the total when it is opened (it is opened once)
     total = sum(1 for s in sources if s.error is not None or media_kind(s.path) != "video")
@@ -610,13 +612,8 @@ def run_detection(args: argparse.Namespace, detector, sources: list, sink, desc:
             return
         images = [it.image for it in buffer]
         try:
-            if find is not None:  # the sink's own search (anonymize's), one picture at a time
-                results = []
-                for item in buffer:
-                    try:
-                        results.append(find(detector, item, tta))
-                    except (RuntimeError, ValueError, MemoryError) as one:
-                        results.append(one)
+            if find is not None:  # the sink's own search (anonymize's)
+                results = find(detector, buffer, tta, args.batch_size)
             else:
                 results = detector.detect_batch(images, batch_size=args.batch_size, tta=tta)
         except (RuntimeError, ValueError, MemoryError) as exc:
