@@ -17,6 +17,7 @@ from test_anonymize import energy_ratios  # tests/ is on sys.path (pytest rootdi
 from test_media import audio_seconds, write_test_video
 
 NAMES = ("2008_002506.jpg", "2008_002470.jpg", "2009_004587.jpg")
+ANNOTATED = (3, 6, 2)  # faces dlib's testing.xml annotates on each
 
 
 def photo_frames(dlib_faces_dir, count, size=(320, 240)):
@@ -37,9 +38,9 @@ def read_jsonl(path):
 def test_video_keeps_rate_count_size_and_sound(tmp_path, dlib_faces_dir):
     src = write_test_video(tmp_path / "street.mp4", photo_frames(dlib_faces_dir, 6), fps=8)
     out, jsonl = tmp_path / "out", tmp_path / "masked.jsonl"
-    # 320x240 frames of dlib's photos: their faces are 15-25 px, and the default input size (a
-    # 480 px short side for small pictures) finds two of three in some frames; a 640 px floor
-    # finds all three, which the masking checks below need
+    # 320x240 frames of dlib's photos (3, 6 and 2 annotated faces, shrunk to 15-45 px): the
+    # default input size (a 480 px short side for small pictures) misses some; a 640 px floor
+    # finds at least as many as each photo's annotation holds, which the masking checks below need
     assert main(["anonymize", str(src), "--output", str(out), "--json", str(jsonl), "--quiet",
                  "--min-size", "640"]) == 0
     result = out / "street.mp4"
@@ -53,7 +54,7 @@ def test_video_keeps_rate_count_size_and_sound(tmp_path, dlib_faces_dir):
     before, after = list(iter_frames(src)), list(iter_frames(result))
     assert [f.time for f in after] == pytest.approx([f.time for f in before])
     for r, x, y in zip(records, before, after):
-        assert len(r["boxes"]) >= 3 and len(r["regions"]) >= len(r["boxes"])
+        assert len(r["boxes"]) >= ANNOTATED[r["frame"] // 2 % 3] and len(r["regions"]) >= len(r["boxes"])
         own = r["boxes"]
         assert max(energy_ratios(x.image, y.image, own)) < 0.15, r["frame"]
 
