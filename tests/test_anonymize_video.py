@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from retinaface_polynl import Detections
-from retinaface_polynl.cli import main
+from retinaface_polynl.cli import build_parser, main
 from retinaface_polynl.video import iter_frames, probe
 
 from test_anonymize import energy_ratios  # tests/ is on sys.path (pytest rootdir-relative import)
@@ -132,8 +132,6 @@ def test_batch_size_batches_frames_and_finds_the_same_faces(tmp_path, dlib_faces
     from retinaface_polynl.anonymize import find_faces_for_anonymization, find_faces_in_frames
 
     frames = photo_frames(dlib_faces_dir, 6)
-    from retinaface_polynl.cli import build_parser
-
     args = build_parser().parse_args(["anonymize", "x", "-o", str(tmp_path), "--min-size", "640"])
     detector = common.build_detector(args, size=args.size, max_size=args.max_size)  # as run_command builds it
     alone = [find_faces_for_anonymization(detector, f, rotations=(), tiles=False) for f in frames]

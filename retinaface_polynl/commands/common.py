@@ -446,7 +446,8 @@ def plan_outputs(args: argparse.Namespace, sources: list, sink) -> tuple[list, s
 
 def add_run_args(parser: argparse.ArgumentParser) -> None:
     r = parser.add_argument_group("run")
-    r.add_argument("--batch-size", type=int, default=1, metavar="N", help="pictures per forward pass (default: 1); anonymize batches video frames and searches "
+    r.add_argument("--batch-size", type=int, default=1, metavar="N",
+                   help="pictures per forward pass (default: 1); anonymize batches video frames and searches "
                    "each photo on its own (its tiles and turned passes)")
     r.add_argument("--max-frames", type=int, metavar="N", help="read at most N frames of each video (default: all)")
     r.add_argument("--resume", action="store_true",
