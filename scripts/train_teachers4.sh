@@ -28,6 +28,8 @@
 #   HEAD_IGNORE_BELOW=32 MIX4=0.3,0.225,0.225,0.25 SHANGHAITECH=... scripts/train_teachers4.sh runs/teachers4_heads32
 #                        (only heads under 32 px ignored, a quarter of the draws ShanghaiTech; a new RUNS or
 #                         LABELS folder, since an existing shanghaitech.json is used as it is)
+#   WIDER_TRAIN=/tmp/wider_train/labels/train HEAD_IGNORE_BELOW=32 ... scripts/train_teachers4.sh runs/t4_wider
+#                        (1,000 WIDER FACE train photos as a fifth set, MIX5; refused if any is a WIDER val photo)
 #   ZOOM_FACTOR=1.5 ... scripts/train_teachers4.sh runs/teachers4_heads32   (the tables again, with the
 #                        second pass at x1.5: eval_x1.5/; the training is not redone)
 #
@@ -69,6 +71,15 @@ if [ "${NO_SHANGHAITECH:-0}" != 1 ]; then
     labels "$LABELS" shanghaitech --shanghaitech "$SHANGHAITECH" ${HEAD_IGNORE_BELOW:+--head-ignore-below "$HEAD_IGNORE_BELOW"}
     SETS+=(--labels "$LABELS/shanghaitech.json")
     MIX="${MIX4:-0.27,0.2,0.2,0.33}"
+fi
+# WIDER_TRAIN=<folder of YOLO label files>: WIDER FACE *train* photos with their own annotations (the
+# photos WIDER's val is drawn like; docs/data_sources.md says where 1,000 of them come from), a fifth
+# set drawn at the last share of MIX5 (fddb, mask, webfaces, shanghaitech, wider)
+if [ -n "${WIDER_TRAIN:-}" ]; then
+    [ "${NO_SHANGHAITECH:-0}" != 1 ] || { echo "WIDER_TRAIN needs the ShanghaiTech set too (MIX5 has five shares)" >&2; exit 2; }
+    "$PY" "$HERE/scripts/check_not_wider_val.py" "$WIDER_TRAIN" --gt "$DATA/widerface_val_gt/wider_face_val_bbx_gt.txt"
+    SETS+=(--labels "$WIDER_TRAIN")
+    MIX="${MIX5:-0.25,0.15,0.15,0.15,0.3}"
 fi
 
 # 2. one run from the shipped model

@@ -17,6 +17,8 @@ layout                 recognised by
                        ``landmarks.txt``: eyes, nose, mouth centre)
 ``json``               any other JSON (the generic layout, see :mod:`.generic`)
 ``csv``                comma-separated text with an ``image`` header column
+``yolo``               a folder of ``.txt`` files of ``class cx cy w h`` lines, 0-1
+                       (YOLO / yolov5-face labels, see :mod:`.yolo`)
 =====================  ==========================================================
 """
 from __future__ import annotations
@@ -33,10 +35,11 @@ from .validate import drop_bad_boxes
 from .voc import is_voc_name_list, is_voc_xml, read_voc
 from .webfaces import is_webfaces_file, read_webfaces
 from .wider import read_retinaface_labels, read_wider_bbx_gt
+from .yolo import is_yolo_folder, read_yolo
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("retinaface", "wider", "fddb", "fddb_json", "dlib", "voc", "webfaces", "json", "csv")
+LAYOUTS = ("retinaface", "wider", "fddb", "fddb_json", "dlib", "voc", "webfaces", "json", "csv", "yolo")
 
 
 def _is_number(s: str) -> bool:
@@ -60,7 +63,10 @@ def detect_layout(path: str | Path) -> str:
         first_xml = next(iter(sorted(path.glob("*.xml"))), None)
         if first_xml is not None and is_voc_xml(first_xml):
             return "voc"
-        raise ValueError(f"{path}: a folder, but neither FDDB-folds, a faces_fddb folder nor VOC XML files")
+        if is_yolo_folder(path):
+            return "yolo"
+        raise ValueError(f"{path}: a folder, but neither FDDB-folds, a faces_fddb folder, VOC XML files nor "
+                         "YOLO label files")
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -152,6 +158,8 @@ def load_annotations(
         records = read_webfaces(labels, images)
     elif layout == "json":
         records = read_generic_json(labels, images)
+    elif layout == "yolo":
+        records = read_yolo(labels, images)
     else:
         records = read_generic_csv(labels, images)
     if not records:
