@@ -57,7 +57,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="train a detector (from scratch, from a checkpoint, or resume)",
         description="Train a RetinaFace / Poly-NL detector on any supported annotation layout (detected from "
         "content): RetinaFace label.txt, wider_face_train_bbx_gt.txt, FDDB (faces_fddb folder, annotations.json "
-        "or FDDB-folds files, with --folds), dlib imglab XML, or a generic JSON/CSV. Runs on CPU, one GPU, or "
+        "or FDDB-folds files, with --folds), dlib imglab XML, PASCAL VOC XML, Caltech Web Faces landmarks.txt, a "
+        "folder of YOLO / yolov5-face .txt labels, or a generic JSON/CSV. Runs on CPU, one GPU, or "
         "many GPUs and machines under torchrun. Options left out take the preset's training defaults (with "
         "--resume: the resumed run's values).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
