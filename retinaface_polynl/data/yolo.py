@@ -22,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..media import IMAGE_EXTENSIONS
 from .records import ImageRecord
 from .validate import image_size
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def _yolo_numbers(line: str) -> list[float] | None:
@@ -69,12 +68,15 @@ def images_folder(labels: Path) -> Path:
     raise ValueError(f"{labels}: no 'labels' folder in the path to replace by 'images'; give --images")
 
 
-def _find_image(folder: Path, stem: str) -> Path | None:
-    for suffix in IMAGE_SUFFIXES:
-        for candidate in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
-            if candidate.is_file():
-                return candidate
-    return None
+def _images_by_stem(folder: Path) -> dict[str, Path]:
+    """The folder's image files (any extension OpenCV reads, any case) by file name without it; of two
+    with one name (``a.jpg``, ``a.png``) the first in sorted order."""
+    found: dict[str, Path] = {}
+    if folder.is_dir():
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file():
+                found.setdefault(f.stem, f)
+    return found
 
 
 def read_yolo(labels: str | Path, images: str | Path | None = None) -> list[ImageRecord]:
@@ -84,9 +86,10 @@ def read_yolo(labels: str | Path, images: str | Path | None = None) -> list[Imag
     label file without its image is skipped with one warning for all of them."""
     labels = Path(labels)
     root = Path(images) if images else images_folder(labels)
+    images = _images_by_stem(root)
     records, missing = [], []
     for f in sorted(labels.glob("*.txt")):
-        image = _find_image(root, f.stem)
+        image = images.get(f.stem)
         if image is None:
             missing.append(f.name)
             continue
