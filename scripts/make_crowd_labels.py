@@ -73,6 +73,7 @@ import numpy as np
 from tqdm import tqdm
 
 from retinaface_polynl.data import load_annotations
+from retinaface_polynl.data.generic import write_labelled_json as write_labels
 from retinaface_polynl.data.voc import read_voc
 from retinaface_polynl.data.webfaces import read_webfaces_points
 from retinaface_polynl.media import ImageReadError, read_image
@@ -242,15 +243,6 @@ def merge_record(record, det: dict | None, add_score: float, ignore_score: float
     r2 = (lambda a: np.asarray(a, np.float64).round(2).tolist())
     return {"image": str(record.path), "boxes": r2(boxes), "landmarks": [r2(lm) if h else None for lm, h in zip(lms, has)],
             "ignore": r2(ignore)}
-
-
-def write_labels(path: Path, entries: list[dict], made_by: dict) -> None:
-    """The generic JSON layout with its provenance: ``{"made_by": {...}, "images": [...]}``, one image
-    a line (so that a reader's warnings can name the line)."""
-    lines = ['{"made_by": ' + json.dumps(made_by) + ",", ' "images": [']
-    lines += [json.dumps(e) + ("," if k + 1 < len(entries) else "") for k, e in enumerate(entries)]
-    lines += ["]}"]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def _median(x) -> float:

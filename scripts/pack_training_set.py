@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from retinaface_polynl.data import load_annotations  # noqa: E402
+from retinaface_polynl.data.generic import write_labelled_json  # noqa: E402
 from retinaface_polynl.data.records import ImageRecord  # noqa: E402
 from retinaface_polynl.media import read_image  # noqa: E402
 
@@ -113,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         entries, used = pack_set(records, args.output / name, share, args.long_side, args.quality, args.seed + i)
         made_by = {"script": "scripts/pack_training_set.py", "from": str(label), "long_side": args.long_side,
                    "quality": args.quality, "seed": args.seed + i, "photos": f"{len(entries)} of {len(records)}"}
-        lines = ['{"made_by": ' + json.dumps(made_by) + ",", ' "images": [']
-        lines += [json.dumps(e) + ("," if k + 1 < len(entries) else "") for k, e in enumerate(entries)]
-        (args.output / f"{name}.json").write_text("\n".join(lines + ["]}"]) + "\n", encoding="utf-8")
+        write_labelled_json(args.output / f"{name}.json", entries, made_by)
         size = sum(f.stat().st_size for f in (args.output / name).iterdir()) + (args.output / f"{name}.json").stat().st_size
         total += size
         print(f"| {name} | {len(entries)} | {len(records)} | {sum(len(e['boxes']) for e in entries)} | "

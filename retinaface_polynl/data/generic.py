@@ -122,6 +122,14 @@ def records_from_json_object(data, images_dir: Path, source: Path | None = None,
     return records
 
 
+def write_labelled_json(path: str | Path, entries: list[dict], made_by: dict) -> None:
+    """The ``{"made_by": {...}, "images": [...]}`` form, one image a line (so that a reader's warnings
+    can name the line)."""
+    lines = ['{"made_by": ' + json.dumps(made_by) + ",", ' "images": [']
+    lines += [json.dumps(e) + ("," if k + 1 < len(entries) else "") for k, e in enumerate(entries)]
+    Path(path).write_text("\n".join(lines + ["]}"]) + "\n", encoding="utf-8")
+
+
 def read_generic_json(json_file: str | Path, images_dir: str | Path | None = None) -> list[ImageRecord]:
     json_file = Path(json_file)
     images_dir = Path(images_dir) if images_dir else json_file.parent
