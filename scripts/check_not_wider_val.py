@@ -34,13 +34,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from retinaface_polynl.data import load_annotations  # noqa: E402
+from retinaface_polynl.data.shanghaitech import NEAR_DUPLICATE, thumbnail  # noqa: E402
 from retinaface_polynl.data.validate import image_size  # noqa: E402
 from retinaface_polynl.data.wider import read_wider_bbx_gt  # noqa: E402
 
@@ -50,7 +50,6 @@ GRID = 8  # px, the face index's cells
 FACE_NEAR, FACE_WIDTH = 6.0, 0.25  # a face is a val face: centres within 6 px, widths within 25 %
 SINGLE_NEAR, SINGLE_WIDTH = 3.0, 0.05  # a photo's only face must match closer
 MIN_SHARE = 0.8  # of a photo's faces found among one val photo's
-NEAR_DUPLICATE = 4.0  # grey levels, mean absolute difference of 32x24 thumbnails
 
 
 def scaled_to_wider(boxes: np.ndarray, path: Path) -> np.ndarray:
@@ -97,11 +96,6 @@ class FaceIndex:
         if best is None or votes[best] < MIN_SHARE * n or self.counts[best] > 2 * n + 1:
             return None
         return self.paths[best]
-
-
-def thumbnail(path: Path) -> np.ndarray | None:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    return None if image is None else cv2.resize(image, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def val_matches(records, val, val_images: Path | None) -> dict[Path, str]:

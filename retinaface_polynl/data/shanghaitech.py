@@ -63,7 +63,8 @@ def head_boxes(points: np.ndarray, neighbours: int = HEAD_NEIGHBOURS) -> np.ndar
     return np.concatenate([points - half, points + half], 1).astype(np.float32)
 
 
-def _thumbnail(path: Path) -> np.ndarray | None:
+def thumbnail(path: Path) -> np.ndarray | None:
+    """A 32x24 grey thumbnail (whatever the aspect), to find a re-encoded or resized copy of a picture."""
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     return None if image is None else cv2.resize(image, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32)
 
@@ -103,7 +104,7 @@ def held_out_matches(photos: list[tuple[Path, Path, str]], held_out: str | Path 
         if m:
             names[(m.group(1), m.group(2))] = p.name
     hashes = {_sha256(p): p.name for p in local}
-    thumbs = [(p.name, t) for p in local if (t := _thumbnail(p)) is not None]
+    thumbs = [(p.name, t) for p in local if (t := thumbnail(p)) is not None]
     out = {}
     for image, _, where in photos:
         split = where.split("/")[1]
@@ -115,7 +116,7 @@ def held_out_matches(photos: list[tuple[Path, Path, str]], held_out: str | Path 
         if h in hashes:
             out[image] = f"same file as {hashes[h]}"
             continue
-        t = _thumbnail(image)
+        t = thumbnail(image)
         if t is not None:
             for name, u in thumbs:
                 if t.shape == u.shape and float(np.abs(t - u).mean()) < NEAR_DUPLICATE:
