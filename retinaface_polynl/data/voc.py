@@ -36,7 +36,6 @@ MASK_WIDTH_SCALE = 0.96
 MASK_HEIGHT_SCALE = 1.09
 MASK_CENTRE_SHIFT = 0.15
 MASK_RULE = (MASK_WIDTH_SCALE, MASK_HEIGHT_SCALE, MASK_CENTRE_SHIFT)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def voc_to_face_box(boxes, width_scale: float, height_scale: float, centre_shift: float) -> np.ndarray:
