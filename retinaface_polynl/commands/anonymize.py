@@ -55,7 +55,7 @@ how faces are searched (retinaface_polynl.anonymize.find_faces_for_anonymization
     side over the picture's short side, up to {MAX_REQUIRED_SCORE}, so a huge low-scored box (a hand and a lectern)
     never blurs most of a photo while an unsure small face is still masked. Faces of 24 px and more
     covered, ours vs deface 1.5.0 (docs/tables/anonymize_vs_deface.md, scripts/measure_anonymize_defaults.py):
-    FDDB folds 1-8 95.5 vs 94.8 %, WIDER dev 87.5 vs 89.7 %, crowd train 92.5 vs 94.0 %; check a run
+    FDDB folds 1-8 95.5 vs 94.8 %, WIDER dev 88.2 vs 89.7 %, crowd train 93.2 vs 94.0 %; check a run
     with --preview.
   --scale {DEFAULT_SCALE}: the detector's boxes run from the brows to the chin; a 1.5x ellipse holds the whole
     forehead-to-chin ellipse of 92.7 % of FDDB fold 8's faces (1.4x: 81.7 %; --shape box: 96.5 %).
