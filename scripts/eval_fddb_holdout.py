@@ -193,6 +193,23 @@ def recall_by_width(dets: dict, gt: dict[str, np.ndarray], threshold: float, iou
     return out
 
 
+TAIL_RECALLS = (0.90, 0.92, 0.94, 0.95)
+
+
+def precision_tail(dets: dict, gt: dict[str, np.ndarray]) -> dict:
+    """Where AP50 is won or lost near the end of the ranking: the precision (and the score reached)
+    when the ranked detections first reach each recall of ``TAIL_RECALLS``, and how many
+    detections there are at all. A detector whose last faces score as low as a flood of false
+    boxes loses AP there, however many faces it finds."""
+    _, recall, precision, scores = average_precision(dets, gt, iou=0.5, return_curve=True)
+    out = {"detections": int(sum(len(s) for _, s in dets.values()))}
+    for r in TAIL_RECALLS:
+        i = int(np.searchsorted(recall, r))
+        out[f"precision_at_recall_{r:g}"] = round(float(precision[i]), 4) if i < len(precision) else 0.0
+        out[f"score_at_recall_{r:g}"] = round(float(scores[i]), 4) if i < len(scores) else None
+    return out
+
+
 def run_detector(detect, images: dict[str, Path], desc: str):
     out, seconds = {}, 0.0
     for name, path in tqdm(images.items(), desc=desc, leave=False):
@@ -303,6 +320,7 @@ def main(argv=None) -> int:
             "dlib_false_positives": false,
             "ms_per_fddb_image": round(1000 * sec, 1),
             **recall_by_width(fddb_dets, face_boxes, args.threshold),
+            "tail": precision_tail(fddb_dets, face_boxes),
         }
         if args.bootstrap:
             boot.append(bootstrap_metrics(fddb_dets, annotations, face_boxes, samples, args.fp))
@@ -337,6 +355,16 @@ def main(argv=None) -> int:
         print("|---|" + "---:|" * len(keys))
         for r in rows:
             print(f"| {r['detector']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+        print(f"\nFDDB fold {args.fold}: precision (face boxes, IoU 0.5) when the ranked detections first reach "
+              f"each recall, with the score reached there; detections at score >= {LOW_THRESHOLD}\n")
+        print("| detector | detections | " + " | ".join(f"recall {r:g}" for r in TAIL_RECALLS) + " |")
+        print("|---|---:|" + "---:|" * len(TAIL_RECALLS))
+        for r in rows:
+            t = r["tail"]
+            cells = [f"{t[f'precision_at_recall_{x:g}']:.3f}"
+                     + (f" (at {t[f'score_at_recall_{x:g}']:.2f})" if t[f"score_at_recall_{x:g}"] is not None else "")
+                     for x in TAIL_RECALLS]
+            print(f"| {r['detector']} | {t['detections']} | " + " | ".join(cells) + " |")
         if args.bootstrap:
             first = rows[0]["detector"]
             print(f"\nFDDB fold {args.fold}: 95 % intervals from {args.bootstrap} paired resamples of its images "

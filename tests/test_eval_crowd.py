@@ -187,3 +187,19 @@ def test_shanghai_labels_read_in_both_label_file_forms(tmp_path):
         sets = eval_crowd.load_sets(tmp_path, f, ("shanghai",))
         assert list(sets["shanghai"]) == [tmp_path / "a.jpg"]
         np.testing.assert_allclose(sets["shanghai"][tmp_path / "a.jpg"], [[1, 2, 11, 12]])
+
+
+def test_the_fddb_precision_tail_reads_the_ranked_curve():
+    """Ten faces, one per image; nine found at 0.9, the tenth only at 0.1 behind three false boxes
+    at 0.2-0.4: recall 0.9 is reached at precision 1, the tenth face costs precision 10/13."""
+    from eval_fddb_holdout import precision_tail
+
+    gt = {f"im{k}": np.asarray([[10, 10, 50, 50]], np.float32) for k in range(10)}
+    dets = {f"im{k}": (np.asarray([[10, 10, 50, 50]], np.float32), np.asarray([0.9])) for k in range(9)}
+    false = np.asarray([[100, 100, 140, 140], [200, 200, 240, 240], [300, 300, 340, 340]], np.float32)
+    dets["im9"] = (np.concatenate([false, [[10, 10, 50, 50]]]).astype(np.float32), np.asarray([0.4, 0.3, 0.2, 0.1]))
+    tail = precision_tail(dets, gt)
+    assert tail["detections"] == 13
+    assert tail["precision_at_recall_0.9"] == 1.0 and tail["score_at_recall_0.9"] == 0.9
+    assert tail["precision_at_recall_0.95"] == pytest.approx(10 / 13, abs=1e-4)
+    assert tail["score_at_recall_0.95"] == pytest.approx(0.1)
