@@ -1,4 +1,5 @@
-"""Box arithmetic of the inference path, in numpy: intersection over union and greedy NMS.
+"""Box arithmetic of the inference path, in numpy: intersection over union, intersection
+over the smaller box, and greedy NMS.
 
 Both follow torchvision's CPU kernels operation for operation (``box_iou``: areas, clamped
 intersection, ``inter / (area_a + area_b - inter)`` in the boxes' own dtype; ``nms``: scores
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["box_area", "box_iou", "nms"]
+__all__ = ["box_area", "box_iou", "box_overlap_of_smaller", "nms"]
 
 
 def box_area(boxes: np.ndarray) -> np.ndarray:
@@ -35,6 +36,20 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = wh[..., 0] * wh[..., 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+def box_overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, M)`` intersection of every box of ``a`` with every box of ``b`` over the smaller
+    of the two areas: 1 when one box lies inside the other, whatever their sizes (IoU would
+    be small for a face inside a box twice its side); 0 for an empty box."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    smaller = np.minimum(box_area(a)[:, None], box_area(b)[None, :])
+    return np.divide(inter, smaller, out=np.zeros_like(inter), where=smaller > 0)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:

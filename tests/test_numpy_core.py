@@ -22,7 +22,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from retinaface_polynl import Detector
 from retinaface_polynl.backends import Device, default_threads, open_backend
-from retinaface_polynl.boxes import box_iou, nms
+from retinaface_polynl.boxes import box_iou, box_overlap_of_smaller, nms
 from retinaface_polynl.export.format import keep_selected
 from retinaface_polynl.pipeline import STRIDE, InputRule, pad_batch, preprocess
 
@@ -106,6 +106,16 @@ def test_nms_known_answers():
     with pytest.raises(ValueError, match="boxes"):
         nms(boxes[:, :3], scores, 0.4)
     assert_allclose(box_iou(boxes[:1], boxes[1:2]), [[90 / 110]], rtol=1e-6)
+
+
+def test_overlap_of_the_smaller_box_known_answers():
+    big = np.array([[0, 0, 100, 100]], np.float32)
+    inner, half_out, apart, empty = [10, 10, 30, 30], [90, 0, 110, 20], [200, 0, 210, 10], [5, 5, 5, 9]
+    got = box_overlap_of_smaller(big, np.array([inner, half_out, apart, empty], np.float32))
+    # inside: 1 whatever the sizes (IoU would be 400/10000); half of [90,0,110,20] lies inside; none; empty box: 0
+    assert_allclose(got, [[1.0, 0.5, 0.0, 0.0]])
+    assert_allclose(box_overlap_of_smaller(np.array([inner], np.float32), big), [[1.0]])
+    assert box_overlap_of_smaller(np.zeros((0, 4)), big).shape == (0, 1)
 
 
 def test_keep_selected_zeroes_every_anchor_in_graph_nms_dropped():

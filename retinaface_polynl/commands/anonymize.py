@@ -49,14 +49,15 @@ EXAMPLES = f"""examples:
 how faces are searched (retinaface_polynl.anonymize.find_faces_for_anonymization): harder than detect.
   Photos: the detector's pass, plus full-resolution tiles when the input size would shrink a {MIN_FACE} px face
     below what the detector finds (every face of {MIN_FACE} px and more, at any photo size), plus passes on the
-    photo turned a quarter each way (sideways faces; a face found only there needs {ROTATED_THRESHOLD}).
+    photo turned a quarter each way (sideways faces; a face found only there needs {ROTATED_THRESHOLD}, and one
+    lying inside an upright face scored at least as high is that face seen askew, and dropped).
     Video frames: the detector's pass alone (turned passes would triple the time per frame).
   --threshold {MIN_SCORE} (detect uses 0.5): the score a small box needs; a box needs {SCORE_PER_EXTENT} x its long
     side over the picture's short side, up to {MAX_REQUIRED_SCORE}, so a huge low-scored box (a hand and a lectern)
     never blurs most of a photo while an unsure small face is still masked. Faces of 24 px and more
     covered, ours vs deface 1.5.0 (docs/tables/anonymize_vs_deface.md, scripts/measure_anonymize_defaults.py):
-    FDDB folds 1-8 95.5 vs 94.8 %, WIDER dev 88.2 vs 89.7 %, crowd train 93.2 vs 94.0 %; check a run
-    with --preview.
+    FDDB folds 1-8 95.6 vs 94.8 %, WIDER dev 88.5 vs 89.7 %, crowd train 93.3 vs 94.0 %, sideways copies
+    of FDDB fold 8 86.0 vs 68.9 %; check a run with --preview.
   --scale {DEFAULT_SCALE}: the detector's boxes run from the brows to the chin; a 1.5x ellipse holds the whole
     forehead-to-chin ellipse of 92.7 % of FDDB fold 8's faces (1.4x: 81.7 %; --shape box: 96.5 %).
   --persist {DEFAULT_PERSIST}: a face missed for up to {2 * DEFAULT_PERSIST} frames in a row between two detections stays masked.
