@@ -71,7 +71,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from retinaface_polynl import Detector  # noqa: E402
-from retinaface_polynl.anonymize import anonymize, face_regions, region_mask  # noqa: E402
+from retinaface_polynl.anonymize import DEFAULT_SCALE, anonymize, face_regions, region_mask  # noqa: E402
 from widerface_eval.groundtruth import load_text_ground_truth  # noqa: E402
 from torchvision.ops import box_iou  # noqa: E402
 import torch  # noqa: E402
@@ -334,7 +334,8 @@ def run_deface(photos: list[Photo], python: str, workdir: Path) -> tuple[list[Pa
 def sweep_configs() -> list[dict]:
     """The operating points ``--sweep`` scores (the package's defaults among them): the lowest score
     (small boxes), the score per unit of extent (long side / the picture's short side) a box needs,
-    the most any box needs, and the turned passes' own threshold."""
+    the most any box needs, and the turned passes' own threshold; then the defaults' faces with a
+    lower threshold for the turned passes, and masked with larger regions (``--scale``, ``--shape``)."""
     configs = []
     for t in (0.03, 0.05, 0.1, 0.2):
         for per_extent in (0.0, 1.0, 1.25, 1.5, 2.0):
@@ -342,6 +343,9 @@ def sweep_configs() -> list[dict]:
                 for rot in (None, 0.9):
                     configs.append({"threshold": t, "per_extent": per_extent, "max_required": top, "rotated": rot})
     configs.append(default_config())
+    configs.append({**default_config(), "rotated": 0.8, "default": False})
+    for scale, shape in ((1.6, "ellipse"), (1.8, "ellipse"), (1.5, "box"), (1.7, "box")):
+        configs.append({**default_config(), "scale": scale, "shape": shape, "default": False})
     return configs
 
 
@@ -359,6 +363,8 @@ def describe(cfg: dict) -> str:
         s = f"score >= {cfg['threshold']:g} for every box"
     s += (f", turned >= {cfg['rotated']:g} (not inside a surer upright face)" if cfg["rotated"] is not None
           else ", upright only")
+    if "scale" in cfg:
+        s += f"; masked: {cfg['shape']} x{cfg['scale']:g}"
     return s
 
 
@@ -409,9 +415,10 @@ def measure_defaults(args, data: Path) -> dict:
             seen: dict = {}  # many points choose the same faces on a photo: score each set once
             for k, cfg in enumerate(configs):
                 faces = ours_faces(passes, image.shape, cfg)
-                key = faces.boxes.tobytes()
+                region = {"scale": cfg.get("scale", DEFAULT_SCALE), "shape": cfg.get("shape", "ellipse")}
+                key = (faces.boxes.tobytes(), region["scale"], region["shape"])
                 if key not in seen:
-                    seen[key] = score(photo, image, anonymize(image, faces), masks)
+                    seen[key] = score(photo, image, anonymize(image, faces, **region), masks)
                 add(k, photo, seen[key])
     if not args.no_deface:
         with tempfile.TemporaryDirectory(prefix="deface-") as tmp:
