@@ -54,8 +54,8 @@ from .boxes import box_overlap_of_smaller, nms
 METHODS = ("blur", "pixelate", "solid", "none")
 SHAPES = ("ellipse", "box")
 # Measured by scripts/measure_anonymize_defaults.py with the shipped weights (docs/anonymize.md has
-# the tables): a 1.5x ellipse holds the whole forehead-to-chin ellipse of 92 % of the detected faces
-# of FDDB fold 8 (held out of training; 1.4x: 82 %, 1.3x: 57 %: docs/tables/anonymize_scale.md).
+# the tables): a 1.5x ellipse holds the whole forehead-to-chin ellipse of 91 % of the detected faces
+# of FDDB fold 8 (held out of training; 1.4x: 77 %, 1.3x: 48 %: docs/tables/anonymize_scale.md).
 DEFAULT_SCALE = 1.5
 # One plain detector pass at this threshold (below detect's 0.5) is what anonymisation ran before
 # find_faces_for_anonymization; the function replaces it, with the rule below.

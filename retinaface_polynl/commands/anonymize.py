@@ -59,7 +59,7 @@ how faces are searched (retinaface_polynl.anonymize.find_faces_for_anonymization
     FDDB folds 1-8 95.6 vs 94.8 %, WIDER dev 88.5 vs 89.7 %, crowd train 93.3 vs 94.0 %, sideways copies
     of FDDB fold 8 86.0 vs 68.9 %; check a run with --preview.
   --scale {DEFAULT_SCALE}: the detector's boxes run from the brows to the chin; a 1.5x ellipse holds the whole
-    forehead-to-chin ellipse of 92.7 % of FDDB fold 8's faces (1.4x: 81.7 %; --shape box: 96.5 %).
+    forehead-to-chin ellipse of 90.7 % of FDDB fold 8's faces (1.4x: 76.6 %; --shape box: 96.1 %).
   --persist {DEFAULT_PERSIST}: a face missed for up to {2 * DEFAULT_PERSIST} frames in a row between two detections stays masked.
 
 """ + EXIT_STATUS
