@@ -30,6 +30,8 @@
 #                         LABELS folder, since an existing shanghaitech.json is used as it is)
 #   WIDER_TRAIN=/tmp/wider_train/labels/train HEAD_IGNORE_BELOW=32 ... scripts/train_teachers4.sh runs/t4_wider
 #                        (1,000 WIDER FACE train photos as a fifth set, MIX5; refused if any is a WIDER val photo)
+#   MIN_FACE_SIZE=6 ... (faces under 6 px at the training resolution ignore regions instead of faces; the
+#                        default 2 is the train command's)
 #   ZOOM_FACTOR=1.5 ... scripts/train_teachers4.sh runs/teachers4_heads32   (the tables again, with the
 #                        second pass at x1.5: eval_x1.5/; the training is not redone)
 #
@@ -96,7 +98,8 @@ if [ ! -f "$OUT/done" ]; then
         --no-progress --log-every 20 --distill "$TEACHER" --image-size 480 --epoch-size 2000 \
         --crop-scales 0.3,0.45,0.6,0.8,1.0 --expand-prob 0.3 --expand-ratio 3 --small-face-range 6,40 \
         --degrade-max 3 --weights "$START" --epochs "${EPOCHS:-6}" --lr 0.001 --warmup-iters 20 \
-        --seed "${SEED:-17}" --small-face-prob 0.35 --distill-weight 4.0 --degrade-prob 0.6
+        --seed "${SEED:-17}" --small-face-prob 0.35 --distill-weight 4.0 --degrade-prob 0.6 \
+        --min-face-size "${MIN_FACE_SIZE:-2}"
     touch "$OUT/done"
 fi
 

@@ -433,3 +433,16 @@ def test_occlusion_reaches_the_command_line_and_its_probability_is_checked():
     plain = off(s, np.random.default_rng(1))
     assert np.any(on.image != plain.image)
     np.testing.assert_array_equal(on.boxes, plain.boxes)
+
+
+def test_min_face_size_reaches_the_command_line():
+    """`train --min-face-size 6`: faces under 6 px at the training size become ignore regions
+    (the crop's rule, tested above) instead of the default 2 px."""
+    from retinaface_polynl.cli import build_parser
+    from retinaface_polynl.commands.train import build_config
+    from retinaface_polynl.train.config import default_train_config
+
+    base = ["train", "--preset", "r18x025", "--labels", "x.txt", "--images", "x", "--output", "out"]
+    assert build_config(build_parser().parse_args(base)).min_face_size == 2.0
+    args = build_parser().parse_args(base + ["--min-face-size", "6"])
+    assert build_config(args) == default_train_config("r18x025", min_face_size=6.0)

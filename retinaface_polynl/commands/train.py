@@ -36,7 +36,7 @@ _OVERRIDES = {
     "small_face_prob": "small_face_prob", "small_face_range": "small_face_range", "mix": "mix",
     "epoch_size": "epoch_size", "degrade_prob": "degrade_prob", "degrade_max": "degrade_max",
     "rotate_prob": "rotate_prob", "rotate_max": "rotate_max", "motion_blur_prob": "motion_blur_prob",
-    "motion_blur_max": "motion_blur_max", "occlude_prob": "occlude_prob",
+    "motion_blur_max": "motion_blur_max", "occlude_prob": "occlude_prob", "min_face_size": "min_face_size",
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False),
@@ -142,6 +142,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "neighbours scaled with it (default: 0)")
     o.add_argument("--small-face-range", type=_floats, metavar="LO,HI", help="longer side in pixels, at the "
                    "training size, of the face drawn by --small-face-prob (default: 6,40)")
+    o.add_argument("--min-face-size", type=float, metavar="PX", help="faces narrower or shorter than this, in "
+                   "pixels at the training size after the crop, become ignore regions instead of faces (neither "
+                   "face nor background; default: 2)")
     o.add_argument("--degrade-prob", type=float, metavar="P", help="probability of a lower-quality copy: the "
                    "crop shrunk by up to --degrade-max along x and y independently and enlarged back, then maybe "
                    "JPEG-compressed (blurred, upscaled and stretched photos; default: 0)")
