@@ -24,16 +24,21 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, M)`` area shared by every box of ``a`` and every box of ``b``, in their dtype."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    return wh[..., 0] * wh[..., 1]
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(N, M)`` IoU of every box of ``a`` with every box of ``b`` (0 where the union is 0
     only if both boxes are empty: then 0/0 gives NaN, as torchvision's does)."""
     a = np.asarray(a)
     b = np.asarray(b)
     area_a, area_b = box_area(a), box_area(b)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
+    inter = _intersection(a, b)
     with np.errstate(invalid="ignore", divide="ignore"):
         return inter / (area_a[:, None] + area_b[None, :] - inter)
 
@@ -44,10 +49,7 @@ def box_overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     be small for a face inside a box twice its side); 0 for an empty box."""
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
+    inter = _intersection(a, b)
     smaller = np.minimum(box_area(a)[:, None], box_area(b)[None, :])
     return np.divide(inter, smaller, out=np.zeros_like(inter), where=smaller > 0)
 
