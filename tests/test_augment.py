@@ -446,3 +446,28 @@ def test_min_face_size_reaches_the_command_line():
     assert build_config(build_parser().parse_args(base)).min_face_size == 2.0
     args = build_parser().parse_args(base + ["--min-face-size", "6"])
     assert build_config(args) == default_train_config("r18x025", min_face_size=6.0)
+
+
+def test_neg_pos_ratio_reaches_the_command_line_and_the_loss():
+    """`train --neg-pos-ratio 7`: the config's ratio, and the loss keeps that many hard negatives
+    per positive anchor (default 3)."""
+    import torch
+
+    from retinaface_polynl.cli import build_parser
+    from retinaface_polynl.commands.train import build_config
+    from retinaface_polynl.train.config import default_train_config
+    from retinaface_polynl.train.loss import MultiBoxLoss
+
+    base = ["train", "--preset", "r18x025", "--labels", "x.txt", "--images", "x", "--output", "out"]
+    assert build_config(build_parser().parse_args(base)).neg_pos_ratio == 3.0
+    args = build_parser().parse_args(base + ["--neg-pos-ratio", "7"])
+    assert build_config(args) == default_train_config("r18x025", neg_pos_ratio=7.0)
+    # 2 positives among 100 anchors: 6 hard negatives at ratio 3, 14 at ratio 7, the surest ones first
+    labels = torch.zeros(1, 100, dtype=torch.long)
+    labels[0, :2] = 1
+    logits = torch.zeros(1, 100, 2)
+    logits[0, :, 1] = torch.linspace(-5, 5, 100)
+    for ratio, n in ((3.0, 6), (7.0, 14)):
+        chosen = MultiBoxLoss(neg_pos_ratio=ratio).hard_negatives(logits, labels)
+        assert int(chosen.sum()) == n
+        assert chosen[0, 100 - n:].all()

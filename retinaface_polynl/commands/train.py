@@ -37,6 +37,7 @@ _OVERRIDES = {
     "epoch_size": "epoch_size", "degrade_prob": "degrade_prob", "degrade_max": "degrade_max",
     "rotate_prob": "rotate_prob", "rotate_max": "rotate_max", "motion_blur_prob": "motion_blur_prob",
     "motion_blur_max": "motion_blur_max", "occlude_prob": "occlude_prob", "min_face_size": "min_face_size",
+    "neg_pos_ratio": "neg_pos_ratio",
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False),
@@ -145,6 +146,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     o.add_argument("--min-face-size", type=float, metavar="PX", help="faces narrower or shorter than this, in "
                    "pixels at the training size after the crop, become ignore regions instead of faces (neither "
                    "face nor background; default: 2)")
+    o.add_argument("--neg-pos-ratio", type=float, metavar="R", help="hard negatives kept per positive anchor in "
+                   "each image, the background anchors the model is surest are faces (online hard example mining; "
+                   "default: 3). In crowds the quota goes to backs of heads and faces too blurred to label; a "
+                   "larger R also reaches the hands and fists a student learns to call faces")
     o.add_argument("--degrade-prob", type=float, metavar="P", help="probability of a lower-quality copy: the "
                    "crop shrunk by up to --degrade-max along x and y independently and enlarged back, then maybe "
                    "JPEG-compressed (blurred, upscaled and stretched photos; default: 0)")
