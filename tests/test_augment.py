@@ -462,6 +462,8 @@ def test_neg_pos_ratio_reaches_the_command_line_and_the_loss():
     assert build_config(build_parser().parse_args(base)).neg_pos_ratio == 3.0
     args = build_parser().parse_args(base + ["--neg-pos-ratio", "7"])
     assert build_config(args) == default_train_config("r18x025", neg_pos_ratio=7.0)
+    with pytest.raises(ValueError, match="neg_pos_ratio must be positive"):
+        default_train_config("r18x025", neg_pos_ratio=0.0)
     # 2 positives among 100 anchors: 6 hard negatives at ratio 3, 14 at ratio 7, the surest ones first
     labels = torch.zeros(1, 100, dtype=torch.long)
     labels[0, :2] = 1

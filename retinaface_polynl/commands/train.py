@@ -148,8 +148,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "face nor background; default: 2)")
     o.add_argument("--neg-pos-ratio", type=float, metavar="R", help="hard negatives kept per positive anchor in "
                    "each image, the background anchors the model is surest are faces (online hard example mining; "
-                   "default: 3). In crowds the quota goes to backs of heads and faces too blurred to label; a "
-                   "larger R also reaches the hands and fists a student learns to call faces")
+                   "default: 3). Measured on the shipped recipe, 7 cut the low-score boxes but not the hands the "
+                   "student calls faces (docs/training.md)")
     o.add_argument("--degrade-prob", type=float, metavar="P", help="probability of a lower-quality copy: the "
                    "crop shrunk by up to --degrade-max along x and y independently and enlarged back, then maybe "
                    "JPEG-compressed (blurred, upscaled and stretched photos; default: 0)")

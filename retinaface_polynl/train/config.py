@@ -162,6 +162,8 @@ class TrainConfig:
                              f"{self.motion_blur_prob}, {self.motion_blur_max}")
         if not 0 <= self.occlude_prob <= 1:
             raise ValueError(f"occlude_prob must lie in [0, 1], got {self.occlude_prob}")
+        if not self.neg_pos_ratio > 0:
+            raise ValueError(f"neg_pos_ratio must be positive (hard negatives per positive anchor), got {self.neg_pos_ratio}")
         if any(m < 0 for m in self.mix) or (self.mix and not sum(self.mix) > 0):
             raise ValueError(f"mix weights must be >= 0 with a positive sum, got {self.mix}")
         if self.epoch_size is not None and self.epoch_size <= 0:
