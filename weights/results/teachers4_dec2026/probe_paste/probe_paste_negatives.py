@@ -1,4 +1,4 @@
-"""Probe (issue 40, 8 Dec 2026): paste mined non-faces (hands, fists, held objects the shipped student scores
+"""Probe (issue 40, 7 Dec 2026): paste mined non-faces (hands, fists, held objects the shipped student scores
 >= 0.4 on its training photos, no teacher's face) into training crops as background, then train as r3.
 
     python probe_paste_negatives.py BANK_DIR -- <train command line>   (--occlude-prob P: the paste probability)
