@@ -39,11 +39,25 @@ def _photo(name: str, dlib_faces_dir: Path) -> Path:
     return REPO / "demo" / name if name == "astronaut.jpg" else dlib_faces_dir / name
 
 
-def _assert_same_faces(det, reference: dict, key: str) -> None:
-    assert len(det) == len(reference[key + "/scores"]), key
-    assert_allclose(det.boxes, reference[key + "/boxes"], atol=1e-4, err_msg=key)
-    assert_allclose(det.scores, reference[key + "/scores"], atol=1e-4, err_msg=key)
-    assert_allclose(det.landmarks, reference[key + "/landmarks"], atol=1e-4, err_msg=key)
+def _assert_same_faces(det, reference: dict, key: str, atol: float = 1e-3) -> None:
+    """The same faces as recorded, to a thousandth of a pixel and 1e-5 in score, in score order up
+    to near-ties: onnxruntime and OpenCV releases move the last float bit (scores by ~1e-7, boxes
+    by ~1e-4 px at 500 px), which swaps two boxes whose scores tie at 0.0202316 (onnxruntime 1.32,
+    opencv 5.1). Each recorded face is paired with the found face of the nearest score and box."""
+    boxes, scores, marks = reference[key + "/boxes"], reference[key + "/scores"], reference[key + "/landmarks"]
+    assert len(det) == len(scores), key
+    assert_allclose(det.scores, scores, atol=1e-5, err_msg=key)  # the ranking, up to near-ties
+    # pair each recorded face with an unpaired found face of (nearly) the same score and box
+    far = np.abs(det.boxes[None] - boxes[:, None]).max(-1) + np.where(
+        np.abs(det.scores[None] - scores[:, None]) <= 1e-5, 0.0, np.inf)
+    order = np.empty(len(scores), np.int64)
+    free = np.ones(len(det), bool)
+    for i in range(len(scores)):
+        j = int(np.argmin(np.where(free, far[i], np.inf)))
+        order[i], free[j] = j, False
+    assert_allclose(det.boxes[order], boxes, atol=atol, err_msg=key)
+    assert_allclose(det.scores[order], scores, atol=1e-5, err_msg=key)
+    assert_allclose(det.landmarks[order], marks, atol=atol, err_msg=key)
 
 
 @pytest.mark.parametrize("mode", ["single", "zoom"])
