@@ -155,23 +155,19 @@ def contact_sheet(fddb: Path, boxes: list[dict], path: Path, count: int = 48, si
     cv2.imwrite(str(path), np.vstack([np.hstack(tiles[i:i + 8]) for i in range(0, len(tiles), 8)]))
 
 
-def yolo_faces(label: Path, height: int, width: int) -> np.ndarray:
-    rows = np.loadtxt(label, ndmin=2) if label.stat().st_size else np.zeros((0, 5))
-    cx, cy, w, h = rows[:, 1] * width, rows[:, 2] * height, rows[:, 3] * width, rows[:, 4] * height
-    return np.c_[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2].astype(np.float32)
-
-
 def off_faces_on_train(detector, labels: Path, limit: int) -> dict:
     """Boxes at >= 0.3 / >= 0.5 overlapping no annotated face (IoU < 0.3) on training photos."""
-    images = labels.parent.parent / "images" / labels.name
-    files = sorted(labels.glob("*.txt"))
-    files = files[:: max(1, len(files) // limit)][:limit]
+    from retinaface_polynl.data.yolo import read_yolo
+
+    files = sorted(labels.glob("*.txt"))  # every step-th label file, as recorded in false_boxes.md
+    picked = set(files[:: max(1, len(files) // limit)][:limit])
+    records = [r for r in read_yolo(labels) if r.source in picked]
     out = {"photos": 0, "faces": 0, "off faces >= 0.3": 0, "off faces >= 0.5": 0}
-    for f in tqdm(files, desc="train photos", leave=False):
-        image = cv2.imread(str(images / f"{f.stem}.jpg"))
+    for record in tqdm(records, desc="train photos", leave=False):
+        image = cv2.imread(str(record.path))
         if image is None:
             continue
-        faces = yolo_faces(f, *image.shape[:2])
+        faces = record.boxes
         det = detector.detect(image, threshold=0.3)
         off = box_iou(faces, det.boxes).max(0) < 0.3 if len(faces) and len(det) else np.ones(len(det), bool)
         out["photos"] += 1

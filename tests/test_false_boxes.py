@@ -93,3 +93,29 @@ def test_script_on_fddb_fold_8_with_cached_teachers(tmp_path):
     assert r["faces"] == 511 and r["true above cut"] >= 0.5 * 511
     assert sum(sum(c.values()) for c in r["classes"].values()) == r["false above cut"]
     assert r["classes"]["unannotated face"] == {"0-20": 0, "20-40": 0, "40+": 0}  # no teacher faces given
+
+
+def test_off_faces_on_train_reads_the_yolo_folder_and_counts_boxes_off_every_face(tmp_path):
+    """Two training photos in YOLO's layout (one face each, 100x100): a box on the face is not
+    counted, boxes elsewhere are, by score; the label file without its photo is left out."""
+    import cv2
+
+    from retinaface_polynl.detector import Detections
+
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    labels = tmp_path / "labels" / "train"
+    labels.mkdir(parents=True)
+    for n in ("a", "b"):
+        cv2.imwrite(str(tmp_path / "images" / "train" / f"{n}.jpg"), np.zeros((100, 100, 3), np.uint8))
+        (labels / f"{n}.txt").write_text("0 0.5 0.5 0.2 0.2\n")  # the face 40-60 px
+    (labels / "c.txt").write_text("0 0.5 0.5 0.2 0.2\n")  # no photo
+
+    class Fake:
+        def detect(self, image, threshold):
+            boxes = np.array([[40, 40, 60, 60], [0, 0, 20, 20], [70, 70, 90, 90]], np.float32)
+            scores = np.array([0.9, 0.6, 0.35], np.float32)
+            keep = scores >= threshold
+            return Detections(boxes[keep], scores[keep], np.zeros((int(keep.sum()), 5, 2), np.float32))
+
+    r = F.off_faces_on_train(Fake(), labels, limit=10)
+    assert r == {"photos": 2, "faces": 2, "off faces >= 0.3": 4, "off faces >= 0.5": 2}
