@@ -35,17 +35,20 @@ INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_N
 
 @dataclass
 class FaceSample:
-    """An image (BGR uint8, H x W x 3), its faces and its ignore regions (boxes that are
-    neither face nor background, :class:`~.records.ImageRecord`) in its pixels."""
+    """An image (BGR uint8, H x W x 3), its faces, its ignore regions (boxes that are
+    neither face nor background) and its negative regions (boxes known to hold no face,
+    :class:`~.records.ImageRecord`), in its pixels.  Every geometric step moves the negative
+    regions as it moves the ignore regions."""
 
     image: np.ndarray
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_LANDMARKS, 2), np.float32))
     has_landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))
     ignore: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    negatives: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
     def select(self, keep: np.ndarray) -> "FaceSample":
-        return FaceSample(self.image, self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep], self.ignore)
+        return self.replace(boxes=self.boxes[keep], landmarks=self.landmarks[keep], has_landmarks=self.has_landmarks[keep])
 
     def replace(self, **changes) -> "FaceSample":
         return dataclasses.replace(self, **changes)
@@ -58,14 +61,20 @@ def _clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     return boxes
 
 
+def _clip_regions(regions: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Regions clipped to a ``width x height`` picture, those left empty dropped."""
+    r = _clip_boxes(regions.reshape(-1, 4), width, height)
+    return r[((r[:, 2] - r[:, 0]) > 0) & ((r[:, 3] - r[:, 1]) > 0)]
+
+
 def crop(sample: FaceSample, x0: int, y0: int, width: int, height: int, min_face_size: float = 0.0) -> FaceSample:
     """The ``width x height`` window at ``(x0, y0)``.
 
     Faces whose box centre lies inside the window are kept, their boxes clipped to
     it; every coordinate moves by ``(-x0, -y0)``.  Kept faces narrower or shorter
     than ``min_face_size`` (window pixels, after clipping) are dropped, and become
-    ignore regions (a face too small to learn is still no background); ignore
-    regions are clipped to the window, those outside it dropped.
+    ignore regions (a face too small to learn is still no background); ignore and
+    negative regions are clipped to the window, those outside it dropped.
     """
     image = sample.image[y0 : y0 + height, x0 : x0 + width]
     b = sample.boxes
@@ -78,9 +87,9 @@ def crop(sample: FaceSample, x0: int, y0: int, width: int, height: int, min_face
     landmarks = sample.landmarks[inside] - offset
     has = sample.has_landmarks[inside]
     big = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= max(min_face_size, 1e-6)
-    ignore = _clip_boxes(np.concatenate([sample.ignore - np.tile(offset, 2), boxes[~big]]), width, height)
-    ignore = ignore[((ignore[:, 2] - ignore[:, 0]) > 0) & ((ignore[:, 3] - ignore[:, 1]) > 0)]
-    return FaceSample(image, boxes[big], landmarks[big], has[big], ignore)
+    ignore = _clip_regions(np.concatenate([sample.ignore - np.tile(offset, 2), boxes[~big]]), width, height)
+    negatives = _clip_regions(sample.negatives - np.tile(offset, 2), width, height)
+    return FaceSample(image, boxes[big], landmarks[big], has[big], ignore, negatives)
 
 
 def random_square_crop(
@@ -123,16 +132,14 @@ def expand(sample: FaceSample, rng: np.random.Generator, max_ratio: float, fill:
     canvas = np.empty((ch, cw, 3), np.uint8)
     canvas[...] = np.asarray(fill, np.float32).round().astype(np.uint8)
     canvas[y0 : y0 + h, x0 : x0 + w] = sample.image
-    offset = np.asarray([x0, y0], np.float32)
-    return FaceSample(canvas, sample.boxes + np.tile(offset, 2), sample.landmarks + offset, sample.has_landmarks,
-                      sample.ignore + np.tile(offset, 2))
+    return translate(sample, x0, y0).replace(image=canvas)
 
 
 def translate(sample: FaceSample, dx: float, dy: float) -> FaceSample:
     """Every coordinate moved by ``(dx, dy)`` (the image unchanged)."""
     offset = np.asarray([dx, dy], np.float32)
     return FaceSample(sample.image, sample.boxes + np.tile(offset, 2), sample.landmarks + offset, sample.has_landmarks,
-                      sample.ignore + np.tile(offset, 2))
+                      sample.ignore + np.tile(offset, 2), sample.negatives + np.tile(offset, 2))
 
 
 def face_sizes(boxes: np.ndarray) -> np.ndarray:
@@ -212,13 +219,16 @@ def mirror(sample: FaceSample) -> FaceSample:
     """Horizontal flip: ``x -> W - x``, left/right landmarks swapped (an involution)."""
     w = sample.image.shape[1]
     image = np.ascontiguousarray(sample.image[:, ::-1])
-    boxes = sample.boxes.copy()
-    boxes[:, 0], boxes[:, 2] = w - sample.boxes[:, 2], w - sample.boxes[:, 0]
     landmarks = sample.landmarks[:, list(MIRROR_LANDMARK_ORDER)].copy()
     landmarks[..., 0] = w - landmarks[..., 0]
-    ignore = sample.ignore.copy()
-    ignore[:, 0], ignore[:, 2] = w - sample.ignore[:, 2], w - sample.ignore[:, 0]
-    return FaceSample(image, boxes, landmarks, sample.has_landmarks.copy(), ignore)
+
+    def flip(regions: np.ndarray) -> np.ndarray:
+        out = regions.copy()
+        out[:, 0], out[:, 2] = w - regions[:, 2], w - regions[:, 0]
+        return out
+
+    return FaceSample(image, flip(sample.boxes), landmarks, sample.has_landmarks.copy(), flip(sample.ignore),
+                      flip(sample.negatives))
 
 
 def resize(sample: FaceSample, width: int, height: int, interpolation: int = cv2.INTER_LINEAR) -> FaceSample:
@@ -228,7 +238,7 @@ def resize(sample: FaceSample, width: int, height: int, interpolation: int = cv2
     image = cv2.resize(sample.image, (width, height), interpolation=interpolation)
     scale = np.asarray([sx, sy], np.float32)
     return FaceSample(image, sample.boxes * np.tile(scale, 2), sample.landmarks * scale, sample.has_landmarks,
-                      sample.ignore * np.tile(scale, 2))
+                      sample.ignore * np.tile(scale, 2), sample.negatives * np.tile(scale, 2))
 
 
 def rotate(sample: FaceSample, angle: float, min_face_size: float = 0.0,
@@ -239,10 +249,11 @@ def rotate(sample: FaceSample, angle: float, min_face_size: float = 0.0,
     Landmarks move exactly.  A face box becomes the bounding box of its inscribed ellipse
     turned by ``angle`` (a face is round: the box of the turned corners would add background
     that no annotator draws; at 90 degrees width and height swap, at any angle a circle stays
-    the same square).  An ignore region becomes the box of its turned corners, so it still
-    covers what it covered.  Faces whose centre leaves the picture are dropped and the others
-    clipped, as :func:`crop` does; those left narrower than ``min_face_size`` become ignore
-    regions.
+    the same square), and so does a negative region (a hand or a fist is as compact; the box of
+    its turned corners would reach onto its neighbours).  An ignore region becomes the box of its
+    turned corners, so it still covers what it covered.  Faces whose centre leaves the picture are
+    dropped and the others clipped, as :func:`crop` does; those left narrower than
+    ``min_face_size`` become ignore regions.
     """
     h, w = sample.image.shape[:2]
     # OpenCV's pixel (i, j) is the point (i + 0.5, j + 0.5) of our continuous coordinates
@@ -253,17 +264,21 @@ def rotate(sample: FaceSample, angle: float, min_face_size: float = 0.0,
     def move(points: np.ndarray) -> np.ndarray:
         return ((points - 0.5) @ m[:, :2].T + m[:, 2] + 0.5).astype(np.float32)
 
-    b = sample.boxes
-    centres = move((b[:, :2] + b[:, 2:]) / 2)
-    half = (b[:, 2:] - b[:, :2]) / 2
     c, s = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
-    extent = np.stack([np.hypot(half[:, 0] * c, half[:, 1] * s), np.hypot(half[:, 0] * s, half[:, 1] * c)], 1)
-    boxes = np.concatenate([centres - extent, centres + extent], 1).astype(np.float32)
+
+    def turn_ellipse(b: np.ndarray) -> np.ndarray:
+        centres = move((b[:, :2] + b[:, 2:]) / 2)
+        half = (b[:, 2:] - b[:, :2]) / 2
+        extent = np.stack([np.hypot(half[:, 0] * c, half[:, 1] * s), np.hypot(half[:, 0] * s, half[:, 1] * c)], 1)
+        return np.concatenate([centres - extent, centres + extent], 1).astype(np.float32).reshape(-1, 4)
+
+    boxes = turn_ellipse(sample.boxes)
     landmarks = move(sample.landmarks.reshape(-1, 2)).reshape(sample.landmarks.shape)
     g = sample.ignore
     corners = move(np.stack([g[:, [0, 1]], g[:, [2, 1]], g[:, [0, 3]], g[:, [2, 3]]], 1).reshape(-1, 2)).reshape(-1, 4, 2)
     ignore = np.concatenate([corners.min(1), corners.max(1)], 1).astype(np.float32)
-    turned = FaceSample(image, boxes.reshape(-1, 4), landmarks, sample.has_landmarks, ignore.reshape(-1, 4))
+    turned = FaceSample(image, boxes, landmarks, sample.has_landmarks, ignore.reshape(-1, 4),
+                        turn_ellipse(sample.negatives))
     return crop(turned, 0, 0, w, h, min_face_size)
 
 

@@ -28,7 +28,7 @@ Transform = Callable[[FaceSample, np.random.Generator], FaceSample]
 def sample_from_record(record: ImageRecord) -> FaceSample:
     """Read the record's image (BGR uint8) into a :class:`FaceSample`."""
     return FaceSample(read_image(record.path), record.boxes.copy(), record.landmarks.copy(), record.has_landmarks.copy(),
-                      record.ignore.copy())
+                      record.ignore.copy(), record.negatives.copy())
 
 
 def sample_to_tensors(sample: FaceSample) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -39,6 +39,7 @@ def sample_to_tensors(sample: FaceSample) -> tuple[torch.Tensor, dict[str, torch
         "landmarks": torch.from_numpy(np.ascontiguousarray(sample.landmarks, np.float32)).reshape(-1, 5, 2),
         "has_landmarks": torch.from_numpy(np.ascontiguousarray(sample.has_landmarks, bool)).reshape(-1),
         "ignore": torch.from_numpy(np.ascontiguousarray(sample.ignore, np.float32)).reshape(-1, 4),
+        "negatives": torch.from_numpy(np.ascontiguousarray(sample.negatives, np.float32)).reshape(-1, 4),
     }
     return image, target
 

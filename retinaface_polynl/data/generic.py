@@ -14,7 +14,9 @@ or the list form inside an object that says how the labels were made (what
 
 An optional ``"ignore": [[x1, y1, x2, y2], ...]`` (list or dict entries) marks regions
 that hold faces left unannotated: training treats anchors there as neither face nor
-background.  A face whose landmarks are ``null`` (or an image without a ``landmarks`` key)
+background.  An optional ``"negatives": [[x1, y1, x2, y2], ...]`` marks regions known to hold
+no face (a hand a detector took for one): anchors there are background and always among the
+negatives training teaches (``scripts/mine_negatives.py`` writes them).  A face whose landmarks are ``null`` (or an image without a ``landmarks`` key)
 has no landmarks.  CSV, with a header row, one face per row (an image with no
 face: one row with empty box fields)::
 
@@ -102,23 +104,23 @@ def records_from_json_object(data, images_dir: Path, source: Path | None = None,
         for e in data:
             if not isinstance(e, dict) or "image" not in e:
                 raise ValueError("generic JSON list entries need an 'image' key")
-            items.append((e["image"], e.get("boxes", []), e.get("landmarks"), e.get("ignore")))
+            items.append((e["image"], e.get("boxes", []), e.get("landmarks"), e.get("ignore"), e.get("negatives")))
     elif isinstance(data, dict):
         for name, v in data.items():
             if isinstance(v, dict):
-                items.append((name, v.get("boxes", []), v.get("landmarks"), v.get("ignore")))
+                items.append((name, v.get("boxes", []), v.get("landmarks"), v.get("ignore"), v.get("negatives")))
             else:
-                items.append((name, v, None, None))
+                items.append((name, v, None, None, None))
     else:
         raise ValueError("generic JSON must be a list of {image, boxes} or a {image: boxes} mapping")
     if lines is not None and len(lines) != len(items):
         lines = None
     records = []
-    for k, (name, boxes, landmarks, ignore) in enumerate(items):
+    for k, (name, boxes, landmarks, ignore, negatives) in enumerate(items):
         b = np.asarray(boxes, np.float32).reshape(-1, 4)
         lms, has = _face_landmarks(landmarks, len(b))
         records.append(ImageRecord(images_dir / name, b, lms, has, ignore, source,
-                                   None if lines is None else np.full(len(b), lines[k])))
+                                   None if lines is None else np.full(len(b), lines[k]), negatives))
     return records
 
 

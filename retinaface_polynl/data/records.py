@@ -11,6 +11,9 @@ Conventions (those of :mod:`retinaface_polynl.anchors`):
     * ``ignore`` boxes mark regions that hold faces the annotation does not
       give (the unannotated back rows of a group photo, a face a teacher is
       unsure of): anchors there are neither positives nor negatives;
+    * ``negatives`` boxes mark regions known to hold no face (a hand, a fist, lettering
+      that a detector mistook for one, confirmed by people or by stronger detectors):
+      anchors there are background and always among the taught negatives;
     * a face without landmarks has ``has_landmarks[i] = False`` (its landmark
       values are zeros and never read), never a magic ``-1`` label;
     * ``source`` and ``lines`` say where the faces were read (the annotation file,
@@ -36,6 +39,7 @@ class ImageRecord:
         landmarks: (N, 5, 2) float32 pixel coordinates (zeros where absent).
         has_landmarks: (N,) bool, whether face ``i`` has landmarks.
         ignore: (M, 4) float32 ``x1, y1, x2, y2`` regions neither face nor background.
+        negatives: (K, 4) float32 ``x1, y1, x2, y2`` regions known to be background.
         source: the annotation file the record was read from (``None``: unknown).
         lines: (N,) int, the line of each face in ``source`` (``None``: not known; an
             entry of a JSON layout gives every face its entry's line).
@@ -48,6 +52,7 @@ class ImageRecord:
     ignore: np.ndarray | None = None
     source: Path | None = None
     lines: np.ndarray | None = None
+    negatives: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -56,6 +61,7 @@ class ImageRecord:
         self.landmarks = np.asarray(self.landmarks, np.float32).reshape(n, NUM_LANDMARKS, 2)
         self.has_landmarks = np.asarray(self.has_landmarks, bool).reshape(n)
         self.ignore = np.asarray([] if self.ignore is None else self.ignore, np.float32).reshape(-1, 4)
+        self.negatives = np.asarray([] if self.negatives is None else self.negatives, np.float32).reshape(-1, 4)
         if self.source is not None:
             self.source = Path(self.source)
         if self.lines is not None:
@@ -63,9 +69,9 @@ class ImageRecord:
 
     @classmethod
     def from_boxes(cls, path: str | Path, boxes, landmarks=None, has_landmarks=None, ignore=None, source=None,
-                   lines=None) -> "ImageRecord":
-        """A record from boxes, with optional landmarks (all faces, or flagged per face), ignore regions
-        and where it was read (``source`` file, each face's ``lines``)."""
+                   lines=None, negatives=None) -> "ImageRecord":
+        """A record from boxes, with optional landmarks (all faces, or flagged per face), ignore regions,
+        where it was read (``source`` file, each face's ``lines``) and negative regions."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         n = len(boxes)
         if landmarks is None:
@@ -73,7 +79,7 @@ class ImageRecord:
             has_landmarks = np.zeros(n, bool)
         elif has_landmarks is None:
             has_landmarks = np.ones(n, bool)
-        return cls(Path(path), boxes, landmarks, has_landmarks, ignore, source, lines)
+        return cls(Path(path), boxes, landmarks, has_landmarks, ignore, source, lines, negatives)
 
     def __len__(self) -> int:
         return len(self.boxes)

@@ -326,9 +326,13 @@ class Trainer:
                     (captured_features(self.teacher) if imitate else nullcontext([])) as teacher_features:
                 teacher_logits = self.teacher(images).class_logits
             faces = assigned.labels == POSITIVE
+            # the teacher never pulls a known negative (a hand it half believes is a face) up
+            exclude = faces if self.config.distill_skip_faces else None
+            if assigned.negatives is not None and assigned.negatives.any():
+                exclude = assigned.negatives if exclude is None else exclude | assigned.negatives
             distill = distillation_loss(outputs.class_logits, teacher_logits, counts[0],
                                         self.config.distill_temperature,
-                                        exclude=faces if self.config.distill_skip_faces else None,
+                                        exclude=exclude,
                                         raise_only=faces if self.config.distill_raise_faces else None)
             parts = parts.add_distillation(distill, self.config.distill_weight)
             if imitate:

@@ -6,6 +6,10 @@
   overlaps one of the image's ``ignore`` regions (target key ``ignore``, IoU at least
   ``negative_threshold``, or the region covers most of the anchor) is ignored instead:
   a face the annotation left out is never taught as background;
+* an anchor in one of the image's ``negatives`` regions (target key ``negatives``, the same
+  rule; regions known to hold no face, e.g. a hand a detector scored as one) that is not
+  matched to a face is background even inside an ignore region, and is always taught:
+  it joins the classification loss on top of the hard negatives below;
 * ``L_box``: smooth-L1 between predicted and :class:`~retinaface_polynl.anchors.BoxCoder`-encoded
   offsets, summed over positive anchors, divided by the number of positives;
 * ``L_cls``: cross-entropy (background / face) over the positives and the hardest
@@ -40,6 +44,7 @@ class AssignedTargets(NamedTuple):
     box_targets: Tensor  # (B, A, 4) encoded offsets (meaningful where labels == 1)
     landmark_targets: Tensor  # (B, A, 10) encoded landmarks (meaningful where landmark_mask)
     landmark_mask: Tensor  # (B, A) bool: positive anchor of a face with landmarks
+    negatives: Tensor | None = None  # (B, A) bool: background anchors in a negative region, always taught
 
     @property
     def num_positives(self) -> int:
@@ -113,7 +118,7 @@ class MultiBoxLoss(nn.Module):
     @torch.no_grad()
     def assign(self, anchors: Tensor, targets: list[dict[str, Tensor]]) -> AssignedTargets:
         """Match the anchors (A, 4) to each image's faces and encode the regression targets."""
-        labels, boxes_t, lms_t, lm_mask = [], [], [], []
+        labels, boxes_t, lms_t, lm_mask, forced = [], [], [], [], []
         num_anchors = anchors.shape[0]
         for t in targets:
             gt = t["boxes"].to(anchors.device, anchors.dtype)
@@ -122,8 +127,16 @@ class MultiBoxLoss(nn.Module):
             label[m >= 0] = POSITIVE
             label[m == IGNORED] = IGNORE
             ignore = t.get("ignore")
+            in_ignore = torch.zeros_like(label, dtype=torch.bool)
             if ignore is not None and ignore.numel():
-                label[(label == BACKGROUND) & self.in_ignore_regions(anchors, ignore.to(anchors.device, anchors.dtype))] = IGNORE
+                in_ignore = (label == BACKGROUND) & self.in_ignore_regions(anchors, ignore.to(anchors.device, anchors.dtype))
+                label[in_ignore] = IGNORE
+            negatives = t.get("negatives")
+            known = torch.zeros_like(in_ignore)
+            if negatives is not None and negatives.numel():
+                known = ((label == BACKGROUND) | in_ignore) & self.in_ignore_regions(
+                    anchors, negatives.to(anchors.device, anchors.dtype))
+                label[known] = BACKGROUND
             if gt.shape[0]:
                 idx = m.clamp(min=0)
                 box_t = self.box_coder.encode(anchors, gt[idx])
@@ -138,11 +151,13 @@ class MultiBoxLoss(nn.Module):
             boxes_t.append(box_t)
             lms_t.append(lm_t)
             lm_mask.append(has)
-        return AssignedTargets(torch.stack(labels), torch.stack(boxes_t), torch.stack(lms_t), torch.stack(lm_mask))
+            forced.append(known)
+        return AssignedTargets(torch.stack(labels), torch.stack(boxes_t), torch.stack(lms_t), torch.stack(lm_mask),
+                               torch.stack(forced))
 
     def in_ignore_regions(self, anchors: Tensor, regions: Tensor) -> Tensor:
         """(A,) bool: anchors with IoU >= the negative threshold with some region, or at
-        least half of whose area some region covers."""
+        least half of whose area some region covers (the rule of ignore and negative regions)."""
         boxes = anchors_to_xyxy(anchors)
         iou = box_iou(regions, boxes)
         lt = torch.maximum(regions[:, None, :2], boxes[None, :, :2])
@@ -191,7 +206,11 @@ class MultiBoxLoss(nn.Module):
         box_loss = F.smooth_l1_loss(box_deltas[pos], assigned.box_targets[pos].float(), reduction="sum") / n
         lm = assigned.landmark_mask
         landmark_loss = F.smooth_l1_loss(landmark_deltas[lm], assigned.landmark_targets[lm].float(), reduction="sum") / n_lm
-        chosen = pos | self.hard_negatives(class_logits, labels)
+        known = assigned.negatives
+        if known is None or not known.any():
+            chosen = pos | self.hard_negatives(class_logits, labels)
+        else:  # the known negatives on top of the hard ones, which are drawn from the other background anchors
+            chosen = pos | known | self.hard_negatives(class_logits, labels.masked_fill(known, IGNORE))
         cls_loss = F.cross_entropy(class_logits[chosen], labels[chosen].clamp(min=0), reduction="sum") / n
         total = self.box_weight * box_loss + self.class_weight * cls_loss + self.landmark_weight * landmark_loss
         return LossParts(total, box_loss, cls_loss, landmark_loss, torch.zeros_like(total), torch.zeros_like(total))
