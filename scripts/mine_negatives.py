@@ -184,9 +184,7 @@ def main(argv=None) -> int:
             continue
         records = load_annotations(labels, folds=args.folds)
         entries = mine_set(records, miner, name)
-        tmp = target.with_name(target.name + ".part")
-        write_labelled_json(tmp, entries, {**made_by, "labels": str(labels), "folds": args.folds})
-        tmp.replace(target)
+        write_labelled_json(target, entries, {**made_by, "labels": str(labels), "folds": args.folds})
         n = sum(len(e["negatives"]) for e in entries)
         print(f"{name}: {len(entries)} photos, {n} negatives on {sum(bool(e['negatives']) for e in entries)} of them "
               f"-> {target}")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_path
 from .records import ImageRecord
 
 LANDMARK_COLUMNS = tuple(f"{a}{i}" for i in range(1, 6) for a in ("lx", "ly"))
@@ -126,10 +127,11 @@ def records_from_json_object(data, images_dir: Path, source: Path | None = None,
 
 def write_labelled_json(path: str | Path, entries: list[dict], made_by: dict) -> None:
     """The ``{"made_by": {...}, "images": [...]}`` form, one image a line (so that a reader's warnings
-    can name the line)."""
+    can name the line), written whole or not at all (a temporary file renamed over ``path``)."""
     lines = ['{"made_by": ' + json.dumps(made_by) + ",", ' "images": [']
     lines += [json.dumps(e) + ("," if k + 1 < len(entries) else "") for k, e in enumerate(entries)]
-    Path(path).write_text("\n".join(lines + ["]}"]) + "\n", encoding="utf-8")
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("\n".join(lines + ["]}"]) + "\n", encoding="utf-8")
 
 
 def read_generic_json(json_file: str | Path, images_dir: str | Path | None = None) -> list[ImageRecord]:
