@@ -132,11 +132,12 @@ def false_boxes(detector, fddb: Path, gt: dict, teachers: dict, recall: float) -
                               if classify(r[2], r[3]) == "no face"]}
 
 
-def contact_sheet(fddb: Path, boxes: list[dict], path: Path, count: int = 48, side: int = 160) -> None:
-    """The highest-scored ``count`` boxes, each cut out at three times its side, in rows of 8."""
+def contact_sheet(boxes: list[dict], path: Path, image_of, count: int = 48, side: int = 160) -> None:
+    """The first ``count`` boxes (``{"box", "score", ...}``; ``image_of(box)``: its photo's path), each cut
+    out at three times its side, in rows of 8: a PNG for a person to say what they are."""
     tiles = []
     for b in boxes[:count]:
-        image = cv2.imread(str(fddb / "originalPics" / f"{b['image']}.jpg"))
+        image = cv2.imread(str(image_of(b)))
         x1, y1, x2, y2 = b["box"]
         m = max(x2 - x1, y2 - y1)
         X1, Y1 = int(max(0, x1 - m)), int(max(0, y1 - m))
@@ -230,7 +231,8 @@ def main(argv=None) -> int:
         if args.train_photos:
             results[name]["train"] = off_faces_on_train(detector, Path(args.train_photos), args.train_limit)
         if args.sheets:
-            contact_sheet(fddb, results[name]["fddb"]["no face boxes"], Path(args.sheets) / f"{name}_no_face.png")
+            contact_sheet(results[name]["fddb"]["no face boxes"], Path(args.sheets) / f"{name}_no_face.png",
+                          lambda b: fddb / "originalPics" / f"{b['image']}.jpg")
     text = table(results, args.recall)
     print(text)
     if args.markdown:

@@ -22,7 +22,9 @@ negative when all of these hold:
 The output, one ``OUT/<name>.json`` per set in the ``made_by`` form, holds every photo with its
 faces, landmarks and ignore regions as read, plus ``negatives`` and their ``negative_scores``; image
 paths are absolute. Use it in place of the set: ``train --labels OUT/<name>.json``. A set whose file
-exists is skipped (rerun to resume after an interruption; delete the file to redo it).
+exists is skipped (rerun to resume after an interruption; delete the file to redo it). Beside it,
+``OUT/<name>_negatives.png`` shows the highest-scored negatives (``false_boxes.py``'s contact sheet),
+for a person to check that they are not faces.
 
     OMP_NUM_THREADS=2 python scripts/mine_negatives.py --out runs/negatives \\
         --labels ../shared/data/faces_fddb --folds 1-7 --labels ../shared/data/faces_mask/train.txt \\
@@ -41,10 +43,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from retinaface_polynl.boxes import box_iou
-from retinaface_polynl.data import load_annotations
-from retinaface_polynl.data.generic import write_labelled_json
-from retinaface_polynl.data.records import ImageRecord
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from false_boxes import contact_sheet  # noqa: E402
+
+from retinaface_polynl.boxes import box_iou  # noqa: E402
+from retinaface_polynl.data import load_annotations  # noqa: E402
+from retinaface_polynl.data.generic import write_labelled_json  # noqa: E402
+from retinaface_polynl.data.records import ImageRecord  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PATCH_MARGIN = 0.25  # of the box's long side, on every side
@@ -185,6 +190,9 @@ def main(argv=None) -> int:
         records = load_annotations(labels, folds=args.folds)
         entries = mine_set(records, miner, name)
         write_labelled_json(target, entries, {**made_by, "labels": str(labels), "folds": args.folds})
+        mined = sorted(({"path": e["image"], "box": b, "score": sc} for e in entries
+                        for b, sc in zip(e["negatives"], e["negative_scores"])), key=lambda b: -b["score"])
+        contact_sheet(mined, args.out / f"{name}_negatives.png", lambda b: b["path"], count=96)
         n = sum(len(e["negatives"]) for e in entries)
         print(f"{name}: {len(entries)} photos, {n} negatives on {sum(bool(e['negatives']) for e in entries)} of them "
               f"-> {target}")

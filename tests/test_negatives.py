@@ -165,9 +165,9 @@ def test_mined_candidates_are_off_every_face_ignore_region_and_teacher_face():
 
 
 def test_the_miner_on_real_photos_writes_label_files_training_reads(shared_data, tmp_path):
-    """On four dlib photos with the shipped detector at a low score: the file holds every photo with its
-    faces, every negative is off every annotated face and scores at least the floor, and a short real
-    training run reads it."""
+    """dlib's four training photos through the script with the shipped detector at a low score: the
+    file holds every photo with its faces, every negative is off every annotated face and scores at
+    least the floor, a second run skips the finished set, and a short real training run reads it."""
     m = _miner()
     scrfd = shared_data / "weights_thirdparty/scrfd/scrfd_2.5g_kps-opt2.param"
     centerface = shared_data / "weights_thirdparty/centerface/centerface.onnx"
@@ -179,9 +179,15 @@ def test_the_miner_on_real_photos_writes_label_files_training_reads(shared_data,
     from retinaface_polynl.boxes import box_iou
     from retinaface_polynl.cli import main
 
-    records = load_annotations(dlib)[:4]
-    miner = m.Miner(None, scrfd, centerface, score=0.05, min_size=8)
-    entries = m.mine_set(records, miner)
+    records = load_annotations(dlib)
+    out = tmp_path / "mined"
+    flags = ["--out", str(out), "--labels", str(dlib), "--names", "dlib", "--score", "0.05", "--min-size", "8",
+             "--scrfd", str(scrfd), "--centerface", str(centerface)]
+    assert m.main(flags) == 0
+    labels = out / "dlib.json"
+    made = json.loads(labels.read_text())
+    assert made["made_by"]["score"] == 0.05 and made["made_by"]["labels"] == str(dlib)
+    entries = made["images"]
     assert [e["image"] for e in entries] == [str(r.path.resolve()) for r in records]
     for e, r in zip(entries, records):
         assert len(e["boxes"]) == len(r)
@@ -189,15 +195,17 @@ def test_the_miner_on_real_photos_writes_label_files_training_reads(shared_data,
         assert len(neg) == len(e["negative_scores"]) and all(s >= 0.05 for s in e["negative_scores"])
         if len(neg) and len(r):
             assert box_iou(r.boxes, neg).max() < 0.2
+    assert (out / "dlib_negatives.png").exists() == any(e["negatives"] for e in entries)  # the sheet to look at
+    before = labels.stat().st_mtime_ns
+    assert m.main(flags) == 0 and labels.stat().st_mtime_ns == before  # finished: skipped
     entries[0]["negatives"].append([0.0, 0.0, 30.0, 30.0])  # one at least, whatever the detector says
-    labels = tmp_path / "mined.json"
-    write_labelled_json(labels, entries, {"by": "test"})
+    write_labelled_json(labels, entries, made["made_by"])
     read = load_annotations(labels)
     assert len(read) == 4 and len(read[0].negatives) >= 1
-    out = tmp_path / "run"
-    args = ["train", "--preset", "r18x025", "--labels", str(labels), "--output", str(out), "--image-size", "128",
+    run = tmp_path / "run"
+    args = ["train", "--preset", "r18x025", "--labels", str(labels), "--output", str(run), "--image-size", "128",
             "--batch-size", "2", "--max-iters", "3", "--workers", "0", "--no-progress", "--log-every", "1",
             "--crop-scales", "1.0"]
     assert main(args) == 0
-    losses = [json.loads(x)["loss"] for x in (out / "log.jsonl").read_text().splitlines() if '"train"' in x]
+    losses = [json.loads(x)["loss"] for x in (run / "log.jsonl").read_text().splitlines() if '"train"' in x]
     assert len(losses) == 3 and np.isfinite(losses).all()
