@@ -53,7 +53,7 @@ def entry(name: str, record: ImageRecord, scale: float) -> dict:
     r1 = (lambda a: np.round(np.asarray(a, np.float64) * scale, 1).tolist())
     return {"image": name, "boxes": r1(record.boxes),
             "landmarks": [r1(lm) if has else None for lm, has in zip(record.landmarks, record.has_landmarks)],
-            "ignore": r1(record.ignore)}
+            "ignore": r1(record.ignore), "negatives": r1(record.negatives)}
 
 
 def pack_set(records: list[ImageRecord], folder: Path, budget: int, long_side: int, quality: int,

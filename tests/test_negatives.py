@@ -24,12 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = AnchorGenerator(min_sizes=((16, 32), (64, 128), (256, 512)), steps=(8, 16, 32)).for_image(320, 320)
 
 
-def _miner():
-    spec = importlib.util.spec_from_file_location("mine_negatives", ROOT / "scripts" / "mine_negatives.py")
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["mine_negatives"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _miner():
+    return _script("mine_negatives")
 
 
 def _sample() -> FaceSample:
@@ -53,6 +57,16 @@ def test_negatives_are_read_from_the_generic_json_and_checked(tmp_path, caplog):
     np.testing.assert_allclose(a.negatives, [[60, 10, 90, 40]])  # the one outside the 120 px image is dropped
     assert b.negatives.shape == (0, 4)
     assert "negative region [200.0, 10.0, 230.0, 40.0]" in caplog.text and "l.json" in caplog.text
+
+
+def test_a_packed_set_keeps_its_negatives_at_the_photo_scale():
+    """scripts/pack_training_set.py (the GPU carry) shrinks photos: the negatives shrink with the faces."""
+    from retinaface_polynl.data.records import ImageRecord
+
+    record = ImageRecord.from_boxes("a.jpg", [[10, 10, 40, 50]], ignore=[[0, 0, 8, 8]], negatives=[[60, 10, 90, 40]])
+    e = _script("pack_training_set").entry("a.jpg", record, 0.5)
+    assert e["boxes"] == [[5.0, 5.0, 20.0, 25.0]] and e["ignore"] == [[0.0, 0.0, 4.0, 4.0]]
+    assert e["negatives"] == [[30.0, 5.0, 45.0, 20.0]]
 
 
 # -- augmentation -----------------------------------------------------------------------
