@@ -33,7 +33,6 @@ for a person to check that they are not faces.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import warnings
@@ -50,6 +49,7 @@ from retinaface_polynl.boxes import box_iou  # noqa: E402
 from retinaface_polynl.data import load_annotations  # noqa: E402
 from retinaface_polynl.data.generic import write_labelled_json  # noqa: E402
 from retinaface_polynl.data.records import ImageRecord  # noqa: E402
+from retinaface_polynl.media import ImageReadError, read_image  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PATCH_MARGIN = 0.25  # of the box's long side, on every side
@@ -138,8 +138,6 @@ def entry(record: ImageRecord, negatives: np.ndarray, scores: np.ndarray) -> dic
 
 
 def mine_set(records: list[ImageRecord], miner: Miner, desc: str = "") -> list[dict]:
-    from retinaface_polynl.media import ImageReadError, read_image
-
     out = []
     for r in tqdm(records, desc=desc, unit="photo"):
         try:

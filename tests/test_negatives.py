@@ -17,8 +17,8 @@ from retinaface_polynl.data import load_annotations
 from retinaface_polynl.data.augment import FaceSample, TrainAugment, crop, expand, mirror, resize, rotate
 from retinaface_polynl.data.dataset import sample_to_tensors
 from retinaface_polynl.data.generic import write_labelled_json
-from retinaface_polynl.train.distill import distillation_loss
-from retinaface_polynl.train.loss import BACKGROUND, IGNORE, POSITIVE, AssignedTargets, MultiBoxLoss
+from retinaface_polynl.train.distill import distillation_loss, excluded_anchors
+from retinaface_polynl.train.loss import BACKGROUND, IGNORE, POSITIVE, MultiBoxLoss
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = AnchorGenerator(min_sizes=((16, 32), (64, 128), (256, 512)), steps=(8, 16, 32)).for_image(320, 320)
@@ -151,7 +151,13 @@ def test_distillation_leaves_excluded_anchors_to_the_labels():
     full = distillation_loss(s, t, 1.0)
     skip = distillation_loss(s, t, 1.0, exclude=torch.tensor([[True, False, False, False]]))
     assert 0 < skip < full
-    assert AssignedTargets._fields[-1] == "negatives"
+    faces = torch.tensor([[True, False, False, False]])
+    hand = torch.tensor([[False, False, True, False]])
+    assert excluded_anchors(faces, None, False) is None
+    assert excluded_anchors(faces, torch.zeros_like(hand), False) is None
+    assert torch.equal(excluded_anchors(faces, hand, False), hand)
+    assert torch.equal(excluded_anchors(faces, hand, True), faces | hand)
+    assert torch.equal(excluded_anchors(faces, None, True), faces)
 
 
 # -- the miner ------------------------------------------------------------------------------

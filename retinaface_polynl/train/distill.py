@@ -180,6 +180,16 @@ def distillation_loss(
     return kl * temperature**2 / n
 
 
+def excluded_anchors(faces: Tensor, negatives: Tensor | None, skip_faces: bool) -> Tensor | None:
+    """(B, A) bool: the anchors the teacher's scores must not reach, or ``None`` for none: the known
+    negatives (``AssignedTargets.negatives``: a hand the teacher half believes is a face is never
+    pulled up by it), and the positive anchors ``faces`` when ``skip_faces`` (``--distill-skip-faces``)."""
+    out = faces if skip_faces else None
+    if negatives is not None and negatives.any():
+        out = negatives if out is None else out | negatives
+    return out
+
+
 # -- feature imitation --------------------------------------------------------------------
 
 

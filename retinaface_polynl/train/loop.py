@@ -37,7 +37,8 @@ from ..data.augment import TrainAugment
 from ..data.dataset import FaceDataset, MixtureSampler, build_loader
 from ..data.records import ImageRecord, summarize
 from .config import TrainConfig
-from .distill import FeatureImitation, captured_features, distillation_loss, imitation_mask, load_teacher
+from .distill import (FeatureImitation, captured_features, distillation_loss, excluded_anchors, imitation_mask,
+                      load_teacher)
 from .distributed import DistInfo, all_reduce_mean, barrier, setup
 from .loss import LOG_NAMES, POSITIVE, LossParts, MultiBoxLoss
 from .schedule import build_scheduler
@@ -326,13 +327,10 @@ class Trainer:
                     (captured_features(self.teacher) if imitate else nullcontext([])) as teacher_features:
                 teacher_logits = self.teacher(images).class_logits
             faces = assigned.labels == POSITIVE
-            # the teacher never pulls a known negative (a hand it half believes is a face) up
-            exclude = faces if self.config.distill_skip_faces else None
-            if assigned.negatives is not None and assigned.negatives.any():
-                exclude = assigned.negatives if exclude is None else exclude | assigned.negatives
             distill = distillation_loss(outputs.class_logits, teacher_logits, counts[0],
                                         self.config.distill_temperature,
-                                        exclude=exclude,
+                                        exclude=excluded_anchors(faces, assigned.negatives,
+                                                                 self.config.distill_skip_faces),
                                         raise_only=faces if self.config.distill_raise_faces else None)
             parts = parts.add_distillation(distill, self.config.distill_weight)
             if imitate:
