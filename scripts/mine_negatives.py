@@ -50,6 +50,7 @@ from retinaface_polynl.data import load_annotations  # noqa: E402
 from retinaface_polynl.data.generic import write_labelled_json  # noqa: E402
 from retinaface_polynl.data.records import ImageRecord  # noqa: E402
 from retinaface_polynl.media import ImageReadError, read_image  # noqa: E402
+from retinaface_polynl.pipeline import BGR_MEAN  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PATCH_MARGIN = 0.25  # of the box's long side, on every side
@@ -97,7 +98,7 @@ def patch(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     f = min(4.0, max(1.0, PATCH_MIN_SIDE / max(1, max(p.shape[:2]))))
     if f > 1:
         p = cv2.resize(p, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR)
-    return cv2.copyMakeBorder(p, PATCH_PAD, PATCH_PAD, PATCH_PAD, PATCH_PAD, cv2.BORDER_CONSTANT, value=(104, 117, 123))
+    return cv2.copyMakeBorder(p, PATCH_PAD, PATCH_PAD, PATCH_PAD, PATCH_PAD, cv2.BORDER_CONSTANT, value=BGR_MEAN)
 
 
 class Miner:
@@ -108,7 +109,7 @@ class Miner:
         from retinaface_polynl import Detector
         from retinaface_polynl.train.teachers import CenterFaceTeacher, ScrfdTeacher
 
-        self.detector = Detector(weights, threshold=score) if weights else Detector(threshold=score)
+        self.detector = Detector(weights, threshold=score)
         self.teachers = (ScrfdTeacher(scrfd, threshold=teacher_score), CenterFaceTeacher(centerface, threshold=teacher_score))
         self.score, self.min_size, self.max_iou = score, min_size, max_iou
 

@@ -16,9 +16,9 @@ An optional ``"ignore": [[x1, y1, x2, y2], ...]`` (list or dict entries) marks r
 that hold faces left unannotated: training treats anchors there as neither face nor
 background.  An optional ``"negatives": [[x1, y1, x2, y2], ...]`` marks regions known to hold
 no face (a hand a detector took for one): anchors there are background and always among the
-negatives training teaches (``scripts/mine_negatives.py`` writes them).  A face whose landmarks are ``null`` (or an image without a ``landmarks`` key)
-has no landmarks.  CSV, with a header row, one face per row (an image with no
-face: one row with empty box fields)::
+negatives training teaches (``scripts/mine_negatives.py`` writes them).  A face whose landmarks
+are ``null`` (or an image without a ``landmarks`` key) has no landmarks.  CSV, with a header
+row, one face per row (an image with no face: one row with empty box fields)::
 
     image,x1,y1,x2,y2            (or image,x,y,w,h)
     a.jpg,10,20,110,140

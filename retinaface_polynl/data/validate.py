@@ -63,37 +63,39 @@ def bad_box_mask(boxes: np.ndarray, size: tuple[int, int] | None) -> tuple[np.nd
     return empty | outside, why
 
 
+REGIONS = {"ignore": "ignore region", "negatives": "negative region"}  # a record's regions, and their names in warnings
+
+
 def drop_bad_boxes(records: list[ImageRecord], source: str | Path | None = None,
                    check_images: bool = True) -> list[ImageRecord]:
     """``records`` without the boxes, ignore regions and negative regions that cannot be faces (outside
-    their image, or of non-positive size), with one warning per
-    annotation file (a record's own ``source`` first, else ``source``) naming it and the lines."""
+    their image, or of non-positive size), with one warning per annotation file (a record's own
+    ``source`` first, else ``source``) naming it and the lines."""
     dropped: dict[str, list[str]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
     for r in records:
-        if not len(r.boxes) and not len(r.ignore) and not len(r.negatives):
+        if not len(r.boxes) and not any(len(getattr(r, attr)) for attr in REGIONS):
             continue
         size = image_size(r.path) if check_images else None
         bad, why = bad_box_mask(r.boxes, size)
-        bad_ig, why_ig = bad_box_mask(r.ignore, size)
-        bad_neg, why_neg = bad_box_mask(r.negatives, size)
-        if not bad.any() and not bad_ig.any() and not bad_neg.any():
+        regions = {attr: bad_box_mask(getattr(r, attr), size) for attr in REGIONS}
+        if not bad.any() and not any(m.any() for m, _ in regions.values()):
             continue
         where = str(r.source or source or "the annotations")
         for i in np.flatnonzero(bad):
             at = f"line {int(r.lines[i])}" if r.lines is not None else r.path.name
             dropped[where].append(f"{at} ({r.path.name}: box {np.round(r.boxes[i], 1).tolist()}, {why[i]})")
-        for i in np.flatnonzero(bad_ig):
-            dropped[where].append(f"{r.path.name}: ignore region {np.round(r.ignore[i], 1).tolist()}, {why_ig[i]}")
-        for i in np.flatnonzero(bad_neg):
-            dropped[where].append(f"{r.path.name}: negative region {np.round(r.negatives[i], 1).tolist()}, {why_neg[i]}")
-        counts[where] += int(bad.sum() + bad_ig.sum() + bad_neg.sum())
+        counts[where] += int(bad.sum())
+        for attr, (bad_region, why_region) in regions.items():
+            boxes = getattr(r, attr)
+            for i in np.flatnonzero(bad_region):
+                dropped[where].append(f"{r.path.name}: {REGIONS[attr]} {np.round(boxes[i], 1).tolist()}, {why_region[i]}")
+            counts[where] += int(bad_region.sum())
+            setattr(r, attr, boxes[~bad_region])
         keep = ~bad
         r.boxes, r.landmarks, r.has_landmarks = r.boxes[keep], r.landmarks[keep], r.has_landmarks[keep]
         if r.lines is not None:
             r.lines = r.lines[keep]
-        r.ignore = r.ignore[~bad_ig]
-        r.negatives = r.negatives[~bad_neg]
     for where, items in dropped.items():
         more = f"; and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
         log.warning("%s: dropped %d box(es) that cannot be faces (outside the image or with non-positive width or "

@@ -206,11 +206,9 @@ class MultiBoxLoss(nn.Module):
         box_loss = F.smooth_l1_loss(box_deltas[pos], assigned.box_targets[pos].float(), reduction="sum") / n
         lm = assigned.landmark_mask
         landmark_loss = F.smooth_l1_loss(landmark_deltas[lm], assigned.landmark_targets[lm].float(), reduction="sum") / n_lm
-        known = assigned.negatives
-        if known is None or not known.any():
-            chosen = pos | self.hard_negatives(class_logits, labels)
-        else:  # the known negatives on top of the hard ones, which are drawn from the other background anchors
-            chosen = pos | known | self.hard_negatives(class_logits, labels.masked_fill(known, IGNORE))
+        # the known negatives on top of the hard ones, which are drawn from the other background anchors
+        known = torch.zeros_like(pos) if assigned.negatives is None else assigned.negatives
+        chosen = pos | known | self.hard_negatives(class_logits, labels.masked_fill(known, IGNORE))
         cls_loss = F.cross_entropy(class_logits[chosen], labels[chosen].clamp(min=0), reduction="sum") / n
         total = self.box_weight * box_loss + self.class_weight * cls_loss + self.landmark_weight * landmark_loss
         return LossParts(total, box_loss, cls_loss, landmark_loss, torch.zeros_like(total), torch.zeros_like(total))
