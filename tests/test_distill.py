@@ -122,6 +122,44 @@ def test_on_an_annotated_face_raise_only_never_holds_the_score_below_the_label(t
         assert descend(5, True) > descend(5, False) + 0.01
 
 
+def test_raise_min_drops_only_an_unsure_teachers_lift_on_background_anchors():
+    """``raise_min``: on a background anchor the teacher's lift counts only where it is at least
+    ``raise_min`` sure; its lowering counts everywhere; anchors matched to a face are untouched."""
+    teacher = _logits(torch.tensor([[0.2, 0.2, 0.6, 0.1, 0.2]]))
+    student = _logits(torch.tensor([[0.1, 0.1, 0.1, 0.4, 0.1]]))
+    background = torch.tensor([[True, False, True, True, True]])
+    # 0: unsure lift on background, dropped; 1: a face anchor, stays; 2: sure lift (0.6 >= 0.5),
+    # stays; 3: the teacher lowers, stays; 4: dropped like 0
+    want = distillation_loss(student[:, [1, 2, 3]], teacher[:, [1, 2, 3]], normaliser=1)
+    got = distillation_loss(student, teacher, 1, background=background, raise_min=0.5)
+    assert got == pytest.approx(float(want), rel=1e-5)
+    # off (0) or no mask: everything counts
+    full = float(distillation_loss(student, teacher, 1))
+    assert distillation_loss(student, teacher, 1, background=background, raise_min=0.0) == pytest.approx(full)
+    assert distillation_loss(student, teacher, 1, raise_min=0.5) == pytest.approx(full)
+
+
+def test_a_hard_negative_the_teacher_half_believes_goes_to_background_with_raise_min():
+    """A background anchor in the hard negatives, cross-entropy towards background, with a teacher
+    at t = 0.2 and W = 4: plain distillation settles at W t / (1 + W) = 0.16 (the FDDB tail's
+    hands score about this); with ``raise_min`` 0.3 the teacher lets it fall to background."""
+    weight, teacher, background = 4.0, _logits(torch.tensor([[0.2]])), torch.tensor([[True]])
+
+    def settle(raise_min: float) -> float:
+        logits = _logits(torch.tensor([[0.5]])).requires_grad_(True)
+        opt = torch.optim.SGD([logits], lr=0.5)
+        for _ in range(2000):
+            opt.zero_grad()
+            ce = torch.nn.functional.cross_entropy(logits[0], torch.tensor([0]))
+            (ce + weight * distillation_loss(logits, teacher, 1, background=background,
+                                             raise_min=raise_min)).backward()
+            opt.step()
+        return float(logits.detach().softmax(-1)[0, 0, 1])
+
+    assert settle(0.0) == pytest.approx(weight * 0.2 / (1 + weight), abs=0.005)
+    assert settle(0.3) < 0.02
+
+
 def test_teacher_with_other_anchors_is_refused(tmp_path):
     other = get_preset("r18x025").replace(min_sizes=((10, 20), (40, 80), (160, 320)))
     save_checkpoint(tmp_path / "other.pth", RetinaFace(other), other)
@@ -181,20 +219,26 @@ def test_skip_faces_flag_is_recorded_and_takes_the_faces_out_of_the_distillation
               "--max-iters", "1", "--workers", "0", "--lr", "0.01", "--no-progress", "--log-every", "1", "--seed", "3",
               "--freeze-bn", "--distill", str(teacher), "--distill-weight", "2", "--weights", str(student)]
     firsts = {}
-    for name, extra in (("all", []), ("skip", ["--distill-skip-faces"]), ("raise", ["--distill-raise-faces"])):
+    for name, extra in (("all", []), ("skip", ["--distill-skip-faces"]), ("raise", ["--distill-raise-faces"]),
+                        ("rmin", ["--distill-raise-min", "0.9"])):
         assert main([*common, *extra, "--output", str(tmp_path / name)]) == 0
         firsts[name] = json.loads((tmp_path / name / "log.jsonl").read_text().splitlines()[0])
         saved = json.loads((tmp_path / name / "config.json").read_text())
         assert saved["distill_skip_faces"] is (name == "skip")
         assert saved["distill_raise_faces"] is (name == "raise")
+        assert saved["distill_raise_min"] == (0.9 if name == "rmin" else 0.0)
     # an untrained student is unsure of every face, so a face-finding teacher raises most of
     # them: raise keeps some of the face anchors that skip drops
     assert firsts["skip"]["distill"] < firsts["raise"]["distill"] <= firsts["all"]["distill"]
-    for name in ("skip", "raise"):
+    # the untrained student's background anchors the teacher would lift, less surely than 0.9, drop out
+    assert firsts["rmin"]["distill"] < firsts["all"]["distill"]
+    for name in ("skip", "raise", "rmin"):
         for part in ("box", "cls", "landmark"):
             assert firsts[name][part] == pytest.approx(firsts["all"][part], rel=1e-5)
     assert main([*common, "--distill-skip-faces", "--distill-raise-faces", "--output", str(tmp_path / "both")]) != 0
     assert "exclude each other" in capsys.readouterr().err and not (tmp_path / "both" / "log.jsonl").exists()
+    assert main([*common, "--distill-raise-min", "1.5", "--output", str(tmp_path / "bad")]) != 0
+    assert "distill_raise_min is a probability" in capsys.readouterr().err
 
 
 # -- feature imitation (--distill-features) ----------------------------------------------------

@@ -32,7 +32,7 @@ _OVERRIDES = {
     "landmark_weight": "landmark_weight", "crop_scales": "crop_scales", "mirror_prob": "mirror_prob",
     "expand_prob": "expand_prob", "expand_ratio": "expand_ratio", "distill": "distill_teacher",
     "distill_weight": "distill_weight", "distill_temperature": "distill_temperature",
-    "distill_features": "distill_features",
+    "distill_features": "distill_features", "distill_raise_min": "distill_raise_min",
     "small_face_prob": "small_face_prob", "small_face_range": "small_face_range", "mix": "mix",
     "epoch_size": "epoch_size", "degrade_prob": "degrade_prob", "degrade_max": "degrade_max",
     "rotate_prob": "rotate_prob", "rotate_max": "rotate_max", "motion_blur_prob": "motion_blur_prob",
@@ -188,6 +188,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "can raise a labelled face's score, never hold it down (the push of --distill-skip-faces's "
                    "faces kept, the pull dropped; excludes --distill-skip-faces; measured on the crowd recipe: every face "
                    "size found more often, WIDER Easy a point lower, docs/training.md; default: distil everywhere)")
+
+    o.add_argument("--distill-raise-min", type=float, metavar="P", help="on the anchors not matched to an "
+                   "annotated face, the teacher may lower the student's face score anywhere but raise it only "
+                   "where the teacher's own is at least P: an unsure teacher (a hand it scores 0.2) no longer holds "
+                   "the student there, where the hard negatives would push it down (default: 0, raise everywhere)")
 
     r = p.add_argument_group("run")
     r.add_argument("--output", required=True, metavar="DIR", help="folder for the checkpoints (last.pth, numbered "

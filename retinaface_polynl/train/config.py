@@ -67,6 +67,9 @@ class TrainConfig:
     # True: on those anchors, distil only where the teacher scores the face higher than the
     # student (the teacher may raise a labelled face, never hold it down; ``raise_only``)
     distill_raise_faces: bool = False
+    # on anchors not matched to a face, the teacher may lift the student's face score only where
+    # its own is at least this (``distillation_loss``'s ``raise_min``); 0: everywhere
+    distill_raise_min: float = 0.0
     # weight of the teacher's feature imitation (``distill.FeatureImitation``); 0: off
     distill_features: float = 0.0
     # augmentation
@@ -138,6 +141,8 @@ class TrainConfig:
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise ValueError(f"distill_weight must be >= 0 and distill_temperature > 0, got {self.distill_weight}, "
                              f"{self.distill_temperature}")
+        if not 0 <= self.distill_raise_min <= 1:
+            raise ValueError(f"distill_raise_min is a probability in [0, 1], got {self.distill_raise_min}")
         if self.distill_features < 0:
             raise ValueError(f"distill_features must be >= 0, got {self.distill_features}")
         if self.distill_features and not self.distill_teacher:

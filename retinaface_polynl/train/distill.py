@@ -157,11 +157,16 @@ def distillation_loss(
     min_score: float = 0.05,
     exclude: Tensor | None = None,
     raise_only: Tensor | None = None,
+    background: Tensor | None = None,
+    raise_min: float = 0.0,
 ) -> Tensor:
     """``T^2 * sum KL(teacher || student) / normaliser`` over the anchors where either
     gives the face class (index 1) at least ``min_score``, less those where ``exclude``
-    (B, A) is True and those where ``raise_only`` (B, A) is True but the teacher's face
-    probability is not above the student's.  Logits are (B, A, 2)."""
+    (B, A) is True, those where ``raise_only`` (B, A) is True but the teacher's face
+    probability is not above the student's, and those where ``background`` (B, A) is True
+    and the teacher would raise the student's face probability to less than ``raise_min``
+    (an unsure teacher may lower a background anchor's score, never lift it: a hand it
+    scores 0.2 is not held at 0.2).  Logits are (B, A, 2)."""
     s = student_logits.float()
     t = teacher_logits.float().detach()
     with torch.no_grad():
@@ -171,6 +176,8 @@ def distillation_loss(
             informative &= ~exclude.to(informative.device)
         if raise_only is not None:
             informative &= ~(raise_only.to(informative.device) & (face_t <= face_s))
+        if background is not None and raise_min > 0:
+            informative &= ~(background.to(informative.device) & (face_t > face_s) & (face_t < raise_min))
     if not informative.any():
         return s.sum() * 0.0  # keeps the graph (DDP expects every output to receive a gradient)
     log_p_s = F.log_softmax(s[informative] / temperature, dim=-1)
