@@ -113,6 +113,45 @@ def test_hard_negative_mining_keeps_three_per_positive():
     assert neg1[0].nonzero().flatten().tolist() == [8]
 
 
+def test_focal_classification_teaches_every_anchor_not_ignored_with_retinanets_formula():
+    """``cls_loss="focal"``: -alpha (1 - p)^gamma log p on faces, -(1 - alpha) p^gamma log(1 - p)
+    on background (p the softmax face probability, alpha 0.25, gamma 2), summed over every anchor
+    not ignored (no quota: all eight background anchors count), divided by the positives."""
+    anchors = anchors_from_xyxy([[0, 0, 20, 20]] + [[100 + 30 * i, 100, 120 + 30 * i, 120] for i in range(8)])
+    logits = torch.zeros(1, 9, 2)
+    logits[0, :, 1] = torch.linspace(-3, 3, 9)
+    for cls in ("focal", "ohem"):
+        loss = MultiBoxLoss(cls_loss=cls)
+        a = loss.assign(anchors, [_target(FACE)])
+        labels = a.labels.clone()
+        labels[0, 4] = IGNORE  # an ignored anchor is never taught
+        got = loss.compute(_outputs(9, logits=logits), a._replace(labels=labels)).classification
+        if cls == "ohem":  # three hard negatives only, unchanged by the option
+            want = F.cross_entropy(logits[0, [0, 6, 7, 8]], torch.tensor([1, 0, 0, 0]), reduction="sum")
+            assert_close(got, want)
+            continue
+        p = logits[0].softmax(-1)[:, 1]
+        face = -0.25 * (1 - p[0]) ** 2 * torch.log(p[0])
+        keep = [1, 2, 3, 5, 6, 7, 8]
+        background = (-(1 - 0.25) * p[keep] ** 2 * torch.log(1 - p[keep])).sum()
+        assert_close(got, face + background, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="cls_loss"):
+        MultiBoxLoss(cls_loss="hinge")
+
+
+def test_cls_loss_reaches_the_command_line():
+    from retinaface_polynl.cli import build_parser
+    from retinaface_polynl.commands.train import build_config
+    from retinaface_polynl.train.config import default_train_config
+
+    base = ["train", "--preset", "r18x025", "--labels", "x.txt", "--images", "x", "--output", "out"]
+    assert build_config(build_parser().parse_args(base)).cls_loss == "ohem"
+    assert build_config(build_parser().parse_args(base + ["--cls-loss", "focal"])) == \
+        default_train_config("r18x025", cls_loss="focal")
+    with pytest.raises(ValueError, match="cls_loss"):
+        default_train_config("r18x025", cls_loss="hinge")
+
+
 def test_box_loss_is_smooth_l1_over_positives_divided_by_their_number():
     loss = MultiBoxLoss(box_weight=2.0, landmark_weight=1.0)
     a = loss.assign(SHIFTED, [_target(FACE)])

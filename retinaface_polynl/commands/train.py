@@ -37,7 +37,7 @@ _OVERRIDES = {
     "epoch_size": "epoch_size", "degrade_prob": "degrade_prob", "degrade_max": "degrade_max",
     "rotate_prob": "rotate_prob", "rotate_max": "rotate_max", "motion_blur_prob": "motion_blur_prob",
     "motion_blur_max": "motion_blur_max", "occlude_prob": "occlude_prob", "min_face_size": "min_face_size",
-    "neg_pos_ratio": "neg_pos_ratio",
+    "neg_pos_ratio": "neg_pos_ratio", "cls_loss": "cls_loss",
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False),
@@ -150,6 +150,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "each image, the background anchors the model is surest are faces (online hard example mining; "
                    "default: 3). Measured on the shipped recipe, 7 cut the low-score boxes but not the hands the "
                    "student calls faces (docs/training.md)")
+    o.add_argument("--cls-loss", choices=("ohem", "focal"), help="the face/background loss: ohem, RetinaFace's "
+                   "cross-entropy over the positives and --neg-pos-ratio hard negatives; focal, RetinaNet's focal "
+                   "loss (alpha 0.25, gamma 2) over every anchor not ignored, no quota (default: ohem)")
     o.add_argument("--degrade-prob", type=float, metavar="P", help="probability of a lower-quality copy: the "
                    "crop shrunk by up to --degrade-max along x and y independently and enlarged back, then maybe "
                    "JPEG-compressed (blurred, upscaled and stretched photos; default: 0)")

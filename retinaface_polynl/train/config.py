@@ -57,6 +57,9 @@ class TrainConfig:
     landmark_weight: float = 1.0
     iou_threshold: float = 0.35
     neg_pos_ratio: float = 3.0
+    # "ohem": cross-entropy over positives and neg_pos_ratio hard negatives; "focal": RetinaNet's
+    # focal loss over every anchor not ignored (``loss.MultiBoxLoss``)
+    cls_loss: str = "ohem"
     # score distillation from a teacher with the same anchors (``.distill``); None: off
     distill_teacher: str | None = None
     distill_weight: float = 1.0
@@ -167,6 +170,8 @@ class TrainConfig:
                              f"{self.motion_blur_prob}, {self.motion_blur_max}")
         if not 0 <= self.occlude_prob <= 1:
             raise ValueError(f"occlude_prob must lie in [0, 1], got {self.occlude_prob}")
+        if self.cls_loss not in ("ohem", "focal"):
+            raise ValueError(f"cls_loss must be 'ohem' or 'focal', got {self.cls_loss!r}")
         if not self.neg_pos_ratio > 0:
             raise ValueError(f"neg_pos_ratio must be positive (hard negatives per positive anchor), got {self.neg_pos_ratio}")
         if any(m < 0 for m in self.mix) or (self.mix and not sum(self.mix) > 0):

@@ -176,6 +176,7 @@ class Trainer:
             self.model.landmark_coder,
             iou_threshold=config.iou_threshold,
             neg_pos_ratio=config.neg_pos_ratio,
+            cls_loss=config.cls_loss,
             box_weight=config.box_weight,
             class_weight=config.class_weight,
             landmark_weight=config.landmark_weight,

@@ -16,6 +16,10 @@
   negatives, ``neg_pos_ratio`` (3) negatives per positive in each image (at least
   ``min_negatives`` per image, so that an image without faces still teaches
   "background"), divided by the number of positives;
+  or, with ``cls_loss="focal"`` (``train --cls-loss focal``), the focal loss of RetinaNet
+  (Lin et al., ICCV 2017; ``torchvision.ops.sigmoid_focal_loss`` on the face log-odds, alpha
+  0.25, gamma 2) over every anchor that is not ignored, divided by the number of positives:
+  every background anchor is taught, the easy ones weighted down, none left out by a quota;
 * ``L_landmark``: smooth-L1 on :class:`~retinaface_polynl.anchors.LandmarkCoder`-encoded
   points, only for positives whose face has landmarks, divided by their number.
 
@@ -31,12 +35,14 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import box_iou
+from torchvision.ops import box_iou, sigmoid_focal_loss
 
 from ..anchors import BoxCoder, LandmarkCoder
 from .matcher import IGNORED, anchors_to_xyxy, match_anchors
 
 POSITIVE, BACKGROUND, IGNORE = 1, 0, -1
+CLS_LOSSES = ("ohem", "focal")
+FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0  # RetinaNet's
 
 
 class AssignedTargets(NamedTuple):
@@ -88,6 +94,8 @@ class MultiBoxLoss(nn.Module):
         neg_pos_ratio: hard negatives kept per positive.
         min_negatives: hard negatives kept at least per image.
         box_weight, class_weight, landmark_weight: the task weights (RetinaFace: 2, 1, 1).
+        cls_loss: "ohem" (RetinaFace's cross-entropy over the positives and the hard negatives)
+            or "focal" (RetinaNet's focal loss over every anchor not ignored).
     """
 
     def __init__(
@@ -102,8 +110,12 @@ class MultiBoxLoss(nn.Module):
         box_weight: float = 2.0,
         class_weight: float = 1.0,
         landmark_weight: float = 1.0,
+        cls_loss: str = "ohem",
     ) -> None:
         super().__init__()
+        if cls_loss not in CLS_LOSSES:
+            raise ValueError(f"cls_loss must be one of {CLS_LOSSES}, got {cls_loss!r}")
+        self.cls_loss = cls_loss
         self.box_coder = box_coder or BoxCoder()
         self.landmark_coder = landmark_coder or LandmarkCoder()
         self.iou_threshold = iou_threshold
@@ -206,10 +218,16 @@ class MultiBoxLoss(nn.Module):
         box_loss = F.smooth_l1_loss(box_deltas[pos], assigned.box_targets[pos].float(), reduction="sum") / n
         lm = assigned.landmark_mask
         landmark_loss = F.smooth_l1_loss(landmark_deltas[lm], assigned.landmark_targets[lm].float(), reduction="sum") / n_lm
-        # the known negatives on top of the hard ones, which are drawn from the other background anchors
-        known = torch.zeros_like(pos) if assigned.negatives is None else assigned.negatives
-        chosen = pos | known | self.hard_negatives(class_logits, labels.masked_fill(known, IGNORE))
-        cls_loss = F.cross_entropy(class_logits[chosen], labels[chosen].clamp(min=0), reduction="sum") / n
+        if self.cls_loss == "focal":  # every anchor not ignored (known negatives are background)
+            taught = labels != IGNORE
+            log_odds = class_logits[..., 1] - class_logits[..., 0]
+            cls_loss = sigmoid_focal_loss(log_odds[taught], pos[taught].float(), FOCAL_ALPHA, FOCAL_GAMMA,
+                                          reduction="sum") / n
+        else:
+            # the known negatives on top of the hard ones, which are drawn from the other background anchors
+            known = torch.zeros_like(pos) if assigned.negatives is None else assigned.negatives
+            chosen = pos | known | self.hard_negatives(class_logits, labels.masked_fill(known, IGNORE))
+            cls_loss = F.cross_entropy(class_logits[chosen], labels[chosen].clamp(min=0), reduction="sum") / n
         total = self.box_weight * box_loss + self.class_weight * cls_loss + self.landmark_weight * landmark_loss
         return LossParts(total, box_loss, cls_loss, landmark_loss, torch.zeros_like(total), torch.zeros_like(total))
 
