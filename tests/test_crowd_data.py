@@ -118,6 +118,18 @@ def test_a_corrupt_image_is_skipped_with_its_name(mask_dir, tmp_path, caplog):
     assert "broken.jpg" in caplog.text
 
 
+def test_a_repeat_drawn_in_the_same_epoch_reads_the_same_image_with_another_augmentation(mask_dir):
+    """Index ``i + len`` (MixtureSampler's second round of a used-up set): the same image and
+    faces, another crop; the same index twice: the same crop (the seed stays reproducible)."""
+    records = load_annotations(mask_dir / "annotations" / "maksssksksss0.xml")
+    data = FaceDataset(records, TrainAugment(image_size=96, distort=False), seed=5)
+    first, again, repeat = data[0], data[0], data[len(records)]
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1]["boxes"], again[1]["boxes"])
+    assert not torch.equal(first[0], repeat[0])
+    plain = FaceDataset(records, TrainAugment(image_size=96, crop_scales=(), distort=False, mirror_prob=0), seed=5)
+    assert torch.equal(plain[0][1]["boxes"], plain[len(records)][1]["boxes"])  # the same image's faces
+
+
 def test_webfaces_reader_names_the_bad_line(tmp_path):
     f = tmp_path / "landmarks.txt"
     f.write_text("a.jpg 1 2 3 4 5 6 7 8\nb.jpg 1 2 3 x 5 6 7 8\n")
@@ -165,24 +177,30 @@ def test_mixture_sampler_draws_each_set_in_its_proportion():
     sizes, weights = [100, 1000, 50], [0.5, 0.2, 0.3]
     sampler = MixtureSampler(sizes, weights, epoch_size=20000, seed=3)
     sampler.set_epoch(0)
-    drawn = np.fromiter(iter(sampler), np.int64)
+    raw = np.fromiter(iter(sampler), np.int64)
+    drawn = raw % sum(sizes)  # the image each draw reads
     share = np.array([(drawn < 100).mean(), ((drawn >= 100) & (drawn < 1100)).mean(), (drawn >= 1100).mean()])
     np.testing.assert_allclose(share, weights, atol=0.015)
-    assert drawn.min() >= 0 and drawn.max() < sum(sizes)
+    assert drawn.min() >= 0
     # a small set is used up before any of its images repeats
     first = drawn[drawn >= 1100][:50]
     assert len(set(first.tolist())) == 50
+    # a repeat comes as another index (its round times the total), so no two draws of an
+    # epoch share an augmentation seed; the first round's indices are the images' own
+    assert len(set(raw.tolist())) == len(raw)
+    assert np.array_equal(raw[raw < sum(sizes)], drawn[raw < sum(sizes)])
+    assert (raw >= sum(sizes)).any()
     # seeded: same epoch same draws, another epoch others; ranks split the draws; skip resumes
     again = MixtureSampler(sizes, weights, epoch_size=20000, seed=3)
     again.set_epoch(0)
-    assert np.array_equal(np.fromiter(iter(again), np.int64), drawn)
+    assert np.array_equal(np.fromiter(iter(again), np.int64), raw)
     again.set_epoch(1)
-    assert not np.array_equal(np.fromiter(iter(again), np.int64), drawn)
+    assert not np.array_equal(np.fromiter(iter(again), np.int64), raw)
     ranks = [MixtureSampler(sizes, weights, 20000, num_replicas=2, rank=r, seed=3) for r in (0, 1)]
     for r in ranks:
         r.set_epoch(0)
     a, b = (np.fromiter(iter(r), np.int64) for r in ranks)
-    assert np.array_equal(np.stack([a, b], 1).reshape(-1), drawn)
+    assert np.array_equal(np.stack([a, b], 1).reshape(-1), raw)
     ranks[0].set_epoch(0, skip=7)
     assert np.array_equal(np.fromiter(iter(ranks[0]), np.int64), a[7:]) and len(ranks[0]) == len(a) - 7
     with pytest.raises(ValueError, match="weights"):

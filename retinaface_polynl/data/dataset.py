@@ -75,6 +75,7 @@ class FaceDataset(Dataset):
         return np.random.default_rng([self.seed, self.epoch, int(index)])
 
     def __getitem__(self, index: int):
+        """The record at ``index`` modulo the length (a sampler's repeat), augmented by ``rng(index)``."""
         n = len(self.records)
         for k in range(n):
             i = (index + k) % n
@@ -123,7 +124,11 @@ class MixtureSampler(torch.utils.data.Sampler[int]):
     is ``epoch_size`` draws (default: all records): each draw picks set ``k`` with
     probability ``weights[k] / sum(weights)`` and then one of its images, without
     replacement within the epoch until the set is used up (then it starts over),
-    all from a generator seeded by ``(seed, epoch)``.  Rank ``r`` of ``n`` takes draws
+    all from a generator seeded by ``(seed, epoch)``.  An image drawn again within the
+    epoch (a set used up) comes as its index plus ``round * sum(sizes)``: the dataset
+    reads the same image (indices wrap) with another augmentation, where the bare index
+    would give every repeat the identical crop (the augmentation is seeded by
+    ``(seed, epoch, index)``).  Rank ``r`` of ``n`` takes draws
     ``r, r + n, ...``, and ``set_epoch(epoch, skip)`` starts after this rank's first
     ``skip`` draws, as :class:`ResumableDistributedSampler` does.
     """
@@ -157,7 +162,8 @@ class MixtureSampler(torch.utils.data.Sampler[int]):
             pos = np.flatnonzero(which == k)
             rounds = -(-len(pos) // size) if len(pos) else 0
             order = np.concatenate([rng.permutation(size) for _ in range(rounds)]) if rounds else np.zeros(0, np.int64)
-            out[pos] = self.offsets[k] + order[: len(pos)]
+            round_of = np.repeat(np.arange(rounds, dtype=np.int64), size)
+            out[pos] = self.offsets[k] + order[: len(pos)] + round_of[: len(pos)] * sum(self.sizes)
         return out
 
     def __iter__(self) -> Iterator[int]:
