@@ -137,6 +137,9 @@ def test_raise_min_drops_only_an_unsure_teachers_lift_on_background_anchors():
     full = float(distillation_loss(student, teacher, 1))
     assert distillation_loss(student, teacher, 1, background=background, raise_min=0.0) == pytest.approx(full)
     assert distillation_loss(student, teacher, 1, raise_min=0.5) == pytest.approx(full)
+    from retinaface_polynl.train.config import default_train_config
+    with pytest.raises(ValueError, match="give the teacher"):
+        default_train_config("r18x025", distill_raise_min=0.3)
 
 
 def test_a_hard_negative_the_teacher_half_believes_goes_to_background_with_raise_min():

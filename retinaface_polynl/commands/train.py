@@ -150,7 +150,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "each image, the background anchors the model is surest are faces (online hard example mining; "
                    "default: 3). Measured on the shipped recipe, 7 cut the low-score boxes but not the hands the "
                    "student calls faces (docs/training.md)")
-    o.add_argument("--cls-loss", choices=("ohem", "focal"), help="the face/background loss: ohem, RetinaFace's "
+    o.add_argument("--cls-loss", choices=("ohem", "focal"),  # train.config.CLS_LOSSES (not imported: no torch here)
+                   help="the face/background loss: ohem, RetinaFace's "
                    "cross-entropy over the positives and --neg-pos-ratio hard negatives; focal, RetinaNet's focal "
                    "loss (alpha 0.25, gamma 2) over every anchor not ignored, no quota (default: ohem)")
     o.add_argument("--degrade-prob", type=float, metavar="P", help="probability of a lower-quality copy: the "
@@ -191,7 +192,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "can raise a labelled face's score, never hold it down (the push of --distill-skip-faces's "
                    "faces kept, the pull dropped; excludes --distill-skip-faces; measured on the crowd recipe: every face "
                    "size found more often, WIDER Easy a point lower, docs/training.md; default: distil everywhere)")
-
     o.add_argument("--distill-raise-min", type=float, metavar="P", help="on the anchors not matched to an "
                    "annotated face, the teacher may lower the student's face score anywhere but raise it only "
                    "where the teacher's own is at least P: an unsure teacher (a hand it scores 0.2) no longer holds "

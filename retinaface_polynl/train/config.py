@@ -22,6 +22,7 @@ from typing import Any
 from ..presets import dataclass_from_dict
 
 SCHEDULES = ("step", "cosine")
+CLS_LOSSES = ("ohem", "focal")  # the classification losses of ``loss.MultiBoxLoss``
 
 
 @dataclass
@@ -146,6 +147,8 @@ class TrainConfig:
                              f"{self.distill_temperature}")
         if not 0 <= self.distill_raise_min <= 1:
             raise ValueError(f"distill_raise_min is a probability in [0, 1], got {self.distill_raise_min}")
+        if self.distill_raise_min and not self.distill_teacher:
+            raise ValueError("distill_raise_min limits a teacher's distillation: give the teacher (--distill TEACHER)")
         if self.distill_features < 0:
             raise ValueError(f"distill_features must be >= 0, got {self.distill_features}")
         if self.distill_features and not self.distill_teacher:
@@ -170,8 +173,8 @@ class TrainConfig:
                              f"{self.motion_blur_prob}, {self.motion_blur_max}")
         if not 0 <= self.occlude_prob <= 1:
             raise ValueError(f"occlude_prob must lie in [0, 1], got {self.occlude_prob}")
-        if self.cls_loss not in ("ohem", "focal"):
-            raise ValueError(f"cls_loss must be 'ohem' or 'focal', got {self.cls_loss!r}")
+        if self.cls_loss not in CLS_LOSSES:
+            raise ValueError(f"cls_loss must be one of {CLS_LOSSES}, got {self.cls_loss!r}")
         if not self.neg_pos_ratio > 0:
             raise ValueError(f"neg_pos_ratio must be positive (hard negatives per positive anchor), got {self.neg_pos_ratio}")
         if any(m < 0 for m in self.mix) or (self.mix and not sum(self.mix) > 0):

@@ -38,10 +38,10 @@ from torch import Tensor, nn
 from torchvision.ops import box_iou, sigmoid_focal_loss
 
 from ..anchors import BoxCoder, LandmarkCoder
+from .config import CLS_LOSSES
 from .matcher import IGNORED, anchors_to_xyxy, match_anchors
 
 POSITIVE, BACKGROUND, IGNORE = 1, 0, -1
-CLS_LOSSES = ("ohem", "focal")
 FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0  # RetinaNet's
 
 
