@@ -333,7 +333,8 @@ class Trainer:
                                         exclude=excluded_anchors(faces, assigned.negatives,
                                                                  self.config.distill_skip_faces),
                                         raise_only=faces if self.config.distill_raise_faces else None,
-                                        background=~faces, raise_min=self.config.distill_raise_min)
+                                        background=~faces if self.config.distill_raise_min else None,
+                                        raise_min=self.config.distill_raise_min)
             parts = parts.add_distillation(distill, self.config.distill_weight)
             if imitate:
                 masks = imitation_mask(teacher_logits, faces, [tuple(f.shape[-2:]) for f in student_features])
