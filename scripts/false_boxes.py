@@ -82,8 +82,9 @@ def width_bin(width: float) -> str:
     raise AssertionError
 
 
-def teacher_boxes(fddb: Path, names, data: Path, cache: Path | None) -> dict[str, np.ndarray]:
-    """SCRFD-2.5G's and CenterFace's faces at >= TEACHER_SCORE on each photo (cached as JSON)."""
+def teacher_boxes(images: dict[str, Path], data: Path, cache: Path | None) -> dict[str, np.ndarray]:
+    """SCRFD-2.5G's and CenterFace's faces at >= TEACHER_SCORE on each photo of ``images`` (name ->
+    path), by name (cached as JSON)."""
     if cache and cache.is_file():
         return {k: np.asarray(v, np.float32).reshape(-1, 4) for k, v in json.loads(cache.read_text()).items()}
     from retinaface_polynl.train.teachers import CenterFaceTeacher, ScrfdTeacher
@@ -92,8 +93,8 @@ def teacher_boxes(fddb: Path, names, data: Path, cache: Path | None) -> dict[str
     teachers = [ScrfdTeacher(third / "scrfd" / "scrfd_2.5g_kps-opt2.param", threshold=TEACHER_SCORE),
                 CenterFaceTeacher(third / "centerface" / "centerface.onnx", threshold=TEACHER_SCORE)]
     out = {}
-    for n in tqdm(names, desc="teachers", leave=False):
-        image = cv2.imread(str(fddb / "originalPics" / f"{n}.jpg"))
+    for n, path in tqdm(images.items(), desc="teachers", leave=False):
+        image = cv2.imread(str(path))
         out[n] = np.concatenate([t(image).boxes.reshape(-1, 4) for t in teachers]).astype(np.float32)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -222,7 +223,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"{fddb}: no FDDB folder (give --data, the shared data folder)")
     annotations = load_fddb_annotations(fddb, folds=args.fold)
     gt = {n: b for n, b in fddb_face_boxes(annotations).items() if (fddb / "originalPics" / f"{n}.jpg").is_file()}
-    teachers = teacher_boxes(fddb, list(gt), data, Path(args.teacher_cache) if args.teacher_cache else None)
+    teachers = teacher_boxes({n: fddb / "originalPics" / f"{n}.jpg" for n in gt}, data,
+                             Path(args.teacher_cache) if args.teacher_cache else None)
     models = [m.partition("=")[::2] for m in args.model] or [("shipped", None)]
     results = {}
     for name, ckpt in models:

@@ -9,7 +9,7 @@ boxes at >= 0.3 / >= 0.5 that overlap no annotated face (IoU < 0.3), those 20 px
 (what the FDDB tail's hands are), and the annotated faces of 20 px or more found at 0.5 (IoU 0.5).
 WIDER leaves faces out of dense crowds, so an off-face box may be a face: "no face" counts those
 that also overlap no face SCRFD-2.5G or CenterFace finds at >= 0.3 (IoU < 0.4, false_boxes.py's
-rule; the teachers' faces cached in DIR/teachers.json).
+rule and code; the teachers' faces cached in DIR/teachers.json).
 A model trained for long on "fit" alone (no teacher, so nothing holds a hand up) that keeps its
 off-face boxes there cannot fit them; one that loses them there but not on "other" can, and the
 hands are a matter of examples and steps.
@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "scripts"))
+from false_boxes import TEACHER_IOU, teacher_boxes  # noqa: E402
+from mine_negatives import not_seen_by  # noqa: E402
 from retinaface_polynl import Detector  # noqa: E402
 from retinaface_polynl.data.yolo import read_yolo  # noqa: E402
 from widerface_eval import box_iou  # noqa: E402
@@ -42,24 +44,6 @@ def pick(src: Path, out: Path) -> None:
                                  (out / name / "images" / "train" / image.name, image)):
                 if not link.exists():
                     os.symlink(target, link)
-
-
-def teacher_faces(sets: Path, data: Path) -> dict[str, np.ndarray]:
-    cache = sets / "teachers.json"
-    if cache.is_file():
-        return {k: np.asarray(v, np.float32).reshape(-1, 4) for k, v in json.loads(cache.read_text()).items()}
-    from retinaface_polynl.train.teachers import CenterFaceTeacher, ScrfdTeacher
-
-    third = data / "weights_thirdparty"
-    teachers = [ScrfdTeacher(third / "scrfd" / "scrfd_2.5g_kps-opt2.param", threshold=0.3),
-                CenterFaceTeacher(third / "centerface" / "centerface.onnx", threshold=0.3)]
-    out = {}
-    for s in ("fit", "other"):
-        for record in read_yolo(sets / s / "labels" / "train"):
-            image = cv2.imread(str(record.path))
-            out[record.path.name] = np.concatenate([t(image).boxes.reshape(-1, 4) for t in teachers])
-    cache.write_text(json.dumps({k: v.round(1).tolist() for k, v in out.items()}))
-    return out
 
 
 def measure(detector: Detector, labels: Path, teachers: dict[str, np.ndarray]) -> dict:
@@ -82,8 +66,7 @@ def measure(detector: Detector, labels: Path, teachers: dict[str, np.ndarray]) -
         out["off >= 0.5"] += int((off & sure).sum())
         out["off >= 0.3, >= 20 px"] += int((off & wide).sum())
         out["off >= 0.5, >= 20 px"] += int((off & wide & sure).sum())
-        seen = teachers[record.path.name]
-        none = off & (box_iou(seen, det.boxes).max(0) < 0.4 if len(seen) and len(det) else True)
+        none = off & not_seen_by(det.boxes, teachers[record.path.name], TEACHER_IOU)
         out["no face >= 0.3"] += int(none.sum())
         out["no face >= 0.5"] += int((none & sure).sum())
         out["no face >= 0.3, >= 20 px"] += int((none & wide).sum())
@@ -105,7 +88,9 @@ def main() -> int:
     if args.cmd == "pick":
         pick(Path(args.src), Path(args.out))
         return 0
-    teachers = teacher_faces(Path(args.sets), Path(args.data))
+    sets = Path(args.sets)
+    photos = {r.path.name: r.path for s in ("fit", "other") for r in read_yolo(sets / s / "labels" / "train")}
+    teachers = teacher_boxes(photos, Path(args.data), sets / "teachers.json")
     results = {}
     for spec in args.models:
         name, ckpt = spec.split("=", 1)
