@@ -139,6 +139,26 @@ def test_focal_classification_teaches_every_anchor_not_ignored_with_retinanets_f
         MultiBoxLoss(cls_loss="hinge")
 
 
+def test_negative_weight_scales_only_the_background_terms_of_both_losses():
+    """``negative_weight`` W: the positives' terms as they were, every background term times W
+    (the three hard negatives of OHEM; every background anchor of the focal loss)."""
+    anchors = anchors_from_xyxy([[0, 0, 20, 20]] + [[100 + 30 * i, 100, 120 + 30 * i, 120] for i in range(8)])
+    logits = torch.zeros(1, 9, 2)
+    logits[0, :, 1] = torch.linspace(-3, 3, 9)
+    for cls in ("ohem", "focal"):
+        plain, heavy = MultiBoxLoss(cls_loss=cls), MultiBoxLoss(cls_loss=cls, negative_weight=3.0)
+        a = plain.assign(anchors, [_target(FACE)])
+        face_only = a._replace(labels=torch.where(a.labels == POSITIVE, a.labels, torch.full_like(a.labels, IGNORE)))
+        out = _outputs(9, logits=logits)
+        positive = plain.compute(out, face_only).classification
+        background = plain.compute(out, a).classification - positive
+        assert background > 0.1
+        assert_close(heavy.compute(out, face_only).classification, positive)
+        assert_close(heavy.compute(out, a).classification, positive + 3.0 * background, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="negative_weight"):
+        MultiBoxLoss(negative_weight=0)
+
+
 def test_cls_loss_reaches_the_command_line():
     from retinaface_polynl.cli import build_parser
     from retinaface_polynl.commands.train import build_config
@@ -150,6 +170,10 @@ def test_cls_loss_reaches_the_command_line():
         default_train_config("r18x025", cls_loss="focal")
     with pytest.raises(ValueError, match="cls_loss"):
         default_train_config("r18x025", cls_loss="hinge")
+    assert build_config(build_parser().parse_args(base + ["--negative-weight", "2.5"])) == \
+        default_train_config("r18x025", negative_weight=2.5)
+    with pytest.raises(ValueError, match="negative_weight"):
+        default_train_config("r18x025", negative_weight=-1)
 
 
 def test_box_loss_is_smooth_l1_over_positives_divided_by_their_number():

@@ -37,7 +37,7 @@ _OVERRIDES = {
     "epoch_size": "epoch_size", "degrade_prob": "degrade_prob", "degrade_max": "degrade_max",
     "rotate_prob": "rotate_prob", "rotate_max": "rotate_max", "motion_blur_prob": "motion_blur_prob",
     "motion_blur_max": "motion_blur_max", "occlude_prob": "occlude_prob", "min_face_size": "min_face_size",
-    "neg_pos_ratio": "neg_pos_ratio", "cls_loss": "cls_loss",
+    "neg_pos_ratio": "neg_pos_ratio", "cls_loss": "cls_loss", "negative_weight": "negative_weight",
 }
 _SWITCHES = {"deterministic": ("deterministic", True), "sync_bn": ("sync_bn", True), "freeze_bn": ("freeze_bn", True),
              "no_amp": ("amp", False), "no_distort": ("distort", False),
@@ -154,6 +154,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="the face/background loss: ohem, RetinaFace's "
                    "cross-entropy over the positives and --neg-pos-ratio hard negatives; focal, RetinaNet's focal "
                    "loss (alpha 0.25, gamma 2) over every anchor not ignored, no quota (default: ohem)")
+    o.add_argument("--negative-weight", type=float, metavar="W", help="weight of the background anchors' terms in "
+                   "the face/background loss, the positives' being 1 (default: 1). The positives, many of them "
+                   "tiny WIDER faces, make about three quarters of the shipped student's loss")
     o.add_argument("--degrade-prob", type=float, metavar="P", help="probability of a lower-quality copy: the "
                    "crop shrunk by up to --degrade-max along x and y independently and enlarged back, then maybe "
                    "JPEG-compressed (blurred, upscaled and stretched photos; default: 0)")

@@ -61,6 +61,9 @@ class TrainConfig:
     # "ohem": cross-entropy over positives and neg_pos_ratio hard negatives; "focal": RetinaNet's
     # focal loss over every anchor not ignored (``loss.MultiBoxLoss``)
     cls_loss: str = "ohem"
+    # weight of the background anchors' classification terms, the positives' being 1: the shipped
+    # student's loss is three quarters positives (docs/training.md)
+    negative_weight: float = 1.0
     # score distillation from a teacher with the same anchors (``.distill``); None: off
     distill_teacher: str | None = None
     distill_weight: float = 1.0
@@ -175,6 +178,8 @@ class TrainConfig:
             raise ValueError(f"occlude_prob must lie in [0, 1], got {self.occlude_prob}")
         if self.cls_loss not in CLS_LOSSES:
             raise ValueError(f"cls_loss must be one of {CLS_LOSSES}, got {self.cls_loss!r}")
+        if not self.negative_weight > 0:
+            raise ValueError(f"negative_weight must be positive, got {self.negative_weight}")
         if not self.neg_pos_ratio > 0:
             raise ValueError(f"neg_pos_ratio must be positive (hard negatives per positive anchor), got {self.neg_pos_ratio}")
         if any(m < 0 for m in self.mix) or (self.mix and not sum(self.mix) > 0):

@@ -177,6 +177,7 @@ class Trainer:
             iou_threshold=config.iou_threshold,
             neg_pos_ratio=config.neg_pos_ratio,
             cls_loss=config.cls_loss,
+            negative_weight=config.negative_weight,
             box_weight=config.box_weight,
             class_weight=config.class_weight,
             landmark_weight=config.landmark_weight,

@@ -96,6 +96,8 @@ class MultiBoxLoss(nn.Module):
         box_weight, class_weight, landmark_weight: the task weights (RetinaFace: 2, 1, 1).
         cls_loss: "ohem" (RetinaFace's cross-entropy over the positives and the hard negatives)
             or "focal" (RetinaNet's focal loss over every anchor not ignored).
+        negative_weight: weight of the background anchors' terms of the classification loss
+            (the positives' weight is 1).
     """
 
     def __init__(
@@ -111,10 +113,14 @@ class MultiBoxLoss(nn.Module):
         class_weight: float = 1.0,
         landmark_weight: float = 1.0,
         cls_loss: str = "ohem",
+        negative_weight: float = 1.0,
     ) -> None:
         super().__init__()
         if cls_loss not in CLS_LOSSES:
             raise ValueError(f"cls_loss must be one of {CLS_LOSSES}, got {cls_loss!r}")
+        if not negative_weight > 0:
+            raise ValueError(f"negative_weight must be positive, got {negative_weight}")
+        self.negative_weight = negative_weight
         self.cls_loss = cls_loss
         self.box_coder = box_coder or BoxCoder()
         self.landmark_coder = landmark_coder or LandmarkCoder()
@@ -221,15 +227,22 @@ class MultiBoxLoss(nn.Module):
         if self.cls_loss == "focal":  # every anchor not ignored (known negatives are background)
             taught = labels != IGNORE
             log_odds = class_logits[..., 1] - class_logits[..., 0]
-            cls_loss = sigmoid_focal_loss(log_odds[taught], pos[taught].float(), FOCAL_ALPHA, FOCAL_GAMMA,
-                                          reduction="sum") / n
+            terms = sigmoid_focal_loss(log_odds[taught], pos[taught].float(), FOCAL_ALPHA, FOCAL_GAMMA)
+            cls_loss = self.weighted(terms, pos[taught]) / n
         else:
             # the known negatives on top of the hard ones, which are drawn from the other background anchors
             known = torch.zeros_like(pos) if assigned.negatives is None else assigned.negatives
             chosen = pos | known | self.hard_negatives(class_logits, labels.masked_fill(known, IGNORE))
-            cls_loss = F.cross_entropy(class_logits[chosen], labels[chosen].clamp(min=0), reduction="sum") / n
+            terms = F.cross_entropy(class_logits[chosen], labels[chosen].clamp(min=0), reduction="none")
+            cls_loss = self.weighted(terms, pos[chosen]) / n
         total = self.box_weight * box_loss + self.class_weight * cls_loss + self.landmark_weight * landmark_loss
         return LossParts(total, box_loss, cls_loss, landmark_loss, torch.zeros_like(total), torch.zeros_like(total))
+
+    def weighted(self, terms: Tensor, positive: Tensor) -> Tensor:
+        """The sum of per-anchor classification terms, the background ones times ``negative_weight``."""
+        if self.negative_weight == 1.0:
+            return terms.sum()
+        return torch.where(positive, terms, terms * self.negative_weight).sum()
 
     def forward(self, outputs, anchors: Tensor, targets: list[dict[str, Tensor]]) -> LossParts:
         """Assign and compute in one call (single process)."""
