@@ -10,6 +10,11 @@ boxes at >= 0.3 / >= 0.5 that overlap no annotated face (IoU < 0.3), those 20 px
 WIDER leaves faces out of dense crowds, so an off-face box may be a face: "no face" counts those
 that also overlap no face SCRFD-2.5G or CenterFace finds at >= 0.3 (IoU < 0.4, false_boxes.py's
 rule and code; the teachers' faces cached in DIR/teachers.json).
+``loss NAME=CKPT ... --sets DIR``: the classification loss on "fit" split as the trainer computes it
+(each photo's whole-short-side square crop at 480 px, no other augmentation, the model in eval mode,
+batches of 16): the positives' cross-entropy and the hard negatives' (three per positive), each per
+positive, and the background anchors scored 0.3 or more.  A fit can lower the first and not the second.
+
 A model trained for long on "fit" alone (no teacher, so nothing holds a hand up) that keeps its
 off-face boxes there cannot fit them; one that loses them there but not on "other" can, and the
 hands are a matter of examples and steps.
@@ -73,6 +78,47 @@ def measure(detector: Detector, labels: Path, teachers: dict[str, np.ndarray]) -
     return out
 
 
+def loss_parts(ckpt: str, labels: Path) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from retinaface_polynl.checkpoints import load_model
+    from retinaface_polynl.data.augment import TrainAugment
+    from retinaface_polynl.data.dataset import FaceDataset
+    from retinaface_polynl.train.loss import POSITIVE, MultiBoxLoss
+
+    data = FaceDataset(list(read_yolo(labels)), TrainAugment(480, (1.0,), False, 0.0, 2.0), seed=17)
+    model = load_model(ckpt).model.eval()
+    loss = MultiBoxLoss(model.box_coder, model.landmark_coder)
+    anchors = model.anchor_generator.for_image(480, 480)
+    sums = dict.fromkeys(("positives", "positive CE", "hard negative CE", "background >= 0.3"), 0.0)
+    sizes = anchors[:, 2].round().int()  # (A,) anchor side: 16 / 32 at stride 8, 64 / 128, 256 / 512
+    by_size = {int(k): [0, 0.0] for k in sizes.unique()}
+    with torch.no_grad():
+        for start in range(0, len(data), 16):
+            batch = [data[i] for i in range(start, min(start + 16, len(data)))]
+            out = model(torch.stack([b[0] for b in batch]))
+            a = loss.assign(anchors, [b[1] for b in batch])
+            ce = F.cross_entropy(out.class_logits.flatten(0, 1), a.labels.clamp(min=0).flatten(),
+                                 reduction="none").view(a.labels.shape)
+            pos = a.labels == POSITIVE
+            hard = loss.hard_negatives(out.class_logits, a.labels)
+            face = torch.sigmoid(out.class_logits[..., 1] - out.class_logits[..., 0])
+            sums["positives"] += int(pos.sum())
+            sums["positive CE"] += float(ce[pos].sum())
+            sums["hard negative CE"] += float(ce[hard].sum())
+            sums["background >= 0.3"] += int(((a.labels == 0) & (face >= 0.3)).sum())
+            for k in by_size:
+                at = pos & (sizes == k)[None]
+                by_size[k][0] += int(at.sum())
+                by_size[k][1] += float(ce[at].sum())
+    n = int(sums["positives"])
+    shares = {f"positives' CE share, {k} px anchors": round(v[1] / sums["positive CE"], 3) for k, v in by_size.items()}
+    return shares | {"positives": n, "positive CE per positive": round(sums["positive CE"] / n, 3),
+            "hard negative CE per positive": round(sums["hard negative CE"] / n, 3),
+            "background anchors >= 0.3": int(sums["background >= 0.3"])}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -83,10 +129,24 @@ def main() -> int:
     b.add_argument("models", nargs="+", metavar="NAME=CKPT")
     b.add_argument("--sets", required=True)
     b.add_argument("--json")
+    b.add_argument("--size", type=int, help="detect at this short side, one pass (default: the recorded rule)")
     b.add_argument("--data", default=str(Path(__file__).resolve().parents[4].parent / "shared" / "data"))
+    c = sub.add_parser("loss")
+    c.add_argument("models", nargs="+", metavar="NAME=CKPT")
+    c.add_argument("--sets", required=True)
+    c.add_argument("--json")
     args = p.parse_args()
     if args.cmd == "pick":
         pick(Path(args.src), Path(args.out))
+        return 0
+    if args.cmd == "loss":
+        parts = {}
+        for spec in args.models:
+            name, ckpt = spec.split("=", 1)
+            parts[name] = loss_parts(ckpt, Path(args.sets) / "fit" / "labels" / "train")
+            print(name, parts[name], flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(parts, indent=1))
         return 0
     sets = Path(args.sets)
     photos = {r.path.name: r.path for s in ("fit", "other") for r in read_yolo(sets / s / "labels" / "train")}
@@ -94,10 +154,12 @@ def main() -> int:
     results = {}
     for spec in args.models:
         name, ckpt = spec.split("=", 1)
-        detector = Detector(weights=ckpt, backend="torch")
+        # --size: the short side exactly, one pass (the training crops' scale: a whole-short-side
+        # crop is shown at 480 px); default: the input rule the checkpoint records
+        detector = Detector(weights=ckpt, backend="torch", **({"size": args.size, "zoom": False} if args.size else {}))
         for s in ("fit", "other"):
-            results[f"{name} / {s}"] = measure(detector, Path(args.sets) / s / "labels" / "train", teachers)
-            print(name, s, results[f"{name} / {s}"], flush=True)
+            results[f"{name} / {s}" + (f" @ {args.size}" if args.size else "")] = measure(detector, Path(args.sets) / s / "labels" / "train", teachers)
+            print(name, s, results[next(reversed(results))], flush=True)
     keys = list(next(iter(results.values())))
     print("| model / set | " + " | ".join(keys) + " |")
     print("|---|" + "---:|" * len(keys))
