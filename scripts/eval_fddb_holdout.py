@@ -149,25 +149,32 @@ def dlib_score(dets: dict[str, tuple[np.ndarray, np.ndarray]], gt: dict[str, np.
     found = false = 0
     for n, faces in gt.items():
         boxes, scores = dets[n]
-        f, fp = found_and_false(faces, boxes[scores >= threshold])
+        keep = scores >= threshold
+        f, fp = found_and_false(faces, boxes[keep], scores[keep])
         found, false = found + f, false + fp
     return found, int(sum(len(g) for g in gt.values())), false
 
 
-def found_and_false(gt: np.ndarray, boxes: np.ndarray, iou: float = 0.4) -> tuple[int, int]:
-    """One-to-one greedy match in score order: (faces found, false positives)."""
-    if len(boxes) == 0:
-        return 0, 0
-    ious = box_iou(gt, boxes)
+def greedy_match(gt: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5):
+    """Greedy one-to-one match in score order, each detection to the best face still free: per
+    detection (in the given order) whether it is a true positive, and its best IoU with any face."""
+    true = np.zeros(len(boxes), bool)
+    ious = box_iou(gt, boxes) if len(gt) and len(boxes) else np.zeros((len(gt), len(boxes)))
+    best = ious.max(0) if len(gt) else np.zeros(len(boxes))
     taken = np.zeros(len(gt), bool)
-    tp = 0
-    for d in range(len(boxes)):
-        col = np.where(taken, -1.0, ious[:, d])
-        g = int(col.argmax()) if len(col) else -1
-        if g >= 0 and col[g] >= iou:
+    for d in np.argsort(-scores, kind="stable") if len(gt) else ():
+        free = np.where(taken, -1.0, ious[:, d])
+        g = int(free.argmax())
+        if free[g] >= iou:
             taken[g] = True
-            tp += 1
-    return tp, len(boxes) - tp
+            true[d] = True
+    return true, best
+
+
+def found_and_false(gt: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float = 0.4) -> tuple[int, int]:
+    """(faces found, false positives) of :func:`greedy_match`."""
+    found = int(greedy_match(gt, boxes, scores, iou)[0].sum())
+    return found, len(boxes) - found
 
 
 WIDTH_BINS = ((0, 40), (40, 80), (80, 100000))

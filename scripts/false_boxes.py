@@ -38,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_fddb_holdout import fddb_face_boxes  # noqa: E402
+from eval_fddb_holdout import fddb_face_boxes, greedy_match  # noqa: E402
 
 from retinaface_polynl import Detector  # noqa: E402
 from widerface_eval import box_iou, load_fddb_annotations  # noqa: E402
@@ -47,24 +47,6 @@ CLASSES = ("second box", "loose box", "unannotated face", "no face")
 WIDTHS = ((0, 20), (20, 40), (40, None))
 TEACHER_SCORE = 0.3  # a teacher's face at this score or more
 TEACHER_IOU = 0.4  # ... overlapping the false box this much makes it an unannotated face
-
-
-def match(gt: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5):
-    """Greedy match in score order, each detection to the best face still free: per detection
-    (in the given order) whether it is a true positive, and its best IoU with any face."""
-    true = np.zeros(len(boxes), bool)
-    ious = box_iou(gt, boxes) if len(gt) and len(boxes) else np.zeros((len(gt), len(boxes)))
-    best = ious.max(0) if len(gt) else np.zeros(len(boxes))
-    taken = np.zeros(len(gt), bool)
-    for d in np.argsort(-scores, kind="stable"):
-        if not len(gt):
-            break
-        free = np.where(taken, -1.0, ious[:, d])
-        g = int(free.argmax())
-        if free[g] >= iou:
-            taken[g] = True
-            true[d] = True
-    return true, best
 
 
 def classify(best_gt_iou: float, teacher_iou: float) -> str:
@@ -107,7 +89,7 @@ def false_boxes(detector, fddb: Path, gt: dict, teachers: dict, recall: float) -
     found = []  # (score, true, best gt IoU, teacher IoU, width, name, box)
     for n, faces in tqdm(gt.items(), desc="detect", leave=False):
         det = detector.detect(cv2.imread(str(fddb / "originalPics" / f"{n}.jpg")))
-        true, best = match(faces, det.boxes, det.scores)
+        true, best = greedy_match(faces, det.boxes, det.scores)
         t = teachers.get(n, np.zeros((0, 4), np.float32))
         tiou = box_iou(t, det.boxes).max(0) if len(t) and len(det) else np.zeros(len(det))
         for k in range(len(det)):

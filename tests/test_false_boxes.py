@@ -20,11 +20,11 @@ def test_match_takes_each_face_once_in_score_order():
     gt = np.array([[0, 0, 10, 10], [100, 100, 120, 120]], np.float32)
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [100, 100, 120, 120], [50, 50, 60, 60]], np.float32)
     scores = np.array([0.5, 0.9, 0.4, 0.8], np.float32)
-    true, best = F.match(gt, boxes, scores)
+    true, best = F.greedy_match(gt, boxes, scores)
     # the 0.9 box takes the first face; the 0.5 box on it is a second box (true False, IoU 1.0)
     assert true.tolist() == [False, True, True, False]
     np.testing.assert_allclose(best, [1.0, 9 / 11, 1.0, 0.0], atol=1e-6)
-    true, best = F.match(np.zeros((0, 4), np.float32), boxes, scores)
+    true, best = F.greedy_match(np.zeros((0, 4), np.float32), boxes, scores)
     assert not true.any() and not best.any()
 
 
