@@ -156,7 +156,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "loss (alpha 0.25, gamma 2) over every anchor not ignored, no quota (default: ohem)")
     o.add_argument("--negative-weight", type=float, metavar="W", help="weight of the background anchors' terms in "
                    "the face/background loss, the positives' being 1 (default: 1). The positives, many of them "
-                   "tiny WIDER faces, make about three quarters of the shipped student's loss")
+                   "tiny WIDER faces, make about three quarters of the shipped student's loss; measured at 3, FDDB's "
+                   "tail held and WIDER Easy fell (docs/training.md)")
     o.add_argument("--degrade-prob", type=float, metavar="P", help="probability of a lower-quality copy: the "
                    "crop shrunk by up to --degrade-max along x and y independently and enlarged back, then maybe "
                    "JPEG-compressed (blurred, upscaled and stretched photos; default: 0)")
