@@ -158,8 +158,9 @@ def main() -> int:
         # crop is shown at 480 px); default: the input rule the checkpoint records
         detector = Detector(weights=ckpt, backend="torch", **({"size": args.size, "zoom": False} if args.size else {}))
         for s in ("fit", "other"):
-            results[f"{name} / {s}" + (f" @ {args.size}" if args.size else "")] = measure(detector, Path(args.sets) / s / "labels" / "train", teachers)
-            print(name, s, results[next(reversed(results))], flush=True)
+            key = f"{name} / {s}" + (f" @ {args.size}" if args.size else "")
+            results[key] = measure(detector, sets / s / "labels" / "train", teachers)
+            print(name, s, results[key], flush=True)
     keys = list(next(iter(results.values())))
     print("| model / set | " + " | ".join(keys) + " |")
     print("|---|" + "---:|" * len(keys))

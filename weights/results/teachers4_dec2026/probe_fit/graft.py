@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from retinaface_polynl.checkpoints import load_model, read_checkpoint, save_checkpoint
+from retinaface_polynl.checkpoints import load_model, save_checkpoint
 from retinaface_polynl.models.retinaface import RetinaFace
 
 BASE = "r18x025_polynl"  # the shipped file's preset
@@ -40,7 +40,7 @@ def make(src: str, out: str, width: int, seed: int) -> None:
     kept = {k: v for k, v in loaded.model.state_dict().items() if k.startswith(("body.", "attention."))}
     missing, unexpected = model.load_state_dict(kept, strict=False)
     assert not unexpected and not any(k.startswith(("body.", "attention.")) for k in missing)
-    extra = {k: v for k, v in read_checkpoint(src).items() if k == "inference"}
+    extra = {"inference": loaded.extra["inference"]} if "inference" in loaded.extra else {}
     save_checkpoint(out, model, config, **extra)
     fresh = sum(p.numel() for k, p in model.named_parameters() if not k.startswith(("body.", "attention.")))
     print(f"{out}: {config.name}, {len(kept)} tensors kept, neck and heads fresh ({fresh:,} parameters)")
